@@ -1,0 +1,8 @@
+"""Custom TFX components: MovieLens ExampleGen, validation gate and retrieval Evaluator.
+
+TF 2.16 defaults to Keras 3; TFRS 0.7 needs Keras 2 (tf-keras). The switch must be made
+before TensorFlow is first imported, so every package of this project sets it on import.
+"""
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
