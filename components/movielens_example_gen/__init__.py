@@ -1,0 +1,1 @@
+"""MovieLensExampleGen: reads GroupLens MovieLens files (or the synthetic default)."""
