@@ -1,0 +1,88 @@
+"""MovieLensExampleGen: a custom ExampleGen for every GroupLens MovieLens format."""
+import hashlib
+import os
+from typing import Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+
+from components.movielens_example_gen import executor
+from components.movielens_example_gen import splits
+
+
+class MovieLensExampleGenSpec(types.ComponentSpec):
+  """Parameters and outputs of MovieLensExampleGen (see `executor.Options`)."""
+  PARAMETERS = {
+      executor.DATA_DIR_KEY: component_spec.ExecutionParameter(type=str),
+      executor.SPLIT_METHOD_KEY: component_spec.ExecutionParameter(type=str),
+      executor.EVAL_FRACTION_KEY: component_spec.ExecutionParameter(type=float),
+      executor.SPLIT_SEED_KEY: component_spec.ExecutionParameter(type=int),
+      executor.MIN_RATING_KEY: component_spec.ExecutionParameter(type=float),
+      executor.MAX_BAD_LINES_KEY: component_spec.ExecutionParameter(type=int),
+      # Changes when local data files change, so TFX's cache is not reused for new data.
+      executor.INPUT_FINGERPRINT_KEY: component_spec.ExecutionParameter(
+          type=str, optional=True),
+  }
+  INPUTS = {}
+  OUTPUTS = {
+      executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      executor.MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+  }
+
+
+def local_fingerprint(data_dir: str) -> Optional[str]:
+  """Hash of the names, sizes and mtimes of the files under a local `data_dir`.
+
+  Remote paths (gs://, s3://) return None: the pipeline may be compiled offline, so there
+  the cache key is the path itself; use versioned data paths on a cluster.
+  """
+  if "://" in data_dir or not os.path.exists(data_dir):
+    return None
+  paths = [data_dir] if os.path.isfile(data_dir) else sorted(
+      os.path.join(root, name) for root, _, names in os.walk(data_dir) for name in names)
+  digest = hashlib.sha256()
+  for path in paths:
+    stat = os.stat(path)
+    digest.update(f"{os.path.relpath(path, data_dir)}:{stat.st_size}:{stat.st_mtime_ns}\n"
+                  .encode())
+  return digest.hexdigest()
+
+
+class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
+  """Turns MovieLens files into a ratings stream and a movie catalog of tf.Examples.
+
+  Reads ml-100k, ml-1m and the ml-latest / ml-20m / ml-25m CSV family, from a directory
+  or the official zip (auto-detected). Outputs:
+    examples: ratings with `features.RATING_FEATURES`, splits 'train' and 'eval'.
+    movies: the whole catalog (rated or not) with `features.MOVIE_FEATURES`, split
+      'catalog'.
+  """
+  SPEC_CLASS = MovieLensExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, data_dir: str, split_method: str = splits.RANDOM,
+               eval_fraction: float = 0.2, split_seed: int = 42, min_rating: float = 0.0,
+               max_bad_lines: int = 0):
+    """Constructs the component.
+
+    Args:
+      data_dir: A MovieLens directory or zip (local, gs:// or another TF filesystem).
+      split_method: 'random' (deterministic hash of user and movie) or 'temporal'
+        (global time cutoff).
+      eval_fraction: Fraction of ratings in the eval split.
+      split_seed: Seed of the random split.
+      min_rating: Keep only ratings >= this as positives; 0 keeps all.
+      max_bad_lines: Malformed lines tolerated (skipped, logged and listed in
+        `bad_lines.txt`) before the run fails.
+    """
+    splits.validate(split_method, eval_fraction)
+    spec = MovieLensExampleGenSpec(
+        data_dir=data_dir, split_method=split_method, eval_fraction=eval_fraction,
+        split_seed=split_seed, min_rating=min_rating, max_bad_lines=max_bad_lines,
+        input_fingerprint=local_fingerprint(data_dir),
+        examples=types.Channel(type=standard_artifacts.Examples),
+        movies=types.Channel(type=standard_artifacts.Examples))
+    super().__init__(spec=spec)

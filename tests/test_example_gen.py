@@ -1,0 +1,190 @@
+"""MovieLensExampleGen's executor on the Beam DirectRunner, on real-format fixtures."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+
+from components.movielens_example_gen import executor
+from components.movielens_example_gen import formats
+from components.movielens_example_gen import synthetic
+from tests import movielens_fixtures as fixtures
+from trainer_module import features
+
+
+def run_example_gen(data_dir, out_dir, **options):
+  """Runs the executor; returns the (ratings, movies) artifacts."""
+  ratings = standard_artifacts.Examples()
+  ratings.uri = os.path.join(str(out_dir), "examples")
+  movies = standard_artifacts.Examples()
+  movies.uri = os.path.join(str(out_dir), "movies")
+  exec_properties = {executor.DATA_DIR_KEY: str(data_dir), **options}
+  executor.Executor().Do({}, {executor.EXAMPLES_KEY: [ratings],
+                              executor.MOVIES_KEY: [movies]}, exec_properties)
+  return ratings, movies
+
+
+def read_split(artifact, split):
+  """Decoded examples of one split as tuples, sorted (file order depends on sharding)."""
+  files = sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*")))
+  rows = []
+  for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    row = {name: (list(f.bytes_list.value) or list(f.int64_list.value)
+                  or list(f.float_list.value)) for name, f in feature.items()}
+    rows.append(row)
+  return rows
+
+
+def _rating_tuple(row):
+  return (row[features.USER_ID][0].decode(), row[features.MOVIE_ID][0].decode(),
+          row[features.USER_RATING][0], row[features.TIMESTAMP][0])
+
+
+@pytest.mark.parametrize("writer,expected_movies,expected_ratings", [
+    (fixtures.write_ml100k, fixtures.ML100K_MOVIES, fixtures.ML100K_RATINGS),
+    (fixtures.write_ml1m, fixtures.ML1M_MOVIES, fixtures.ML1M_RATINGS),
+    (fixtures.write_ml_latest, fixtures.ML_LATEST_MOVIES, fixtures.ML_LATEST_RATINGS),
+])
+def test_every_format_every_rating_lands_in_one_split(tmp_path, writer, expected_movies,
+                                                      expected_ratings):
+  data_dir = writer(tmp_path / "data")
+  ratings, movies = run_example_gen(data_dir, tmp_path / "out", eval_fraction=0.25)
+  train, eval_ = read_split(ratings, "train"), read_split(ratings, "eval")
+  assert sorted(map(_rating_tuple, train + eval_)) == sorted(expected_ratings)
+  assert ratings.get_int_custom_property("num_train_examples") == len(train)
+  assert ratings.get_int_custom_property("num_eval_examples") == len(eval_)
+  # Each rating carries its movie's title and genres from the catalog.
+  by_id = {m[0]: m for m in expected_movies}
+  for row in train + eval_:
+    movie_id, title, genres = by_id[row[features.MOVIE_ID][0].decode()]
+    assert row[features.MOVIE_TITLE] == [title.encode()]
+    assert row[features.MOVIE_GENRES] == [g.encode() for g in genres]
+  catalog = read_split(movies, "catalog")
+  assert sorted((r[features.MOVIE_ID][0].decode(), r[features.MOVIE_TITLE][0].decode(),
+                 tuple(g.decode() for g in r[features.MOVIE_GENRES])) for r in catalog) == sorted(
+                     expected_movies)
+  assert movies.get_int_custom_property("num_movies") == len(expected_movies)
+
+
+def test_zip_input_matches_directory(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  archive = fixtures.zip_dir(folder, tmp_path / "ml-1m.zip")
+  from_dir, _ = run_example_gen(folder, tmp_path / "a")
+  from_zip, _ = run_example_gen(archive, tmp_path / "b")
+  for split in ("train", "eval"):
+    assert read_split(from_dir, split) == read_split(from_zip, split)
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+  return synthetic.generate(str(tmp_path_factory.mktemp("synthetic")), synthetic.SyntheticConfig(
+      num_users=150, num_movies=300, num_ratings=6000, seed=5))
+
+
+def test_counts_ratio_and_reproducible_splits(tmp_path, synthetic_dir):
+  first, movies = run_example_gen(synthetic_dir, tmp_path / "first")
+  second, _ = run_example_gen(synthetic_dir, tmp_path / "second")
+  num_train = first.get_int_custom_property("num_train_examples")
+  num_eval = first.get_int_custom_property("num_eval_examples")
+  assert num_train + num_eval == 6000
+  assert num_eval / 6000 == pytest.approx(0.2, abs=0.02)
+  assert movies.get_int_custom_property("num_movies") == 300
+  for split in ("train", "eval"):
+    rows = read_split(first, split)
+    assert rows == read_split(second, split)
+  assert len(read_split(first, "eval")) == num_eval
+
+
+def test_temporal_split_orders_by_time(tmp_path, synthetic_dir):
+  ratings, _ = run_example_gen(synthetic_dir, tmp_path / "out", split_method="temporal",
+                               eval_fraction=0.25)
+  train_ts = [r[features.TIMESTAMP][0] for r in read_split(ratings, "train")]
+  eval_ts = [r[features.TIMESTAMP][0] for r in read_split(ratings, "eval")]
+  assert max(train_ts) < min(eval_ts)
+  assert len(eval_ts) / 6000 == pytest.approx(0.25, abs=0.02)
+
+
+def test_min_rating_keeps_positives_and_counts_the_rest(tmp_path, synthetic_dir):
+  ratings, _ = run_example_gen(synthetic_dir, tmp_path / "out", min_rating=4.0)
+  rows = read_split(ratings, "train") + read_split(ratings, "eval")
+  assert rows and min(r[features.USER_RATING][0] for r in rows) >= 4.0
+  assert len(rows) + ratings.get_int_custom_property("num_below_min_rating") == 6000
+
+
+def test_malformed_line_fails_with_file_and_line(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with open(folder / "ratings.dat", "ab") as f:
+    f.write(b"1::1193::five::978300760\n")
+  bad_line = len(fixtures.ML1M_RATINGS) + 1
+  with pytest.raises(Exception, match=rf"ratings.dat:{bad_line}:") as error:
+    run_example_gen(folder, tmp_path / "out")
+  assert "max_bad_lines" in str(error.value)
+
+
+def test_tolerated_bad_lines_are_counted_and_listed(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with open(folder / "ratings.dat", "ab") as f:
+    f.write(b"1::1193::five::978300760\n2::999999::3::978300761\n")
+  ratings, _ = run_example_gen(folder, tmp_path / "out", max_bad_lines=2)
+  total = (ratings.get_int_custom_property("num_train_examples")
+           + ratings.get_int_custom_property("num_eval_examples"))
+  assert total == len(fixtures.ML1M_RATINGS)
+  assert ratings.get_int_custom_property("num_bad_lines") == 2
+  with open(os.path.join(ratings.uri, executor.BAD_LINES_FILE)) as f:
+    listed = f.read().splitlines()
+  n = len(fixtures.ML1M_RATINGS)
+  assert [line.split(": ")[0].rsplit("/", 1)[-1] for line in listed] == [
+      f"ratings.dat:{n + 1}", f"ratings.dat:{n + 2}"]
+  assert "999999" in listed[1]
+
+
+def test_missing_data_dir_is_named(tmp_path):
+  with pytest.raises(formats.MovieLensFormatError, match="nowhere.*does not exist"):
+    run_example_gen(tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_directory_without_movielens_lists_formats(tmp_path):
+  (tmp_path / "data").mkdir()
+  (tmp_path / "data" / "ratings.txt").write_text("1,2,3\n")
+  with pytest.raises(formats.MovieLensFormatError) as error:
+    run_example_gen(tmp_path / "data", tmp_path / "out")
+  for looked_for in ("u.data", "ratings.dat", "ratings.csv", "ml-25m"):
+    assert looked_for in str(error.value)
+
+
+def test_empty_split_is_an_error(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with pytest.raises(ValueError, match="split is empty"):
+    run_example_gen(folder, tmp_path / "out", min_rating=5.0, eval_fraction=0.01)
+
+
+def test_tolerated_catalog_line_is_listed(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with open(folder / "movies.dat", "ab") as f:
+    f.write(b"x12::Broken Id (1999)::Drama\n")
+  with pytest.raises(formats.MalformedDataError, match="movies.dat"):
+    run_example_gen(folder, tmp_path / "strict")
+  ratings, movies = run_example_gen(folder, tmp_path / "tolerant", max_bad_lines=1)
+  assert movies.get_int_custom_property("num_movies") == len(fixtures.ML1M_MOVIES)
+  with open(os.path.join(ratings.uri, executor.BAD_LINES_FILE)) as f:
+    listed = f.read().splitlines()
+  assert len(listed) == 1
+  assert f"movies.dat:{len(fixtures.ML1M_MOVIES) + 1}:" in listed[0]
+
+
+def test_inferred_schema_matches_the_feature_spec(tmp_path, synthetic_dir):
+  # SchemaGen (infer_feature_shape=True) on ExampleGen's output must give exactly the raw
+  # feature spec the trainer and serving code assume; Transform parses by the schema.
+  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  from tensorflow_transform.tf_metadata import schema_utils  # pylint: disable=g-import-not-at-top
+  ratings, _ = run_example_gen(synthetic_dir, tmp_path / "out")
+  pattern = os.path.join(artifact_utils.get_split_uri([ratings], "train"), "*")
+  stats = tfdv.generate_statistics_from_tfrecord(
+      pattern, stats_options=tfdv.StatsOptions(), pipeline_options=None)
+  schema = tfdv.infer_schema(stats, infer_feature_shape=True)
+  assert schema_utils.schema_as_feature_spec(schema).feature_spec == (
+      features.raw_feature_spec())
