@@ -1,0 +1,75 @@
+"""The Transform preprocessing_fn: vocabularies, title tokens and timestamp features.
+
+Every output is computed from exactly one raw feature. That is what lets the Transform
+graph run on only the query features (user_id, timestamp: serving) or only the candidate
+features (movie_id, movie_title, movie_genres: the candidate index); outputs whose raw
+input is absent are simply dropped by `tft_output.transform_features_layer()`.
+"""
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline import configs
+from trainer_module import features
+
+
+def _dense_1d(tensor: tf.Tensor) -> tf.Tensor:
+  """[batch, 1] raw feature (SchemaGen's inferred shape) -> [batch]."""
+  return tf.reshape(tensor, [-1])
+
+
+def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
+  """Lower-cased alphanumeric tokens of each title; the release year is a token too.
+
+  "Star Wars: Episode IV (1977)" -> [star, wars, episode, iv, 1977].
+  """
+  cleaned = tf.strings.regex_replace(tf.strings.lower(titles), r"[^a-z0-9]+", " ")
+  return tf.strings.split(tf.strings.strip(cleaned)).to_sparse()
+
+
+def _vocabulary(x, name: str, options: configs.TransformConfig, **kwargs) -> Any:
+  return tft.compute_and_apply_vocabulary(
+      x, num_oov_buckets=options.num_oov_buckets, vocab_filename=name, **kwargs)
+
+
+def preprocessing_fn(inputs: Dict[str, Any],
+                     custom_config: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """tf.Transform preprocessing for the ratings stream.
+
+  Args:
+    inputs: Raw features, shaped as `features.raw_feature_spec()` parses them.
+    custom_config: `dataclasses.asdict` of a `configs.TransformConfig`; missing
+      fields take their defaults.
+
+  Returns:
+    The transformed features named in `features` (USER_ID_INDEX, MOVIE_ID_INDEX,
+    TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, RATING).
+  """
+  options = configs.TransformConfig.from_dict(custom_config)
+  outputs = {}
+
+  user_id = _dense_1d(inputs[features.USER_ID])
+  outputs[features.USER_ID_INDEX] = _vocabulary(user_id, features.USER_ID_VOCAB, options)
+
+  movie_id = _dense_1d(inputs[features.MOVIE_ID])
+  outputs[features.MOVIE_ID_INDEX] = _vocabulary(movie_id, features.MOVIE_ID_VOCAB, options)
+  # The same vocabulary with training counts, for the trainer's sampling-bias correction.
+  # Not applied to anything: only the file is needed.
+  tft.vocabulary(movie_id, vocab_filename=features.MOVIE_ID_FREQUENCY_VOCAB,
+                 store_frequency=True)
+
+  outputs[features.TITLE_TOKENS] = _vocabulary(
+      title_tokens(_dense_1d(inputs[features.MOVIE_TITLE])), features.TITLE_TOKEN_VOCAB,
+      options, frequency_threshold=options.title_token_min_count)
+  outputs[features.GENRE_INDICES] = _vocabulary(
+      inputs[features.MOVIE_GENRES], features.GENRE_VOCAB, options)
+
+  # float64: Unix seconds need more than float32's 24-bit mantissa for exact boundaries.
+  timestamp = tf.cast(_dense_1d(inputs[features.TIMESTAMP]), tf.float64)
+  outputs[features.TIMESTAMP_BUCKET] = tft.bucketize(
+      timestamp, num_buckets=options.timestamp_buckets)
+  outputs[features.TIMESTAMP_NORMALIZED] = tf.cast(tft.scale_to_z_score(timestamp), tf.float32)
+
+  outputs[features.RATING] = _dense_1d(inputs[features.USER_RATING])
+  return outputs
