@@ -1,0 +1,48 @@
+"""Command-line flags derived from the config dataclasses of pipeline/configs.py.
+
+Both runners call `define_config_flags` for the same config classes, so a knob added to a
+config is a flag of `local_runner.py` and `kubeflow_runner.py` without further code.
+"""
+import dataclasses
+from typing import Type, TypeVar
+
+from absl import flags
+
+from pipeline import configs
+
+_T = TypeVar("_T")
+
+_DEFINE_BY_TYPE = {
+    str: flags.DEFINE_string,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    bool: flags.DEFINE_bool,
+}
+
+
+def define_config_flags(config_cls: Type[_T],
+                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines one flag per field of `config_cls`, named like the field."""
+  for field in dataclasses.fields(config_cls):
+    _DEFINE_BY_TYPE[field.type](field.name, field.default, field.metadata.get("help", ""),
+                                flag_values=flag_values)
+
+
+def config_from_flags(config_cls: Type[_T], flag_values: flags.FlagValues = flags.FLAGS) -> _T:
+  """Builds a `config_cls` from the parsed flag values."""
+  return config_cls(**{f.name: flag_values[f.name].value
+                       for f in dataclasses.fields(config_cls)})
+
+
+def define_pipeline_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines the flags of every group of `configs.PipelineConfig`."""
+  for config_cls in configs.PIPELINE_CONFIG_GROUPS.values():
+    define_config_flags(config_cls, flag_values)
+
+
+def pipeline_config_from_flags(
+    flag_values: flags.FlagValues = flags.FLAGS) -> configs.PipelineConfig:
+  """The `configs.PipelineConfig` the parsed flags describe."""
+  return configs.PipelineConfig(**{
+      group: config_from_flags(config_cls, flag_values)
+      for group, config_cls in configs.PIPELINE_CONFIG_GROUPS.items()})
