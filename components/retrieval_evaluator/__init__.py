@@ -1,0 +1,1 @@
+"""RetrievalEvaluator: full-catalog retrieval metrics and blessing of two-tower models."""

@@ -1,0 +1,268 @@
+"""Inputs of the RetrievalEvaluator: eval/train pairs, the candidate catalog, queries.
+
+Everything is turned into integer arrays once: users become rows of a query table (the
+eval users, sorted by id, possibly sampled) and movies become columns in the order of the
+current model's catalog (`candidate_embeddings/movie_ids.txt`). Only three raw features
+are parsed (user_id, movie_id, timestamp), and the string lookups run inside tf.data, so
+reading ml-25m's 25M ratings needs ~100 MB of integer arrays, not the strings.
+"""
+import dataclasses
+import os
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+from tfx import types
+from tfx.types import artifact_utils
+
+from components.retrieval_evaluator import model_layout
+from trainer_module import features
+
+_READ_BATCH_SIZE = 65_536
+_QUERY_BATCH_SIZE = 4_096
+_MISSING = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalData:
+  """The evaluation problem, in catalog column order.
+
+  Attributes:
+    user_ids: Eval user ids (bytes) [U]; query row i is user_ids[i]. Sorted by id.
+    query_timestamps: int64 [U], the timestamp each user's query is made at.
+    eval_users, eval_movies: Eval (row, column) pairs of these users.
+    train_users, train_movies: Train (row, column) pairs of these users (exclusion).
+    train_counts: int64 [M], train ratings of each movie, over ALL train users.
+    total_eval_users: Eval users before sampling.
+  """
+  user_ids: np.ndarray
+  query_timestamps: np.ndarray
+  eval_users: np.ndarray
+  eval_movies: np.ndarray
+  train_users: np.ndarray
+  train_movies: np.ndarray
+  train_counts: np.ndarray
+  total_eval_users: int
+
+  @property
+  def sampled(self) -> bool:
+    return len(self.user_ids) < self.total_eval_users
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidates:
+  """A model's catalog: movie ids and their embeddings, row i for movie_ids[i]."""
+  movie_ids: List[str]
+  embeddings: np.ndarray
+
+  @classmethod
+  def load(cls, model_uri: str) -> "Candidates":
+    """Reads `candidate_embeddings/` of a Model artifact; checks the two files agree."""
+    ids_path = model_layout.movie_ids_path(model_uri)
+    embeddings_path = model_layout.embeddings_path(model_uri)
+    for path in (ids_path, embeddings_path):
+      if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"The model has no {path}; is it a retrieval Trainer's "
+                                "output (see retrieval_evaluator/model_layout.py)?")
+    with tf.io.gfile.GFile(ids_path, "r") as f:
+      movie_ids = f.read().splitlines()
+    with tf.io.gfile.GFile(embeddings_path, "rb") as f:
+      embeddings = np.load(f)
+    _check_candidates(movie_ids, embeddings, ids_path, embeddings_path)
+    return cls(movie_ids, embeddings.astype(np.float32, copy=False))
+
+  def aligned_to(self, catalog: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """Embeddings in the order of another `catalog`, and which of its movies we have.
+
+    Returns:
+      (embeddings [len(catalog), d], present bool [len(catalog)]); a movie absent from
+      this model's catalog gets a zero row and present=False.
+    """
+    row_of = {movie_id: row for row, movie_id in enumerate(self.movie_ids)}
+    rows = np.array([row_of.get(movie_id, _MISSING) for movie_id in catalog], np.int64)
+    present = rows != _MISSING
+    aligned = np.zeros([len(catalog), self.embeddings.shape[1]], np.float32)
+    aligned[present] = self.embeddings[rows[present]]
+    return aligned, present
+
+
+def _check_candidates(movie_ids: List[str], embeddings: np.ndarray, ids_path: str,
+                      embeddings_path: str) -> None:
+  if not movie_ids:
+    raise ValueError(f"{ids_path} lists no movies.")
+  if any(not movie_id for movie_id in movie_ids):
+    raise ValueError(f"{ids_path} has an empty line (line "
+                     f"{movie_ids.index('') + 1}).")
+  if len(set(movie_ids)) != len(movie_ids):
+    duplicate = next(m for i, m in enumerate(movie_ids) if m in movie_ids[:i])
+    raise ValueError(f"{ids_path} lists movie {duplicate!r} more than once.")
+  if embeddings.ndim != 2 or embeddings.shape[0] != len(movie_ids):
+    raise ValueError(f"{embeddings_path} has shape {embeddings.shape}; expected "
+                     f"[{len(movie_ids)}, d], one row per line of {ids_path}.")
+  if not np.isfinite(embeddings).all():
+    raise ValueError(f"{embeddings_path} has NaN or infinite values.")
+
+
+def query_embeddings(model_uri: str, user_ids: np.ndarray,
+                     timestamps: np.ndarray) -> np.ndarray:
+  """Runs the query tower on every (user_id, timestamp); returns float32 [U, d]."""
+  path = model_layout.query_model_path(model_uri)
+  loaded = tf.saved_model.load(path)
+  if model_layout.QUERY_SIGNATURE not in loaded.signatures:
+    raise ValueError(f"The query model {path} has no '{model_layout.QUERY_SIGNATURE}' "
+                     f"signature; it has {sorted(loaded.signatures.keys())}.")
+  signature = loaded.signatures[model_layout.QUERY_SIGNATURE]
+  batches = []
+  for start in range(0, len(user_ids), _QUERY_BATCH_SIZE):
+    end = start + _QUERY_BATCH_SIZE
+    outputs = signature(**{features.USER_ID: tf.constant(user_ids[start:end], tf.string),
+                           features.TIMESTAMP: tf.constant(timestamps[start:end], tf.int64)})
+    if model_layout.EMBEDDING_OUTPUT not in outputs:
+      raise ValueError(f"The query model {path} returns {sorted(outputs)}, not "
+                       f"'{model_layout.EMBEDDING_OUTPUT}'.")
+    batches.append(outputs[model_layout.EMBEDDING_OUTPUT].numpy())
+  embeddings = np.concatenate(batches).astype(np.float32, copy=False)
+  if embeddings.shape[:1] != (len(user_ids),) or embeddings.ndim != 2:
+    raise ValueError(f"The query model {path} returned shape {embeddings.shape} for "
+                     f"{len(user_ids)} users; expected [{len(user_ids)}, d].")
+  return embeddings
+
+
+def read_eval_data(examples: types.Artifact, train_split: str, eval_split: str,
+                   catalog: Sequence[str], max_eval_users: int, seed: int) -> EvalData:
+  """Reads both splits into integer (user row, movie column) pairs.
+
+  Users: the eval split's users, sorted by id; when there are more than
+  `max_eval_users` (> 0), a seeded uniform sample of them, so runs are comparable.
+  Each user's query is made at the median timestamp of its eval ratings (the lower of
+  the two middle ones for an even count, so it is a real rating time): the query tower
+  takes the time the user asks as a feature, and the eval ratings are what the user
+  watched around then.
+
+  Raises:
+    ValueError: A split has no files or no ratings, or a movie is not in `catalog`.
+  """
+  movie_table = _lookup_table(list(catalog))
+  user_ids, eval_movies, timestamps = [], [], []
+  for batch in _read_split(examples, eval_split, movie_table, user_table=None):
+    user_ids.append(batch.user_ids)
+    eval_movies.append(batch.movies)
+    timestamps.append(batch.timestamps)
+  all_ids, eval_users = np.unique(np.concatenate(user_ids).astype(np.bytes_),
+                                  return_inverse=True)
+  eval_movies, timestamps = np.concatenate(eval_movies), np.concatenate(timestamps)
+  eval_users, eval_movies, timestamps, ids = _sample_users(
+      all_ids, eval_users.reshape(-1), eval_movies, timestamps, max_eval_users, seed)
+  train_users, train_movies, train_counts = _read_train(
+      examples, train_split, movie_table, ids, len(catalog))
+  return EvalData(user_ids=ids, query_timestamps=_median_per_user(eval_users, timestamps,
+                                                                   len(ids)),
+                  eval_users=eval_users, eval_movies=eval_movies, train_users=train_users,
+                  train_movies=train_movies, train_counts=train_counts,
+                  total_eval_users=len(all_ids))
+
+
+def _read_train(examples: types.Artifact, split: str, movie_table: tf.lookup.StaticHashTable,
+                user_ids: np.ndarray,
+                num_movies: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Train pairs of the eval users, and every movie's train count (all users)."""
+  user_table = _lookup_table(user_ids)
+  users, movies = [], []
+  counts = np.zeros([num_movies], np.int64)
+  for batch in _read_split(examples, split, movie_table, user_table):
+    counts += np.bincount(batch.movies, minlength=num_movies)
+    is_eval_user = batch.users != _MISSING
+    users.append(batch.users[is_eval_user])
+    movies.append(batch.movies[is_eval_user])
+  return np.concatenate(users), np.concatenate(movies), counts
+
+
+def _sample_users(user_ids: np.ndarray, users: np.ndarray, movies: np.ndarray,
+                  timestamps: np.ndarray, max_users: int, seed: int) -> Tuple[np.ndarray, ...]:
+  """Keeps a seeded sample of `max_users` users (all if max_users <= 0), renumbered."""
+  if max_users <= 0 or len(user_ids) <= max_users:
+    return users, movies, timestamps, user_ids
+  kept = np.sort(np.random.default_rng(seed).choice(len(user_ids), max_users, replace=False))
+  new_row = np.full([len(user_ids)], _MISSING, np.int64)
+  new_row[kept] = np.arange(max_users)
+  keep = new_row[users] != _MISSING
+  logging.info("Evaluating a sample of %d of %d eval users (seed %d).", max_users,
+               len(user_ids), seed)
+  return new_row[users[keep]], movies[keep], timestamps[keep], user_ids[kept]
+
+
+def _median_per_user(users: np.ndarray, timestamps: np.ndarray, num_users: int) -> np.ndarray:
+  """Lower median of each user's timestamps (every user row has at least one)."""
+  order = np.lexsort((timestamps, users))
+  counts = np.bincount(users, minlength=num_users)
+  starts = np.cumsum(counts) - counts
+  return timestamps[order][starts + (counts - 1) // 2].astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+  user_ids: np.ndarray  # bytes
+  users: Optional[np.ndarray]  # Rows from the user table, or None without one.
+  movies: np.ndarray  # Catalog columns.
+  timestamps: np.ndarray
+
+
+def _read_split(examples: types.Artifact, split: str,
+                movie_table: tf.lookup.StaticHashTable,
+                user_table: Optional[tf.lookup.StaticHashTable]) -> Iterator[_Batch]:
+  """Streams a split of the raw ratings in batches, ids looked up inside tf.data."""
+  split_dir = artifact_utils.get_split_uri([examples], split)
+  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
+  if not files:
+    raise ValueError(f"The {split} split of the examples has no files in {split_dir}.")
+  spec = features.raw_feature_spec((features.USER_ID, features.MOVIE_ID, features.TIMESTAMP))
+  parse = _parse_fn(spec, movie_table, user_table)
+  dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP",
+                                     num_parallel_reads=tf.data.AUTOTUNE)
+             .batch(_READ_BATCH_SIZE)
+             .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(tf.data.AUTOTUNE))
+  num_ratings = 0
+  for batch in dataset.as_numpy_iterator():
+    _check_in_catalog(batch, split)
+    num_ratings += len(batch["movies"])
+    yield _Batch(batch[features.USER_ID], batch.get("users"), batch["movies"],
+                 batch[features.TIMESTAMP])
+  if not num_ratings:
+    raise ValueError(f"The {split} split of the examples ({split_dir}) has no ratings.")
+
+
+def _parse_fn(spec, movie_table: tf.lookup.StaticHashTable,
+              user_table: Optional[tf.lookup.StaticHashTable]) -> Callable:
+  """Serialized examples -> flat ids, timestamps and looked-up rows/columns."""
+
+  def parse(serialized: tf.Tensor):
+    parsed = {name: tf.reshape(value, [-1])  # [batch, 1] -> [batch].
+              for name, value in tf.io.parse_example(serialized, spec).items()}
+    parsed["movies"] = movie_table.lookup(parsed[features.MOVIE_ID])
+    if user_table is not None:
+      parsed["users"] = user_table.lookup(parsed[features.USER_ID])
+    return parsed
+
+  return parse
+
+
+def _check_in_catalog(batch, split: str) -> None:
+  missing = batch["movies"] == _MISSING
+  if missing.any():
+    movie_ids = sorted({m.decode() for m in batch[features.MOVIE_ID][missing]})
+    raise ValueError(
+        f"Movie {movie_ids[0]!r} of the {split} split is not in the model's candidate "
+        f"catalog ({model_layout.CANDIDATES_DIR}/{model_layout.MOVIE_IDS_FILE})"
+        + (f", nor are {len(movie_ids) - 1} more in the same batch: {movie_ids[1:6]}"
+           if len(movie_ids) > 1 else "")
+        + ". The Trainer must export the whole catalog.")
+
+
+def _lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
+  """String key (str or bytes) -> its position in `keys`; unknown keys -> -1."""
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          tf.constant(np.asarray(keys), tf.string), tf.range(len(keys), dtype=tf.int64)),
+      default_value=_MISSING)

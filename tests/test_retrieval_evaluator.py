@@ -1,0 +1,351 @@
+"""RetrievalEvaluator's executor on tiny raw ratings and fake Trainer outputs.
+
+The data has 8 taste groups of 5 users; group g rates only movies of block g (50 movies,
+popular ones more often). A model whose user and movie embeddings are the one-hot group
+and block knows everything there is to know; one with random embeddings knows nothing.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import types
+from tfx.components.util import model_utils
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+
+from components.retrieval_evaluator import component
+from components.retrieval_evaluator import data
+from components.retrieval_evaluator import executor
+from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import model_layout
+from trainer_module import features
+
+NUM_GROUPS, USERS_PER_GROUP, BLOCK = 8, 5, 50
+NUM_RATED_MOVIES = NUM_GROUPS * BLOCK
+NUM_MOVIES = NUM_RATED_MOVIES + 20  # The last 20 are never rated.
+TRAIN_PER_USER, EVAL_PER_USER = 20, 5
+MOVIE_IDS = [str(1000 + i) for i in range(NUM_MOVIES)]
+# Catalog order differs from id order, so a mix-up of ids and columns shows.
+CATALOG = MOVIE_IDS[::-1]
+USER_IDS = [str(u + 1) for u in range(NUM_GROUPS * USERS_PER_GROUP)]
+
+
+def _group(user: int) -> int:
+  return user // USERS_PER_GROUP
+
+
+def _make_ratings(seed=0):
+  """(user, movie, timestamp, split) tuples; user and movie are indices."""
+  rng = np.random.default_rng(seed)
+  popularity = 1.0 / np.arange(1, BLOCK + 1)  # Zipf-like within each block.
+  rows = []
+  for user in range(len(USER_IDS)):
+    picks = rng.choice(BLOCK, TRAIN_PER_USER + EVAL_PER_USER, replace=False,
+                       p=popularity / popularity.sum())
+    rng.shuffle(picks)  # Eval movies as popular as train ones, as in a random split.
+    for i, pick in enumerate(picks):
+      split = "train" if i < TRAIN_PER_USER else "eval"
+      rows.append((user, _group(user) * BLOCK + int(pick), int(rng.integers(1e9, 2e9)),
+                   split))
+  return rows
+
+
+RATINGS = _make_ratings()
+
+
+def _example(user: int, movie: int, timestamp: int) -> bytes:
+  feature = {
+      features.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[USER_IDS[user].encode()])),
+      features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[MOVIE_IDS[movie].encode()])),
+      features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[timestamp])),
+      features.MOVIE_TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[f"Movie {movie} (1999)".encode()])),
+      features.MOVIE_GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[b"Drama"])),
+      features.USER_RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[4.0])),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_examples(uri: str, ratings=RATINGS) -> standard_artifacts.Examples:
+  artifact = standard_artifacts.Examples()
+  artifact.uri = uri
+  artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  for split in ("train", "eval"):
+    split_dir = artifact_utils.get_split_uri([artifact], split)
+    os.makedirs(split_dir)
+    rows = [r for r in ratings if r[3] == split]
+    # Two shards per split, as ExampleGen writes several.
+    for shard, part in enumerate((rows[::2], rows[1::2])):
+      path = os.path.join(split_dir, f"data_tfrecord-{shard:05d}.gz")
+      with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for user, movie, timestamp, _ in part:
+          writer.write(_example(user, movie, timestamp))
+  return artifact
+
+
+class _QueryModel(tf.Module):
+  """user_id -> fixed embedding via a hash table; unknown users -> the OOV (last) row."""
+
+  def __init__(self, user_ids, embeddings):
+    super().__init__()
+    self._table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(user_ids), tf.range(len(user_ids), dtype=tf.int64)),
+        default_value=len(user_ids))
+    oov = np.zeros([1, embeddings.shape[1]], np.float32)
+    self._embeddings = tf.Variable(np.concatenate([embeddings, oov]).astype(np.float32))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID),
+                                tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)])
+  def serve(self, user_id, timestamp):
+    del timestamp  # The fixed embeddings do not depend on time.
+    return {model_layout.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
+                                                     self._table.lookup(user_id))}
+
+
+def _write_model(uri: str, user_embeddings: np.ndarray, movie_embeddings: np.ndarray,
+                 catalog=CATALOG, model_id: int = 1) -> standard_artifacts.Model:
+  """A fake Trainer output; movie_embeddings rows are in MOVIE_IDS order."""
+  module = _QueryModel(USER_IDS, user_embeddings)
+  tf.saved_model.save(module, os.path.join(uri, model_layout.QUERY_MODEL_DIR),
+                      signatures={model_layout.QUERY_SIGNATURE: module.serve})
+  os.makedirs(os.path.join(uri, model_layout.CANDIDATES_DIR))
+  with open(os.path.join(uri, model_layout.CANDIDATES_DIR, model_layout.MOVIE_IDS_FILE),
+            "w") as f:
+    f.write("".join(f"{m}\n" for m in catalog))
+  rows = [MOVIE_IDS.index(m) for m in catalog]
+  np.save(os.path.join(uri, model_layout.CANDIDATES_DIR, model_layout.EMBEDDINGS_FILE),
+          movie_embeddings[rows].astype(np.float32))
+  model = standard_artifacts.Model()
+  model.uri = uri
+  model.id = model_id
+  return model
+
+
+def _oracle_embeddings(broken_groups=()):
+  """One-hot group / block embeddings; users of `broken_groups` point away from theirs."""
+  users = np.zeros([len(USER_IDS), NUM_GROUPS], np.float32)
+  for user in range(len(USER_IDS)):
+    users[user, _group(user)] = -1.0 if _group(user) in broken_groups else 1.0
+  movies = np.zeros([NUM_MOVIES, NUM_GROUPS], np.float32)
+  for movie in range(NUM_RATED_MOVIES):
+    movies[movie, movie // BLOCK] = 1.0
+  return users, movies
+
+
+def _random_embeddings(seed=7):
+  rng = np.random.default_rng(seed)
+  return (rng.normal(size=[len(USER_IDS), 16]).astype(np.float32),
+          rng.normal(size=[NUM_MOVIES, 16]).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("retrieval_evaluator")
+  return {
+      "root": root,
+      "examples": _write_examples(str(root / "examples")),
+      "oracle": _write_model(str(root / "oracle"), *_oracle_embeddings(), model_id=11),
+      "random": _write_model(str(root / "random"), *_random_embeddings(), model_id=12),
+      "broken": _write_model(str(root / "broken"), *_oracle_embeddings(broken_groups=(0,)),
+                             model_id=13),
+  }
+
+
+def run_evaluator(workdir, name, model, baseline=None, **exec_properties):
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = str(workdir["root"] / name / "evaluation")
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(workdir["root"] / name / "blessing")
+  input_dict = {executor.EXAMPLES_KEY: [workdir["examples"]], executor.MODEL_KEY: [model]}
+  if baseline is not None:
+    input_dict[executor.BASELINE_MODEL_KEY] = [baseline]
+  executor.Executor().Do(input_dict, {executor.EVALUATION_KEY: [evaluation],
+                                      executor.BLESSING_KEY: [blessing]}, exec_properties)
+  return executor.load_metrics(evaluation.uri), evaluation, blessing
+
+
+def _column(movie: int) -> int:
+  """Catalog column of a movie index (position of its id in CATALOG)."""
+  return CATALOG.index(MOVIE_IDS[movie])
+
+
+def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100)):
+  """Metrics of a [user, catalog column] score matrix, computed without the executor."""
+  train = [(u, _column(m)) for u, m, _, s in RATINGS if s == "train"]
+  eval_ = [(u, _column(m)) for u, m, _, s in RATINGS if s == "eval"]
+  return metrics.evaluate_retrieval(
+      lambda rows: score_matrix[rows], score_matrix.shape[1],
+      np.array([u for u, _ in eval_]), np.array([m for _, m in eval_]),
+      np.array([u for u, _ in train]), np.array([m for _, m in train]), ks=ks)
+
+
+def _popularity_matrix():
+  """Train counts of each catalog column, the same for every user."""
+  counts = np.zeros([NUM_MOVIES])
+  for _, movie, _, split in RATINGS:
+    counts[_column(movie)] += split == "train"
+  return np.tile(counts, (len(USER_IDS), 1))
+
+
+def test_oracle_model_is_blessed_with_expected_metrics(workdir):
+  results, evaluation, blessing = run_evaluator(workdir, "oracle", workdir["oracle"])
+  model = results["model"]
+  # Each user's eval movies are the only unseen movies of its block, scored 1; the other
+  # 30 movies of the block fill the rest of the top 100.
+  assert model["hit_rate@100"] == 1.0 and model["recall@100"] == 1.0
+  assert model["hit_rate@50"] == 1.0
+  assert model["num_eval_users"] == 40 and model["num_eval_pairs"] == 200
+  assert model["total_eval_users"] == 40 and model["sampled_eval_users"] == 0
+  users, movies = _oracle_embeddings()
+  catalog_order = [MOVIE_IDS.index(m) for m in CATALOG]
+  expected = _expected_metrics((users @ movies.T)[:, catalog_order])
+  assert {k: model[k] for k in expected} == pytest.approx(expected)
+  # Popularity, on the same pairs, computed independently from RATINGS.
+  popularity = _popularity_matrix()
+  expected_popularity = _expected_metrics(popularity)
+  assert {k: results["baseline_popularity"][k] for k in expected_popularity} == (
+      pytest.approx(expected_popularity))
+  assert 0 < expected_popularity["hit_rate@100"] < 1 / 1.1
+  assert results["baseline_blessed"] is None
+  assert results["blessed"] is True
+  assert any(r.startswith("Passed") and "popularity" in r for r in results["reasons"])
+  assert results["config"]["ks"] == [10, 50, 100]
+  assert results["config"]["model_uri"] == workdir["oracle"].uri
+  assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+  assert not os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
+  assert blessing.get_int_custom_property("blessed") == 1
+  assert blessing.get_int_custom_property("current_model_id") == 11
+  assert model_utils.is_model_blessed(blessing)
+  with open(os.path.join(evaluation.uri, executor.REPORT_FILE)) as f:
+    report = f.read()
+  assert report.splitlines()[0].split() == [
+      "metric", "|", "model", "|", "popularity", "|", "blessed-baseline"]
+  assert "hit_rate@100 " in report and "1.0000" in report and "Blessed: yes" in report
+
+
+def test_model_that_learned_nothing_is_not_blessed(workdir):
+  results, _, blessing = run_evaluator(workdir, "random", workdir["random"])
+  model, popularity = results["model"], results["baseline_popularity"]
+  assert model["hit_rate@100"] < popularity["hit_rate@100"] * 1.1
+  users, movies = _random_embeddings()
+  catalog_order = [MOVIE_IDS.index(m) for m in CATALOG]
+  expected = _expected_metrics((users @ movies.T)[:, catalog_order])
+  assert model["hit_rate@100"] == pytest.approx(expected["hit_rate@100"])
+  assert results["blessed"] is False
+  assert any(r.startswith("Failed") and "popularity" in r for r in results["reasons"])
+  assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
+  assert not os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+  assert blessing.get_int_custom_property("blessed") == 0
+  assert not model_utils.is_model_blessed(blessing)
+
+
+def test_much_better_blessed_baseline_blocks_blessing(workdir):
+  # Group 0's users point away from their block: 7 of 8 groups retrieved.
+  alone, _, _ = run_evaluator(workdir, "broken_alone", workdir["broken"])
+  assert alone["model"]["hit_rate@100"] == pytest.approx(7 / 8)
+  assert alone["blessed"] is True  # Good enough against popularity alone.
+  results, _, blessing = run_evaluator(workdir, "broken_vs_oracle", workdir["broken"],
+                                       baseline=workdir["oracle"])
+  assert results["baseline_blessed"]["hit_rate@100"] == 1.0
+  assert results["model"] == alone["model"]
+  assert results["blessed"] is False
+  assert any(r.startswith("Failed") and "last blessed model" in r
+             for r in results["reasons"])
+  assert blessing.get_int_custom_property("blessed") == 0
+  assert blessing.get_int_custom_property("baseline_model_id") == 11
+  assert results["config"]["baseline_model_uri"] == workdir["oracle"].uri
+
+
+def test_small_drop_vs_blessed_is_tolerated(workdir):
+  results, _, _ = run_evaluator(workdir, "broken_tolerant", workdir["broken"],
+                                baseline=workdir["oracle"],
+                                **{executor.MAX_DROP_VS_BLESSED_KEY: 0.2})
+  assert results["blessed"] is True
+  assert results["config"]["max_drop_vs_blessed"] == 0.2
+
+
+def test_load_metrics_round_trips_metrics_json(workdir):
+  results, evaluation, _ = run_evaluator(workdir, "round_trip", workdir["oracle"],
+                                         **{executor.KS_KEY: "[5, 20]"})
+  with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+    assert json.load(f) == results
+  assert set(results) == {"model", "baseline_popularity", "baseline_blessed", "blessed",
+                          "reasons", "config"}
+  # The gate's k=100 is always evaluated.
+  assert results["config"]["ks"] == [5, 20, 100]
+  assert list(results["model"])[:3] == ["hit_rate@5", "hit_rate@20", "hit_rate@100"]
+
+
+def test_eval_users_are_sampled_deterministically(workdir):
+  props = {executor.MAX_EVAL_USERS_KEY: 12, executor.SEED_KEY: 3}
+  first, _, _ = run_evaluator(workdir, "sample_a", workdir["random"], **props)
+  second, _, _ = run_evaluator(workdir, "sample_b", workdir["random"], **props)
+  assert first["model"]["num_eval_users"] == 12
+  assert first["model"]["num_eval_pairs"] == 12 * EVAL_PER_USER
+  assert first["model"]["sampled_eval_users"] == 12
+  assert first["model"]["total_eval_users"] == 40
+  assert first == second
+
+
+def test_query_time_is_each_users_median_eval_timestamp(workdir):
+  eval_data = data.read_eval_data(workdir["examples"], "train", "eval", CATALOG,
+                                  max_eval_users=0, seed=0)
+  assert [u.decode() for u in eval_data.user_ids] == sorted(USER_IDS)
+  for row, user_id in enumerate(eval_data.user_ids):
+    user = USER_IDS.index(user_id.decode())
+    times = sorted(t for u, _, t, s in RATINGS if u == user and s == "eval")
+    assert eval_data.query_timestamps[row] == times[len(times) // 2]  # 5: the middle.
+  # Train pairs come back in catalog columns.
+  pairs = {(eval_data.user_ids[u].decode(), CATALOG[m])
+           for u, m in zip(eval_data.train_users, eval_data.train_movies)}
+  assert pairs == {(USER_IDS[u], MOVIE_IDS[m]) for u, m, _, s in RATINGS if s == "train"}
+
+
+def test_movie_missing_from_catalog_is_named(workdir, tmp_path):
+  missing = next(MOVIE_IDS[m] for _, m, _, s in RATINGS if s == "eval")
+  model = _write_model(str(tmp_path / "model"), *_oracle_embeddings(),
+                       catalog=[m for m in CATALOG if m != missing])
+  with pytest.raises(ValueError, match=f"Movie '{missing}' of the eval split is not in"):
+    run_evaluator(workdir, "missing", model)
+
+
+def test_blessing_is_found_by_latest_blessed_model_strategy(workdir):
+  _, _, blessed = run_evaluator(workdir, "strategy_oracle", workdir["oracle"])
+  _, _, not_blessed = run_evaluator(workdir, "strategy_random", workdir["random"])
+  strategy = latest_blessed_model_strategy.LatestBlessedModelStrategy()
+  resolved = strategy._resolve(  # pylint: disable=protected-access
+      {"model": [workdir["oracle"], workdir["random"]],
+       "model_blessing": [blessed, not_blessed]}, "model", "model_blessing")
+  # The random model is newer (larger id) but not blessed.
+  assert [m.id for m in resolved["model"]] == [11]
+  assert resolved["model_blessing"] == [blessed]
+
+
+def test_component_takes_a_latest_blessed_model_resolver_as_baseline():
+  # As the pipeline wires it (tfx.dsl.Resolver is this class).
+  latest_blessed = resolver.Resolver(
+      strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
+      model=types.Channel(type=standard_artifacts.Model),
+      model_blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+  evaluator = component.RetrievalEvaluator(
+      examples=types.Channel(type=standard_artifacts.Examples),
+      model=types.Channel(type=standard_artifacts.Model),
+      baseline_model=latest_blessed.outputs["model"], ks=(20, 5), max_eval_users=0)
+  assert evaluator.outputs[executor.EVALUATION_KEY].type is standard_artifacts.ModelEvaluation
+  assert evaluator.outputs[executor.BLESSING_KEY].type is standard_artifacts.ModelBlessing
+  options = executor.Options.from_exec_properties(evaluator.exec_properties)
+  assert options.evaluated_ks == (5, 20, 100)
+  assert options.max_eval_users == 0 and options.max_drop_vs_blessed == 0.02
+  with pytest.raises(ValueError, match="max_drop_vs_blessed"):
+    component.RetrievalEvaluator(
+        examples=types.Channel(type=standard_artifacts.Examples),
+        model=types.Channel(type=standard_artifacts.Model), max_drop_vs_blessed=1.5)
