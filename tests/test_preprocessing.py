@@ -110,7 +110,7 @@ def test_query_features_only(transform_output):
   result = layer({features.USER_ID: tf.constant([[b"9"], [b"unknown-user"]]),
                   features.TIMESTAMP: tf.constant([[1000], [9000]], tf.int64)})
   assert set(result) == {features.USER_ID_INDEX, features.TIMESTAMP_BUCKET,
-                         features.TIMESTAMP_NORMALIZED}
+                         features.TIMESTAMP_NORMALIZED, features.TIMESTAMP_SECONDS}
   user_vocab = output.vocabulary_by_name(features.USER_ID_VOCAB)
   # An unknown user maps to the OOV bucket right after the vocabulary.
   assert result[features.USER_ID_INDEX].numpy().tolist() == [user_vocab.index(b"9"),

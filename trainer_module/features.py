@@ -62,6 +62,9 @@ TITLE_TOKENS = transformed_name("movie_title_tokens")  # int64 sparse [batch, No
 GENRE_INDICES = transformed_name(MOVIE_GENRES)  # int64 sparse [batch, None].
 TIMESTAMP_BUCKET = transformed_name("timestamp_bucket")  # int64 [batch], quantile bucket.
 TIMESTAMP_NORMALIZED = transformed_name("timestamp_normalized")  # float32 [batch], z-score.
+# int64 [batch], raw seconds passed through: the trainer takes the latest as the model's
+# reference time (the query time of a serving request that gives none).
+TIMESTAMP_SECONDS = transformed_name(TIMESTAMP)
 RATING = transformed_name(USER_RATING)  # float32 [batch], passed through.
 
 # Vocabulary files written by Transform (tft_output.vocabulary_file_by_name(name)).

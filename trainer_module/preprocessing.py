@@ -44,7 +44,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
 
   Returns:
     The transformed features named in `features` (USER_ID_INDEX, MOVIE_ID_INDEX,
-    TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, RATING).
+    TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, TIMESTAMP_SECONDS, RATING).
   """
   options = configs.TransformConfig.from_dict(custom_config)
   outputs = {}
@@ -70,6 +70,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
   outputs[features.TIMESTAMP_BUCKET] = tft.bucketize(
       timestamp, num_buckets=options.timestamp_buckets)
   outputs[features.TIMESTAMP_NORMALIZED] = tf.cast(tft.scale_to_z_score(timestamp), tf.float32)
+  outputs[features.TIMESTAMP_SECONDS] = _dense_1d(inputs[features.TIMESTAMP])
 
   outputs[features.RATING] = _dense_1d(inputs[features.USER_RATING])
   return outputs

@@ -1,0 +1,173 @@
+"""Exports: the BruteForce serving model, the query tower, and the candidate embeddings.
+
+Every export contains the Transform graph, so it takes raw features (strings and Unix
+seconds), never vocabulary indices.
+
+Serving signatures (all return `movie_id` [batch, k] string, `movie_title` [batch, k]
+string and `score` [batch, k] float32, best first):
+  serving_default       user_id [batch] string. The query time is the model's reference
+                        time (the latest training timestamp).
+  serving_at_time       user_id [batch] string, timestamp [batch] int64 (Unix seconds).
+  serving_exclude_seen  user_id [batch] string, exclude_movie_ids [batch, n] string (pad
+                        rows with ""; unknown ids are ignored): these movies never appear.
+An unknown user id maps to the out-of-vocabulary user embedding, which training fits on
+a random sample of examples, so the answer is a sensible popularity-like list.
+"""
+import os
+from typing import Dict, List, Mapping
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tensorflow_transform as tft
+
+from components.retrieval_evaluator import model_layout
+from trainer_module import data
+from trainer_module import features
+from trainer_module import model as model_lib
+
+SERVING_DEFAULT = "serving_default"
+SERVING_AT_TIME = "serving_at_time"
+SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
+
+_USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
+_TIMESTAMP_SPEC = tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)
+_EXCLUDE_SPEC = tf.TensorSpec([None, None], tf.string, name="exclude_movie_ids")
+
+
+def _as_raw_column(values: tf.Tensor) -> tf.Tensor:
+  """[batch] -> [batch, 1], the shape SchemaGen inferred for single-valued features."""
+  return tf.reshape(values, [-1, 1])
+
+
+class QueryEncoder(tf.Module):
+  """Raw query features -> L2-normalized query embedding (Transform graph included)."""
+
+  def __init__(self, tft_output: tft.TFTransformOutput,
+               retrieval_model: model_lib.RetrievalModel):
+    super().__init__()
+    # Attributes, so the Transform graph's assets (vocabularies) are saved with the model.
+    self.tft_layer = tft_output.transform_features_layer()
+    self.retrieval_model = retrieval_model
+
+  def embed(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> tf.Tensor:
+    transformed = self.tft_layer({features.USER_ID: _as_raw_column(user_id),
+                                  features.TIMESTAMP: _as_raw_column(timestamp)})
+    return self.retrieval_model.query_embedding(transformed)
+
+  @tf.function(input_signature=[_USER_ID_SPEC, _TIMESTAMP_SPEC])
+  def serve(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> Dict[str, tf.Tensor]:
+    return {model_layout.EMBEDDING_OUTPUT: self.embed(user_id, timestamp)}
+
+
+def candidate_embeddings(tft_output: tft.TFTransformOutput,
+                         retrieval_model: model_lib.RetrievalModel,
+                         raw_catalog: Mapping[str, tf.Tensor], max_title_tokens: int,
+                         batch_size: int = 8192) -> np.ndarray:
+  """Embeds every catalog movie from its raw features: float32 [num_movies, d]."""
+  tft_layer = tft_output.transform_features_layer()
+  count = int(raw_catalog[features.MOVIE_ID].shape[0])
+  parts = []
+  for start in range(0, count, batch_size):
+    raw = {name: _rows(value, start, start + batch_size) for name, value in raw_catalog.items()}
+    transformed = data.pad_lists(tft_layer(raw), max_title_tokens)
+    parts.append(retrieval_model.candidate_embedding(transformed).numpy())
+  return np.concatenate(parts, axis=0)
+
+
+def _rows(value, start: int, stop: int):
+  if isinstance(value, tf.SparseTensor):
+    return tf.sparse.slice(value, [start, 0], [stop - start, value.dense_shape[1]])
+  return value[start:stop]
+
+
+class ServingModel(tf.Module):
+  """Raw user features in, top-k movies (ids, titles, scores) out, over the whole catalog."""
+
+  def __init__(self, query_encoder: QueryEncoder, embeddings: np.ndarray,
+               movie_ids: List[bytes], movie_titles: List[bytes], top_k: int,
+               reference_timestamp: int):
+    super().__init__()
+    self.query_encoder = query_encoder
+    top_k = min(top_k, len(movie_ids))
+    # Identifiers are catalog positions; ids and titles are looked up from them.
+    self.index = tfrs.layers.factorized_top_k.BruteForce(k=top_k)
+    self.index.index(tf.constant(embeddings), identifiers=tf.range(len(movie_ids)))
+    self._top_k = top_k
+    self._movie_ids = tf.constant(movie_ids)
+    self._movie_titles = tf.constant(movie_titles)
+    self._reference_timestamp = tf.constant(reference_timestamp, tf.int64)
+    self.position_by_id = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(self._movie_ids, tf.range(len(movie_ids))),
+        default_value=-1)
+
+  def _results(self, scores: tf.Tensor, positions: tf.Tensor) -> Dict[str, tf.Tensor]:
+    return {"movie_id": tf.gather(self._movie_ids, positions),
+            "movie_title": tf.gather(self._movie_titles, positions),
+            "score": scores}
+
+  def _now(self, user_id: tf.Tensor) -> tf.Tensor:
+    return tf.fill(tf.shape(user_id), self._reference_timestamp)
+
+  @tf.function(input_signature=[_USER_ID_SPEC])
+  def serve(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
+    return self._results(*self.index(self.query_encoder.embed(user_id, self._now(user_id))))
+
+  @tf.function(input_signature=[_USER_ID_SPEC, _TIMESTAMP_SPEC])
+  def serve_at_time(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> Dict[str, tf.Tensor]:
+    return self._results(*self.index(self.query_encoder.embed(user_id, timestamp)))
+
+  @tf.function(input_signature=[_USER_ID_SPEC, _EXCLUDE_SPEC])
+  def serve_exclude_seen(self, user_id: tf.Tensor,
+                         exclude_movie_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
+    queries = self.query_encoder.embed(user_id, self._now(user_id))
+    excluded = self.position_by_id.lookup(exclude_movie_ids)
+    # Retrieve enough extra candidates to still have k after dropping the excluded ones.
+    wider_k = tf.minimum(self._top_k + tf.shape(excluded)[1], tf.shape(self._movie_ids)[0])
+    scores, positions = self.index(queries, k=wider_k)
+    is_excluded = tf.reduce_any(positions[:, :, tf.newaxis] == excluded[:, tf.newaxis, :],
+                                axis=-1)
+    kept = tf.math.top_k(tf.where(is_excluded, tf.float32.min, scores), k=self._top_k).indices
+    return self._results(tf.gather(scores, kept, batch_dims=1),
+                         tf.gather(positions, kept, batch_dims=1))
+
+
+def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
+               retrieval_model: model_lib.RetrievalModel, raw_catalog: Mapping[str, tf.Tensor],
+               max_title_tokens: int, top_k: int, reference_timestamp: int) -> None:
+  """Writes the serving model, the query model and the candidate embeddings.
+
+  Args:
+    model_uri: The Trainer's Model artifact directory (query model and embeddings go here,
+      laid out as `components.retrieval_evaluator.model_layout` says).
+    serving_model_dir: Where the serving SavedModel goes (the Pusher pushes it).
+    tft_output: The Transform output.
+    retrieval_model: The trained model.
+    raw_catalog: Raw movie features of the whole catalog.
+    max_title_tokens: As in training.
+    top_k: Movies returned per query by the serving model.
+    reference_timestamp: Query time used when a request gives none.
+  """
+  embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
+  movie_ids = tf.reshape(raw_catalog[features.MOVIE_ID], [-1]).numpy().tolist()
+  titles = tf.reshape(raw_catalog[features.MOVIE_TITLE], [-1]).numpy().tolist()
+  _write_candidates(model_uri, movie_ids, embeddings)
+
+  encoder = QueryEncoder(tft_output, retrieval_model)
+  tf.saved_model.save(encoder, model_layout.query_model_path(model_uri),
+                      signatures={model_layout.QUERY_SIGNATURE: encoder.serve})
+  serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp)
+  tf.saved_model.save(serving, serving_model_dir, signatures={
+      SERVING_DEFAULT: serving.serve,
+      SERVING_AT_TIME: serving.serve_at_time,
+      SERVING_EXCLUDE_SEEN: serving.serve_exclude_seen,
+  })
+
+
+def _write_candidates(model_uri: str, movie_ids: List[bytes], embeddings: np.ndarray) -> None:
+  """Candidate ids and vectors, the form an ANN service (ScaNN, Vertex Vector Search) loads."""
+  tf.io.gfile.makedirs(os.path.dirname(model_layout.embeddings_path(model_uri)))
+  with tf.io.gfile.GFile(model_layout.movie_ids_path(model_uri), "w") as f:
+    f.write("".join(movie_id.decode() + "\n" for movie_id in movie_ids))
+  with tf.io.gfile.GFile(model_layout.embeddings_path(model_uri), "wb") as f:
+    np.save(f, embeddings.astype(np.float32))
