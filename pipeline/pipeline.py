@@ -1,15 +1,35 @@
 """The one definition of the tfrs-pipeline DAG, shared by the local and Kubeflow runners."""
 import dataclasses
-from typing import List, Optional, Sequence
+import hashlib
+import pathlib
+from typing import Any, Dict, List, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.base import base_node
 from tfx import v1 as tfx
 
 from components import anomalies_gate
+from components import retrieval_trainer
+from components.retrieval_evaluator import component as evaluator_component
 from components.movielens_example_gen import component as example_gen_component
 from components.movielens_example_gen import executor as example_gen_executor
 from pipeline import configs
+import trainer_module
+from trainer_module import trainer as trainer_lib
+
+# Transform and Trainer reference user code by import path, which TFX's cache does not
+# see: without this, editing trainer_module/ would silently reuse stale results.
+_CODE_FINGERPRINT_KEY = "code_fingerprint"
+
+
+def user_code_fingerprint() -> str:
+  """Hash of the trainer module sources and the configs module."""
+  files = sorted(pathlib.Path(trainer_module.__file__).parent.glob("*.py"))
+  files.append(pathlib.Path(configs.__file__))
+  digest = hashlib.sha256()
+  for path in files:
+    digest.update(path.name.encode() + b"\0" + path.read_bytes())
+  return digest.hexdigest()[:16]
 
 
 def create_components(data_dir: str, serving_dir: str,
@@ -23,7 +43,8 @@ def create_components(data_dir: str, serving_dir: str,
     config: Every knob; see pipeline/configs.py.
 
   Returns:
-    ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, AnomaliesGate, Transform.
+    ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, AnomaliesGate, Transform,
+    Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher.
   """
   example_gen = example_gen_component.MovieLensExampleGen(
       data_dir=data_dir, **dataclasses.asdict(config.data))
@@ -45,13 +66,44 @@ def create_components(data_dir: str, serving_dir: str,
       splits_config=tfx.proto.SplitsConfig(
           analyze=[example_gen_executor.TRAIN_SPLIT],
           transform=[example_gen_executor.TRAIN_SPLIT, example_gen_executor.EVAL_SPLIT]),
-      custom_config=dataclasses.asdict(config.transform),
+      custom_config={**dataclasses.asdict(config.transform),
+                     _CODE_FINGERPRINT_KEY: user_code_fingerprint()},
       # TFDV statistics of the transformed data would double Transform's time and nothing
       # reads them; StatisticsGen already covers the raw data.
       disable_statistics=True)
   transform.add_upstream_node(gate)
 
-  return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+  trainer = retrieval_trainer.RetrievalTrainer(
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      movies=example_gen.outputs[example_gen_executor.MOVIES_KEY],
+      run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config))
+
+  # The latest blessed model, from ML Metadata: the new model must not be worse.
+  latest_blessed = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+  evaluator = evaluator_component.RetrievalEvaluator(
+      examples=ratings, model=trainer.outputs["model"],
+      baseline_model=latest_blessed.outputs["model"], **dataclasses.asdict(config.evaluator))
+
+  # Pushes only when the evaluator blessed the model.
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+
+  return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
+          trainer, latest_blessed, evaluator, pusher]
+
+
+def _trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
+  return {trainer_lib.TRAINER_KEY: dataclasses.asdict(config.trainer),
+          trainer_lib.TRANSFORM_KEY: dataclasses.asdict(config.transform),
+          _CODE_FINGERPRINT_KEY: user_code_fingerprint()}
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str,

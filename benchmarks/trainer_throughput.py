@@ -1,0 +1,59 @@
+"""Trainer throughput: training examples per second of the two-tower model.
+
+Reads the Transform output of a local pipeline run (`make run` first, or point
+--pipeline_root at one), builds the model exactly as run_fn does, and times epochs after
+the first (which includes tf.function tracing). Prints one line per configuration.
+
+  python benchmarks/trainer_throughput.py [--pipeline_root tfx_root] [--batch_sizes 4096]
+"""
+import glob
+import os
+import time
+
+from absl import app
+from absl import flags
+
+from pipeline import configs
+from trainer_module import data
+from trainer_module import trainer
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+
+_ROOT = flags.DEFINE_string("pipeline_root", "tfx_root", "Root of a local pipeline run.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", None,
+                                 "Batch sizes to time; default: the configured one.")
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epoch).")
+
+
+def _latest(pattern: str) -> str:
+  paths = sorted(glob.glob(pattern), key=os.path.getmtime)
+  if not paths:
+    raise FileNotFoundError(f"Nothing matches {pattern}; run the pipeline first.")
+  return paths[-1]
+
+
+def main(argv):
+  del argv
+  transform_graph = _latest(os.path.join(_ROOT.value, "Transform", "transform_graph", "*"))
+  examples = _latest(os.path.join(_ROOT.value, "Transform", "transformed_examples", "*"))
+  tft_output = tft.TFTransformOutput(transform_graph)
+  base = configs.TrainerConfig()
+  train_data = data.load_transformed([os.path.join(examples, "Split-train", "*")], tft_output,
+                                     base.max_title_tokens)
+  count = data.num_examples(train_data)
+  print(f"{count} training examples, {os.cpu_count()} CPUs, TF {tf.__version__}")
+  for batch_size in [int(b) for b in (_BATCH_SIZES.value or [base.batch_size])]:
+    config = configs.TrainerConfig(batch_size=batch_size)
+    model = trainer.build_model(tft_output, config, configs.TransformConfig())
+    dataset = data.training_dataset(train_data, batch_size, config.seed)
+    model.fit(dataset, epochs=1, verbose=0)  # Warm-up: tracing and first allocations.
+    start = time.perf_counter()
+    model.fit(dataset, epochs=_EPOCHS.value, verbose=0)
+    rate = count * _EPOCHS.value / (time.perf_counter() - start)
+    print(f"batch_size={batch_size}: {rate:,.0f} training examples/s "
+          f"(target >= 30,000)")
+
+
+if __name__ == "__main__":
+  app.run(main)
