@@ -13,8 +13,9 @@ string and `score` [batch, k] float32, best first):
 An unknown user id maps to the out-of-vocabulary user embedding, which training fits on
 a random sample of examples, so the answer is a sensible popularity-like list.
 """
+import gzip
 import os
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,9 @@ from trainer_module import model as model_lib
 SERVING_DEFAULT = "serving_default"
 SERVING_AT_TIME = "serving_at_time"
 SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
+# Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
+# with the SavedModel (and the Pusher's copy) and is ignored by TF Serving.
+SEEN_MOVIES_FILE = os.path.join("assets.extra", "seen_movie_ids.tsv.gz")
 
 _USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
 _TIMESTAMP_SPEC = tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)
@@ -134,7 +138,8 @@ class ServingModel(tf.Module):
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
                retrieval_model: model_lib.RetrievalModel, raw_catalog: Mapping[str, tf.Tensor],
-               max_title_tokens: int, top_k: int, reference_timestamp: int) -> None:
+               max_title_tokens: int, top_k: int, reference_timestamp: int,
+               seen_movies: Mapping[str, Sequence[str]]) -> None:
   """Writes the serving model, the query model and the candidate embeddings.
 
   Args:
@@ -147,6 +152,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     max_title_tokens: As in training.
     top_k: Movies returned per query by the serving model.
     reference_timestamp: Query time used when a request gives none.
+    seen_movies: user id -> movie ids the user rated in training.
   """
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
   movie_ids = tf.reshape(raw_catalog[features.MOVIE_ID], [-1]).numpy().tolist()
@@ -162,6 +168,27 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
       SERVING_AT_TIME: serving.serve_at_time,
       SERVING_EXCLUDE_SEEN: serving.serve_exclude_seen,
   })
+  write_seen_movies(serving_model_dir, seen_movies)
+
+
+def write_seen_movies(serving_model_dir: str, seen_movies: Mapping[str, Sequence[str]]) -> None:
+  """Writes `user_id<TAB>movie_id,movie_id,...` lines, gzipped, under assets.extra/."""
+  path = os.path.join(serving_model_dir, SEEN_MOVIES_FILE)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  lines = "".join(f"{user}\t{','.join(movies)}\n" for user, movies in sorted(seen_movies.items()))
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(gzip.compress(lines.encode(), mtime=0))
+
+
+def read_seen_movies(serving_model_dir: str) -> Dict[str, List[str]]:
+  """Inverse of `write_seen_movies`; {} if the model has no history file."""
+  path = os.path.join(serving_model_dir, SEEN_MOVIES_FILE)
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path, "rb") as f:
+    text = gzip.decompress(f.read()).decode()
+  return {user: movies.split(",") if movies else []
+          for user, movies in (line.split("\t", 1) for line in text.splitlines())}
 
 
 def _write_candidates(model_uri: str, movie_ids: List[bytes], embeddings: np.ndarray) -> None:

@@ -5,7 +5,7 @@ TransformConfig fields} from pipeline/configs.py, and `catalog_files` (the movie
 examples), which components.retrieval_trainer adds at run time.
 """
 import time
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping
 
 from absl import logging
 import tensorflow as tf
@@ -114,7 +114,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       retrieval_model=model,
       raw_catalog=data.read_raw_catalog(custom_config[CATALOG_FILES_KEY]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=trainer_config.serving_top_k,
-      reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])))
+      reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])),
+      seen_movies=seen_movies(train_data, tft_output))
+
+
+def seen_movies(train_data: Mapping[str, tf.Tensor],
+                tft_output: tft.TFTransformOutput) -> Dict[str, List[str]]:
+  """User id -> ids of the movies they rated in training, from the vocabulary indices."""
+  users = tft_output.vocabulary_by_name(features.USER_ID_VOCAB)
+  movies = tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
+  history: Dict[str, List[str]] = {}
+  pairs = zip(train_data[features.USER_ID_INDEX].numpy().tolist(),
+              train_data[features.MOVIE_ID_INDEX].numpy().tolist())
+  for user, movie in sorted(set(pairs)):
+    # Indices past the vocabulary are OOV buckets: no id to report.
+    if user < len(users) and movie < len(movies):
+      history.setdefault(users[user].decode(), []).append(movies[movie].decode())
+  return history
 
 
 def _model_uri(serving_model_dir: str) -> str:

@@ -1,0 +1,88 @@
+"""Asks a pushed (or freshly trained) serving model for recommendations.
+
+  python -m trainer_module.recommend --model_dir tfx_root/serving_model --user_id 42
+  python -m trainer_module.recommend --model_dir DIR --user_id 42 --k 5 --exclude_seen
+
+--model_dir is a SavedModel directory or a TF Serving base directory (<dir>/<version>/),
+in which case the highest version is used. The same model answers
+`saved_model_cli run --dir DIR/<version> --tag_set serve --signature_def serving_default
+ --input_exprs 'user_id=["42"]'`.
+"""
+from typing import List, NamedTuple, Optional, Sequence
+
+from absl import app
+from absl import flags
+
+import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
+from trainer_module import export
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "SavedModel or TF Serving base dir.")
+_USER_IDS = flags.DEFINE_list("user_id", None, "User id(s), comma-separated.")
+_K = flags.DEFINE_integer("k", 10, "Recommendations per user (at most the model's top-k).")
+_EXCLUDE_SEEN = flags.DEFINE_bool(
+    "exclude_seen", False, "Leave out movies the user rated in the training data.")
+_TIMESTAMP = flags.DEFINE_integer(
+    "timestamp", None, "Query time, Unix seconds; default: the model's reference time.")
+
+
+class Recommendation(NamedTuple):
+  movie_id: str
+  title: str
+  score: float
+
+
+def resolve_model_dir(model_dir: str) -> str:
+  """`model_dir` if it holds a SavedModel, else its highest numeric version subdirectory."""
+  if tf.io.gfile.exists(f"{model_dir}/saved_model.pb"):
+    return model_dir
+  versions = sorted((int(name.rstrip("/")) for name in tf.io.gfile.listdir(model_dir)
+                     if name.rstrip("/").isdigit()
+                     and tf.io.gfile.exists(f"{model_dir}/{name.rstrip('/')}/saved_model.pb")),
+                    reverse=True) if tf.io.gfile.isdir(model_dir) else []
+  if not versions:
+    raise FileNotFoundError(
+        f"No SavedModel in {model_dir} nor in a numeric version directory under it. Run the "
+        "pipeline (make run) and pass its --serving_dir, or a Trainer's Format-Serving dir.")
+  return f"{model_dir}/{versions[0]}"
+
+
+def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
+              timestamp: Optional[int] = None) -> List[List[Recommendation]]:
+  """Top-k recommendations per user from the serving model in `model_dir`."""
+  model_dir = resolve_model_dir(model_dir)
+  model = tf.saved_model.load(model_dir)
+  users = tf.constant(list(user_ids))
+  if exclude_seen:
+    seen = export.read_seen_movies(model_dir)
+    exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
+    result = model.signatures[export.SERVING_EXCLUDE_SEEN](
+        user_id=users, exclude_movie_ids=exclude.to_tensor(default_value=""))
+  elif timestamp is not None:
+    result = model.signatures[export.SERVING_AT_TIME](
+        user_id=users, timestamp=tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64)))
+  else:
+    result = model.signatures[export.SERVING_DEFAULT](user_id=users)
+  ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
+                         result["score"].numpy())
+  return [[Recommendation(i.decode(), t.decode(), float(s))
+           for i, t, s in zip(ids[row][:k], titles[row][:k], scores[row][:k])]
+          for row in range(len(user_ids))]
+
+
+def main(argv):
+  del argv
+  if _EXCLUDE_SEEN.value and _TIMESTAMP.value is not None:
+    raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
+  rows = recommend(_MODEL_DIR.value, _USER_IDS.value, _K.value, _EXCLUDE_SEEN.value,
+                   _TIMESTAMP.value)
+  for user_id, recommendations in zip(_USER_IDS.value, rows):
+    print(f"user {user_id}:")
+    for rank, rec in enumerate(recommendations, start=1):
+      print(f"  {rank:3d}. {rec.score:7.4f}  [{rec.movie_id}] {rec.title}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["model_dir", "user_id"])
+  app.run(main)
