@@ -15,6 +15,7 @@ from absl import logging
 from pipeline import configs
 from pipeline import flags as config_flags
 from pipeline import pipeline
+from pipeline import run_summary
 from components.movielens_example_gen import synthetic
 
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
@@ -62,12 +63,18 @@ def main(argv):
       data_dir=data_dir,
       serving_dir=_SERVING_DIR.value or os.path.join(pipeline_root, "serving_model"),
       config=config_flags.pipeline_config_from_flags())
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      os.path.join(pipeline_root, "metadata.sqlite"))
   tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(
       pipeline_name=_PIPELINE_NAME.value, pipeline_root=pipeline_root,
       components=components, enable_cache=_ENABLE_CACHE.value,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-          os.path.join(pipeline_root, "metadata.sqlite"))))
-  print(f"Pipeline finished in {time.time() - started:.1f} s; artifacts under {pipeline_root}")
+      metadata_connection_config=metadata))
+
+  summary = run_summary.summarize(metadata, _PIPELINE_NAME.value)
+  summary["wall_seconds"] = round(time.time() - started, 1)
+  path = run_summary.write(summary, pipeline_root)
+  print(run_summary.format_text(summary))
+  print(f"Summary written to {path}")
 
 
 if __name__ == "__main__":
