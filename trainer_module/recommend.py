@@ -18,13 +18,19 @@ from trainer_module import export
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "SavedModel or TF Serving base dir.")
-_USER_IDS = flags.DEFINE_list("user_id", None, "User id(s), comma-separated.")
-_K = flags.DEFINE_integer("k", 10, "Recommendations per user (at most the model's top-k).")
-_EXCLUDE_SEEN = flags.DEFINE_bool(
-    "exclude_seen", False, "Leave out movies the user rated in the training data.")
-_TIMESTAMP = flags.DEFINE_integer(
-    "timestamp", None, "Query time, Unix seconds; default: the model's reference time.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """CLI flags; defined only when run as a script, since this module is also a library
+  (the run summary uses it) and TFX executors parse sys.argv against global flags."""
+  flags.DEFINE_string("model_dir", None, "SavedModel or TF Serving base dir.")
+  flags.DEFINE_list("user_id", None, "User id(s), comma-separated.")
+  flags.DEFINE_integer("k", 10, "Recommendations per user (at most the model's top-k).")
+  flags.DEFINE_bool("exclude_seen", False, "Leave out movies the user rated in training.")
+  flags.DEFINE_integer("timestamp", None,
+                       "Query time, Unix seconds; default: the model's reference time.")
+  flags.mark_flags_as_required(["model_dir", "user_id"])
 
 
 class Recommendation(NamedTuple):
@@ -73,16 +79,16 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
 
 def main(argv):
   del argv
-  if _EXCLUDE_SEEN.value and _TIMESTAMP.value is not None:
+  if FLAGS.exclude_seen and FLAGS.timestamp is not None:
     raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
-  rows = recommend(_MODEL_DIR.value, _USER_IDS.value, _K.value, _EXCLUDE_SEEN.value,
-                   _TIMESTAMP.value)
-  for user_id, recommendations in zip(_USER_IDS.value, rows):
+  rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
+                   FLAGS.timestamp)
+  for user_id, recommendations in zip(FLAGS.user_id, rows):
     print(f"user {user_id}:")
     for rank, rec in enumerate(recommendations, start=1):
       print(f"  {rank:3d}. {rec.score:7.4f}  [{rec.movie_id}] {rec.title}")
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["model_dir", "user_id"])
+  _define_flags()
   app.run(main)
