@@ -26,11 +26,15 @@ class VocabularySizes:
 
 
 def parse_hidden_layers(spec: str) -> List[int]:
-  """'256,128' -> [256, 128]; '' -> []."""
+  """'256,128' -> [256, 128]; '' -> []. Sizes must be positive integers."""
   try:
-    return [int(size) for size in spec.split(",") if size.strip()]
+    sizes = [int(size) for size in spec.split(",") if size.strip()]
   except ValueError as error:
     raise ValueError(f"hidden_layers must be comma-separated integers, got {spec!r}.") from error
+  if any(size <= 0 for size in sizes):
+    # Keras accepts Dense(0), which silently turns the tower into a constant.
+    raise ValueError(f"hidden_layers sizes must be positive, got {spec!r}.")
+  return sizes
 
 
 def _embedding(size: int, dim: int, l2: float, name: str) -> tf.keras.layers.Embedding:
@@ -128,8 +132,14 @@ class RetrievalModel(tfrs.models.Model):
     super().__init__()
     self.query_tower = QueryTower(sizes, config)
     self.candidate_tower = CandidateTower(sizes, config)
-    self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
-                                     remove_accidental_hits=True)
+    # Per-example mean loss (TFRS defaults to the batch sum), so that logged losses compare
+    # across batch sizes and the partial last batch; `mean_loss` averages a whole epoch,
+    # where Keras's `loss` is the last batch's.
+    self.task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
+        loss_metrics=[tf.keras.metrics.Mean(name="mean_loss")],
+        temperature=config.temperature, remove_accidental_hits=True)
     self._oov_user_rate = config.oov_user_rate
     self._oov_user_index = sizes.users - 1
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)

@@ -66,8 +66,10 @@ class _Throughput(tf.keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     rate = self._examples / (time.perf_counter() - self._start)
     self.per_epoch.append(rate)
-    logging.info("Epoch %d: %.0f training examples/s, loss %.4f", epoch + 1, rate,
-                 (logs or {}).get("loss", float("nan")))
+    logs = logs or {}
+    logging.info("Epoch %d: %.0f training examples/s, mean loss %.4f, eval mean loss %.4f",
+                 epoch + 1, rate, logs.get("mean_loss", float("nan")),
+                 logs.get("val_mean_loss", float("nan")))
 
 
 def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],

@@ -1,0 +1,455 @@
+"""The trainer module: towers, sampling probabilities, training, and run_fn's exports.
+
+One synthetic MovieLens set (60 users, 160 movies, 2400 ratings; a few movies are never
+rated in training) goes through the real ExampleGen encoding and the real Transform
+(tests/transform_fixtures.py); `trainer.run_fn` is then called as the TFX Trainer calls
+it, and its three exports are checked against each other and against the catalog.
+"""
+import collections
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components.retrieval_evaluator import model_layout
+from pipeline import configs
+from tests import transform_fixtures
+from trainer_module import data
+from trainer_module import export
+from trainer_module import features
+from trainer_module import model as model_lib
+from trainer_module import trainer
+
+EMBEDDING_DIM = 16
+TOP_K = 10
+TRAINER_CONFIG = {
+    "embedding_dim": EMBEDDING_DIM, "batch_size": 128, "epochs": 5, "serving_top_k": TOP_K,
+    "max_title_tokens": 16, "seed": 7,
+}
+HIT_RATE_K = 20
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory):
+  return transform_fixtures.build(str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="module")
+def tft_output(fixture_data):
+  return tft.TFTransformOutput(fixture_data.transform_output)
+
+
+@pytest.fixture(scope="module")
+def transform_config(fixture_data):
+  return configs.TransformConfig.from_dict(fixture_data.transform_config)
+
+
+@pytest.fixture(scope="module")
+def trainer_config():
+  return configs.TrainerConfig.from_dict(TRAINER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def train_data(fixture_data, tft_output, trainer_config):
+  return data.load_transformed([fixture_data.transformed_train_pattern], tft_output,
+                               trainer_config.max_title_tokens)
+
+
+@pytest.fixture(scope="module")
+def eval_data(fixture_data, tft_output, trainer_config):
+  return data.load_transformed([fixture_data.transformed_eval_pattern], tft_output,
+                               trainer_config.max_title_tokens)
+
+
+@pytest.fixture(scope="module")
+def batch(train_data):
+  return next(iter(data.training_dataset(train_data, 32, seed=0, shuffle=False)))
+
+
+@pytest.fixture(scope="module")
+def sizes(tft_output, transform_config):
+  return trainer.vocabulary_sizes(tft_output, transform_config)
+
+
+def _fn_args(fixture_data, model_uri, custom_config):
+  return tfx.components.FnArgs(
+      train_files=[fixture_data.transformed_train_pattern],
+      eval_files=[fixture_data.transformed_eval_pattern],
+      transform_output=fixture_data.transform_output,
+      serving_model_dir=os.path.join(model_uri, "Format-Serving"),
+      model_run_dir=os.path.join(os.path.dirname(model_uri), "model_run"),
+      custom_config=custom_config)
+
+
+@pytest.fixture(scope="module")
+def trained_uri(fixture_data, tmp_path_factory):
+  """The Model artifact directory written by run_fn."""
+  model_uri = os.path.join(str(tmp_path_factory.mktemp("trained")), "model")
+  trainer.run_fn(_fn_args(fixture_data, model_uri, {
+      trainer.TRAINER_KEY: TRAINER_CONFIG,
+      trainer.TRANSFORM_KEY: fixture_data.transform_config,
+      trainer.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
+  }))
+  return model_uri
+
+
+@pytest.fixture(scope="module")
+def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, train_data,
+                  tmp_path_factory):
+  """The same exports of a freshly built, never trained model."""
+  tf.keras.utils.set_random_seed(trainer_config.seed)
+  model_uri = os.path.join(str(tmp_path_factory.mktemp("untrained")), "model")
+  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config)
+  export.export_all(
+      model_uri=model_uri, serving_model_dir=os.path.join(model_uri, "Format-Serving"),
+      tft_output=tft_output, retrieval_model=retrieval_model,
+      raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
+      max_title_tokens=trainer_config.max_title_tokens, top_k=TOP_K,
+      reference_timestamp=int(fixture_data.train.timestamps.max()),
+      seen_movies=trainer.seen_movies(train_data, tft_output))
+  return model_uri
+
+
+@pytest.fixture(scope="module")
+def serving(trained_uri):
+  return tf.saved_model.load(os.path.join(trained_uri, "Format-Serving"))
+
+
+@pytest.fixture(scope="module")
+def query_model(trained_uri):
+  return tf.saved_model.load(model_layout.query_model_path(trained_uri))
+
+
+def _candidates(model_uri):
+  with open(model_layout.movie_ids_path(model_uri)) as f:
+    movie_ids = f.read().splitlines()
+  return movie_ids, np.load(model_layout.embeddings_path(model_uri))
+
+
+def _strings(tensor):
+  return [[value.decode() for value in row] for row in tensor.numpy().tolist()]
+
+
+# -------------------------------------------------------------------------------- towers
+
+
+def test_tower_output_shapes(batch, sizes, trainer_config):
+  query = model_lib.QueryTower(sizes, trainer_config)(batch)
+  candidate = model_lib.CandidateTower(sizes, trainer_config)(batch)
+  assert query.shape == (32, EMBEDDING_DIM)
+  assert candidate.shape == (32, EMBEDDING_DIM)
+  assert np.all(np.isfinite(query.numpy())) and np.all(np.isfinite(candidate.numpy()))
+
+
+def test_embeddings_are_l2_normalized(batch, tft_output, trainer_config, transform_config):
+  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config)
+  for embedding in (retrieval_model.query_embedding(batch),
+                    retrieval_model.candidate_embedding(batch)):
+    norms = np.linalg.norm(embedding.numpy(), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+  # The raw tower output is not normalized: the normalization is the model's doing.
+  raw = np.linalg.norm(retrieval_model.query_tower(batch).numpy(), axis=1)
+  assert not np.allclose(raw, 1.0)
+
+
+def test_hidden_layers_add_dense_layers(batch, sizes):
+  def dense_units(tower):
+    return [layer.units for layer in tower.projection.layers
+            if isinstance(layer, tf.keras.layers.Dense)]
+
+  for tower_class in (model_lib.QueryTower, model_lib.CandidateTower):
+    plain = tower_class(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers=""))
+    deep = tower_class(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="32,24"))
+    assert deep(batch).shape == (32, 8) and plain(batch).shape == (32, 8)
+    assert dense_units(plain) == [8]
+    assert dense_units(deep) == [32, 24, 8]
+    assert [layer.activation.__name__ for layer in deep.projection.layers] == [
+        "relu", "relu", "linear"]
+
+
+def test_parse_hidden_layers():
+  assert model_lib.parse_hidden_layers("") == []
+  assert model_lib.parse_hidden_layers("256,128") == [256, 128]
+  assert model_lib.parse_hidden_layers(" 64 , 32 ") == [64, 32]
+  for bad in ("abc", "64;32", "1.5", "64,x"):
+    with pytest.raises(ValueError, match="hidden_layers"):
+      model_lib.parse_hidden_layers(bad)
+
+
+@pytest.mark.parametrize("bad", ["0", "64,0", "-32"])
+def test_parse_hidden_layers_rejects_non_positive_sizes(bad):
+  # A layer of 0 units is accepted by Keras and silently collapses every embedding to
+  # the next layer's bias; sizes must be positive.
+  with pytest.raises(ValueError, match="hidden_layers"):
+    model_lib.parse_hidden_layers(bad)
+
+
+def test_masked_mean_embedding():
+  layer = model_lib.MaskedMeanEmbedding(vocabulary_size=6, dim=4, name="test_mean")
+  ids = tf.constant([[0, 2, 2, 5],
+                     [3, -1, -1, -1],
+                     [-1, -1, -1, -1],
+                     [1, 4, -1, -1]], tf.int64)
+  out = layer(ids).numpy()
+  assert out.shape == (4, 4)
+  np.testing.assert_array_equal(out[2], np.zeros(4))
+  table = layer.weights[0].numpy()
+  assert table.shape == (7, 4)  # Vocabulary plus the padding row.
+
+  def embedding(i):
+    return table[i + 1]  # Row 0 is padding.
+
+  np.testing.assert_allclose(out[0], np.mean([embedding(i) for i in (0, 2, 2, 5)], axis=0),
+                             rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(out[1], embedding(3), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(out[3], (embedding(1) + embedding(4)) / 2, rtol=1e-6,
+                             atol=1e-7)
+  # Padding never reads a real row: changing the padding row changes nothing.
+  layer.weights[0].assign(tf.tensor_scatter_nd_update(
+      layer.weights[0], [[0]], [[100.0, 100.0, 100.0, 100.0]]))
+  np.testing.assert_allclose(layer(ids).numpy(), out, rtol=1e-6, atol=1e-7)
+
+
+def test_load_transformed_pads_and_caps_lists(fixture_data, tft_output, train_data):
+  assert data.num_examples(train_data) == len(fixture_data.train)
+  for name in (features.TITLE_TOKENS, features.GENRE_INDICES):
+    value = train_data[name].numpy()
+    assert value.ndim == 2 and value.shape[0] == len(fixture_data.train)
+    assert value.min() >= model_lib.PADDING
+    assert np.all((value != model_lib.PADDING).sum(axis=1) >= 1)
+  capped = data.load_transformed([fixture_data.transformed_train_pattern], tft_output, 2)
+  assert capped[features.TITLE_TOKENS].shape[1] == 2
+  np.testing.assert_array_equal(capped[features.TITLE_TOKENS].numpy(),
+                                train_data[features.TITLE_TOKENS].numpy()[:, :2])
+
+
+# ------------------------------------------------------------------ sampling probability
+
+
+def test_movie_sampling_probability(fixture_data, tft_output, transform_config):
+  probability = data.movie_sampling_probability(tft_output, transform_config.num_oov_buckets)
+  vocab = [m.decode() for m in tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)]
+  assert probability.dtype == np.float32
+  assert probability.shape == (len(vocab) + transform_config.num_oov_buckets,)
+  assert probability.sum() == pytest.approx(1.0, abs=1e-5)
+  assert np.all(probability > 0)
+
+  counts = collections.Counter(fixture_data.train.movie_ids)
+  expected = np.array([counts[movie_id] for movie_id in vocab], np.float64)
+  assert expected.min() >= 1  # Every vocabulary movie was rated in training.
+  ratio = probability[:len(vocab)] / expected
+  np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+  # The OOV bucket gets the smallest probability.
+  np.testing.assert_allclose(probability[len(vocab):], probability[:len(vocab)].min(),
+                             rtol=1e-6)
+
+
+def test_build_model_sizes_follow_transform_output(tft_output, sizes, transform_config):
+  users = tft_output.vocabulary_size_by_name(features.USER_ID_VOCAB)
+  movies = tft_output.vocabulary_size_by_name(features.MOVIE_ID_VOCAB)
+  assert sizes.users == users + transform_config.num_oov_buckets
+  assert sizes.movies == movies + transform_config.num_oov_buckets
+  assert sizes.timestamp_buckets == transform_config.timestamp_buckets
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _full_loss(retrieval_model, tensors):
+  """Mean per-example retrieval loss, every example in one batch (deterministic)."""
+  return float(retrieval_model.compute_loss(tensors, training=False))
+
+
+def test_training_decreases_loss(tft_output, transform_config, train_data, eval_data,
+                                 tmp_path):
+  config = configs.TrainerConfig.from_dict({**TRAINER_CONFIG, "epochs": 12})
+  tf.keras.utils.set_random_seed(config.seed)
+  retrieval_model = trainer.build_model(tft_output, config, transform_config)
+  before = _full_loss(retrieval_model, train_data)
+  history = trainer.train(retrieval_model, train_data, eval_data, config,
+                          str(tmp_path / "logs"))
+  after = _full_loss(retrieval_model, train_data)
+
+  # `mean_loss` is the epoch's mean per-example loss (Keras's `loss` is the last batch's).
+  assert len(history["mean_loss"]) == config.epochs
+  assert len(history["val_mean_loss"]) == config.epochs
+  assert len(history["examples_per_second"]) == config.epochs
+  assert history["mean_loss"][-1] < 0.9 * history["mean_loss"][0]
+  assert after < 0.8 * before
+
+
+def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
+  with pytest.raises(ValueError, match="catalog_files"):
+    trainer.run_fn(_fn_args(fixture_data, str(tmp_path / "model"), {
+        trainer.TRAINER_KEY: TRAINER_CONFIG,
+        trainer.TRANSFORM_KEY: fixture_data.transform_config}))
+
+
+# ------------------------------------------------------------------------------- exports
+
+
+def test_run_fn_writes_every_export(fixture_data, trained_uri):
+  serving_dir = os.path.join(trained_uri, "Format-Serving")
+  assert tf.saved_model.contains_saved_model(serving_dir)
+  assert tf.saved_model.contains_saved_model(model_layout.query_model_path(trained_uri))
+
+  movie_ids, embeddings = _candidates(trained_uri)
+  assert movie_ids == list(fixture_data.catalog)  # Every catalog movie, in catalog order.
+  never_trained = set(fixture_data.catalog) - set(fixture_data.train.movie_ids)
+  assert never_trained and never_trained <= set(movie_ids)
+  assert embeddings.dtype == np.float32
+  assert embeddings.shape == (len(fixture_data.catalog), EMBEDDING_DIM)
+  np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+  # Movies never rated share the OOV id embedding but differ by title and genres.
+  unrated = np.array([embeddings[movie_ids.index(m)] for m in sorted(never_trained)])
+  assert len(np.unique(unrated.round(5), axis=0)) == len(unrated)
+
+
+def test_run_fn_writes_seen_movies(fixture_data, trained_uri):
+  seen = export.read_seen_movies(os.path.join(trained_uri, "Format-Serving"))
+  expected = collections.defaultdict(set)
+  for user, movie in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids):
+    expected[user].add(movie)
+  assert {user: set(movies) for user, movies in seen.items()} == dict(expected)
+  assert all(len(movies) == len(set(movies)) for movies in seen.values())
+
+
+def _check_results(result, fixture_data, batch_size):
+  assert set(result) == {"movie_id", "movie_title", "score"}
+  for name in result:
+    assert result[name].shape == (batch_size, TOP_K), name
+  scores = result["score"].numpy()
+  assert np.all(np.isfinite(scores))
+  assert np.all(np.diff(scores, axis=1) <= 0)  # Best first.
+  ids, titles = _strings(result["movie_id"]), _strings(result["movie_title"])
+  for row_ids, row_titles in zip(ids, titles):
+    assert len(set(row_ids)) == TOP_K
+    assert row_titles == [fixture_data.catalog[m].title for m in row_ids]
+  return ids, scores
+
+
+def test_serving_signatures(fixture_data, serving):
+  assert set(serving.signatures) == {export.SERVING_DEFAULT, export.SERVING_AT_TIME,
+                                     export.SERVING_EXCLUDE_SEEN}
+  users = tf.constant(["1", "2", "3"])
+  default = serving.signatures[export.SERVING_DEFAULT](user_id=users)
+  default_ids, _ = _check_results(default, fixture_data, 3)
+  assert default_ids[0] != default_ids[1] or default_ids[1] != default_ids[2]
+
+  reference = int(fixture_data.train.timestamps.max())
+  at_reference = serving.signatures[export.SERVING_AT_TIME](
+      user_id=users, timestamp=tf.constant([reference] * 3, tf.int64))
+  _check_results(at_reference, fixture_data, 3)
+  # serving_default queries at the latest training timestamp.
+  np.testing.assert_allclose(at_reference["score"].numpy(), default["score"].numpy(),
+                             rtol=1e-5, atol=1e-6)
+
+  exclude = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+      user_id=users, exclude_movie_ids=tf.constant([[""]] * 3))
+  _check_results(exclude, fixture_data, 3)
+
+
+def test_unknown_user_gets_results(fixture_data, serving):
+  result = serving.signatures[export.SERVING_DEFAULT](
+      user_id=tf.constant(["no-such-user", "99999999"]))
+  ids, _ = _check_results(result, fixture_data, 2)
+  assert ids[0] == ids[1]  # Both are the OOV user.
+
+
+def test_exclude_seen(fixture_data, serving):
+  users = tf.constant(["4", "5"])
+  default_ids = _strings(serving.signatures[export.SERVING_DEFAULT](user_id=users)["movie_id"])
+  excluded = [
+      # The top 3, padding, an id not in the catalog, and a duplicate.
+      default_ids[0][:3] + ["", "no-such-movie", default_ids[0][0]],
+      # Every top-k movie: k replacements must come from further down the ranking.
+      default_ids[1][:TOP_K],
+  ]
+  width = max(len(row) for row in excluded)
+  padded = [row + [""] * (width - len(row)) for row in excluded]
+  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+      user_id=users, exclude_movie_ids=tf.constant(padded))
+  ids, _ = _check_results(result, fixture_data, 2)
+  for row_ids, row_excluded, row_default in zip(ids, excluded, default_ids):
+    assert not set(row_ids) & set(row_excluded)
+    # The kept movies keep their order; new ones follow them.
+    kept = [m for m in row_default if m not in row_excluded]
+    assert row_ids[:len(kept)] == kept
+  assert not set(ids[1]) & set(default_ids[1])
+
+
+def test_only_padding_and_unknown_ids_change_nothing(fixture_data, serving):
+  users = tf.constant(["6", "7"])
+  default = serving.signatures[export.SERVING_DEFAULT](user_id=users)
+  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+      user_id=users, exclude_movie_ids=tf.constant([["", "unknown-id"], ["", ""]]))
+  assert _strings(result["movie_id"]) == _strings(default["movie_id"])
+  np.testing.assert_allclose(result["score"].numpy(), default["score"].numpy(), rtol=1e-6)
+
+
+def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, query_model):
+  movie_ids, embeddings = _candidates(trained_uri)
+  users = ["1", "8", "no-such-user"]
+  timestamps = [int(fixture_data.train.timestamps.min()),
+                int(fixture_data.train.timestamps.max()),
+                int(np.median(fixture_data.train.timestamps))]
+  signature = query_model.signatures[model_layout.QUERY_SIGNATURE]
+  queries = signature(user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
+  queries = queries[model_layout.EMBEDDING_OUTPUT].numpy()
+  assert queries.shape == (3, EMBEDDING_DIM)
+  np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+
+  served = serving.signatures[export.SERVING_AT_TIME](
+      user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
+  scores = queries @ embeddings.T
+  expected_positions = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+  expected_ids = [[movie_ids[p] for p in row] for row in expected_positions]
+  assert _strings(served["movie_id"]) == expected_ids
+  np.testing.assert_allclose(served["score"].numpy(),
+                             np.take_along_axis(scores, expected_positions, axis=1),
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_query_time_matters(serving):
+  # The query tower reads the timestamp, so the same user at different times may differ.
+  users = tf.constant(["1", "1"])
+  result = serving.signatures[export.SERVING_AT_TIME](
+      user_id=users, timestamp=tf.constant([0, 2_000_000_000], tf.int64))
+  scores = result["score"].numpy()
+  assert not np.allclose(scores[0], scores[1])
+
+
+# ---------------------------------------------------------------------------- usefulness
+
+
+def _hit_rate(model_uri, fixture_data, k=HIT_RATE_K):
+  """Fraction of eval ratings whose movie is in the user's top k (train movies excluded)."""
+  movie_ids, embeddings = _candidates(model_uri)
+  position = {movie_id: i for i, movie_id in enumerate(movie_ids)}
+  signature = tf.saved_model.load(model_layout.query_model_path(model_uri)).signatures[
+      model_layout.QUERY_SIGNATURE]
+  queries = signature(user_id=tf.constant(fixture_data.eval.user_ids),
+                      timestamp=tf.constant(fixture_data.eval.timestamps, tf.int64))
+  scores = queries[model_layout.EMBEDDING_OUTPUT].numpy() @ embeddings.T
+  seen = collections.defaultdict(list)
+  for user, movie in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids):
+    seen[user].append(position[movie])
+  for row, user in enumerate(fixture_data.eval.user_ids):
+    scores[row, seen[user]] = -np.inf
+  top = np.argsort(-scores, axis=1)[:, :k]
+  return float(np.mean([position[movie] in top[row]
+                        for row, movie in enumerate(fixture_data.eval.movie_ids)]))
+
+
+def test_trained_model_beats_untrained(fixture_data, trained_uri, untrained_uri):
+  trained = _hit_rate(trained_uri, fixture_data)
+  untrained = _hit_rate(untrained_uri, fixture_data)
+  # Random ranking gives about k / (catalog size - seen) ~ 0.15 here.
+  assert untrained < 0.3
+  assert trained > untrained + 0.2, (trained, untrained)

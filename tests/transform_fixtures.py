@@ -1,0 +1,161 @@
+"""Synthetic MovieLens -> raw examples -> Transform output, as the pipeline lays them out.
+
+`build(root)` runs, in process and without TFX orchestration, what ExampleGen and Transform
+do upstream of the Trainer:
+
+  root/raw/                          synthetic ml-100k-format files
+  root/examples/Split-{train,eval,catalog}/   gzip TFRecords of raw tf.Examples
+  root/transform_graph/              tft_beam.WriteTransformFn output
+  root/transformed/Split-{train,eval}/        gzip TFRecords of transformed tf.Examples
+
+Transform runs tft_beam.AnalyzeAndTransformDataset on the train split (read with TFXIO,
+like the Transform component) and TransformDataset on eval, on the DirectRunner.
+"""
+import dataclasses
+import os
+from typing import Any, Dict, List, Mapping
+
+import numpy as np
+
+import apache_beam as beam
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx_bsl.public import tfxio
+
+from components.movielens_example_gen import encoding
+from components.movielens_example_gen import formats
+from components.movielens_example_gen import splits
+from components.movielens_example_gen import synthetic
+from trainer_module import features
+from trainer_module import preprocessing
+
+SYNTHETIC_CONFIG = synthetic.SyntheticConfig(num_users=60, num_movies=160, num_ratings=2400,
+                                             seed=3)
+TRANSFORM_CONFIG = {"timestamp_buckets": 10, "title_token_min_count": 2, "num_oov_buckets": 1}
+EVAL_FRACTION = 0.2
+SPLIT_SEED = 42
+
+
+@dataclasses.dataclass
+class Ratings:
+  user_ids: List[str]
+  movie_ids: List[str]
+  ratings: np.ndarray
+  timestamps: np.ndarray
+
+  def select(self, mask: np.ndarray) -> "Ratings":
+    return Ratings([u for u, keep in zip(self.user_ids, mask) if keep],
+                   [m for m, keep in zip(self.movie_ids, mask) if keep],
+                   self.ratings[mask], self.timestamps[mask])
+
+  def __len__(self) -> int:
+    return len(self.user_ids)
+
+
+@dataclasses.dataclass
+class TransformFixture:
+  root: str
+  catalog: Dict[str, formats.Movie]  # movie id -> Movie, in file order.
+  train: Ratings
+  eval: Ratings
+  raw_train_pattern: str
+  raw_eval_pattern: str
+  catalog_pattern: str
+  transform_output: str  # WriteTransformFn directory.
+  transformed_train_pattern: str
+  transformed_eval_pattern: str
+  transform_config: Mapping[str, Any]
+
+
+def _write_gzip_tfrecords(path: str, records: List[bytes]) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+    for record in records:
+      writer.write(record)
+
+
+def _read_ratings(raw_dir: str):
+  source = formats.detect_source(raw_dir)
+  catalog, log = formats.read_movies(source)
+  assert log.count == 0, log.examples
+  user_ids, movie_ids, ratings, timestamps = [], [], [], []
+  for batch in formats.iter_rating_batches(source, catalog):
+    assert not batch.errors, batch.errors
+    user_ids += batch.user_ids
+    movie_ids += batch.movie_ids
+    ratings.append(batch.ratings)
+    timestamps.append(batch.timestamps)
+  return catalog, Ratings(user_ids, movie_ids, np.concatenate(ratings),
+                          np.concatenate(timestamps))
+
+
+def _encode(ratings: Ratings, catalog) -> List[bytes]:
+  return encoding.ratings_to_examples(ratings.user_ids, ratings.movie_ids, ratings.ratings,
+                                      ratings.timestamps, catalog)
+
+
+def _transform(raw_train: str, raw_eval: str, out_root: str,
+               transform_config: Mapping[str, Any]):
+  schema = schema_utils.schema_from_feature_spec(features.raw_feature_spec())
+  train_io = tfxio.TFExampleRecord(file_pattern=raw_train, schema=schema,
+                                   telemetry_descriptors=["test"])
+  eval_io = tfxio.TFExampleRecord(file_pattern=raw_eval, schema=schema,
+                                  telemetry_descriptors=["test"])
+  graph_dir = os.path.join(out_root, "transform_graph")
+  transformed = os.path.join(out_root, "transformed")
+  config = dict(transform_config)
+  options = beam.options.pipeline_options.PipelineOptions(
+      ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+  with beam.Pipeline(options=options) as pipeline:
+    with tft_beam.Context(temp_dir=os.path.join(out_root, "tft_tmp"),
+                          force_tf_compat_v1=False):
+      raw = pipeline | "ReadTrain" >> train_io.BeamSource()
+      (train_data, metadata), transform_fn = (
+          (raw, train_io.TensorAdapterConfig())
+          | tft_beam.AnalyzeAndTransformDataset(
+              lambda inputs: preprocessing.preprocessing_fn(inputs, config),
+              output_record_batches=False))
+      raw_eval_data = pipeline | "ReadEval" >> eval_io.BeamSource()
+      eval_data, _ = (((raw_eval_data, eval_io.TensorAdapterConfig()), transform_fn)
+                      | tft_beam.TransformDataset(output_record_batches=False))
+      coder = tft.coders.ExampleProtoCoder(metadata.schema)
+      for name, split_data in (("train", train_data), ("eval", eval_data)):
+        _ = (split_data
+             | f"Encode{name}" >> beam.Map(coder.encode)
+             | f"Write{name}" >> beam.io.WriteToTFRecord(
+                 os.path.join(transformed, f"Split-{name}", "transformed_examples"),
+                 file_name_suffix=".gz",
+                 compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+      _ = transform_fn | tft_beam.WriteTransformFn(graph_dir)
+  return (graph_dir, os.path.join(transformed, "Split-train", "*"),
+          os.path.join(transformed, "Split-eval", "*"))
+
+
+def build(root: str, config: synthetic.SyntheticConfig = SYNTHETIC_CONFIG,
+          transform_config: Mapping[str, Any] = TRANSFORM_CONFIG) -> TransformFixture:
+  """Generates, encodes, splits and transforms a synthetic MovieLens set under `root`."""
+  raw_dir = synthetic.generate(os.path.join(root, "raw"), config)
+  catalog, ratings = _read_ratings(raw_dir)
+  is_eval = splits.random_eval_mask(ratings.user_ids, ratings.movie_ids, EVAL_FRACTION,
+                                    SPLIT_SEED)
+  train, evaluation = ratings.select(~is_eval), ratings.select(is_eval)
+
+  examples = os.path.join(root, "examples")
+  _write_gzip_tfrecords(os.path.join(examples, "Split-train", "data.gz"),
+                        _encode(train, catalog))
+  _write_gzip_tfrecords(os.path.join(examples, "Split-eval", "data.gz"),
+                        _encode(evaluation, catalog))
+  _write_gzip_tfrecords(os.path.join(examples, "Split-catalog", "data.gz"),
+                        encoding.movies_to_examples(list(catalog.values())))
+  raw_train = os.path.join(examples, "Split-train", "*")
+  raw_eval = os.path.join(examples, "Split-eval", "*")
+  graph_dir, transformed_train, transformed_eval = _transform(
+      raw_train, raw_eval, root, transform_config)
+  return TransformFixture(
+      root=root, catalog=catalog, train=train, eval=evaluation,
+      raw_train_pattern=raw_train, raw_eval_pattern=raw_eval,
+      catalog_pattern=os.path.join(examples, "Split-catalog", "*"),
+      transform_output=graph_dir, transformed_train_pattern=transformed_train,
+      transformed_eval_pattern=transformed_eval, transform_config=dict(transform_config))
