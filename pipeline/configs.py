@@ -98,12 +98,15 @@ class TrainerConfig(_FromDict):
 @dataclasses.dataclass(frozen=True)
 class EvaluatorConfig(_FromDict):
   """Full-catalog evaluation and the blessing that gates the Pusher."""
+  blessing_k: int = _field(
+      100, "The blessing compares hit_rate@blessing_k (keep it well below the catalog "
+      "size).")
   min_lift_over_popularity: float = _field(
-      0.1, "Bless only if the model's hit_rate@100 beats the popularity baseline's by "
-      "this relative margin (0.1 = 10% better).")
+      0.1, "Bless only if the model's hit_rate@blessing_k beats the popularity "
+      "baseline's by this relative margin (0.1 = 10% better).")
   max_drop_vs_blessed: float = _field(
-      0.02, "Bless only if hit_rate@100 is at most this much (relative) below the latest "
-      "blessed model's, re-evaluated on the same eval split.")
+      0.02, "Bless only if hit_rate@blessing_k is at most this much (relative) below the "
+      "latest blessed model's, re-evaluated on the same eval split.")
   max_eval_users: int = _field(
       20_000, "Evaluate a seeded sample of this many eval users (0: all). Full-catalog "
       "scoring costs users x movies; ml-25m has 162k users and 62k movies.")

@@ -453,3 +453,39 @@ def test_trained_model_beats_untrained(fixture_data, trained_uri, untrained_uri)
   # Random ranking gives about k / (catalog size - seen) ~ 0.15 here.
   assert untrained < 0.3
   assert trained > untrained + 0.2, (trained, untrained)
+
+
+def _evaluate(fixture_data, model_uri, workdir):
+  """Runs the RetrievalEvaluator executor on an exported model; returns metrics.json."""
+  from components.retrieval_evaluator import executor as evaluator  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
+  examples = standard_artifacts.Examples()
+  examples.uri = os.path.dirname(os.path.dirname(fixture_data.raw_train_pattern))
+  examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  model = standard_artifacts.Model()
+  model.uri = model_uri
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = os.path.join(workdir, "evaluation")
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(workdir, "blessing")
+  evaluator.Executor().Do({evaluator.EXAMPLES_KEY: [examples], evaluator.MODEL_KEY: [model]},
+                          {evaluator.EVALUATION_KEY: [evaluation],
+                           evaluator.BLESSING_KEY: [blessing]},
+                          # hit_rate@100 saturates on this 160-movie catalog.
+                          {evaluator.BLESSING_K_KEY: 10})
+  return evaluator.load_metrics(evaluation.uri), blessing
+
+
+def test_evaluator_refuses_the_untrained_model(fixture_data, trained_uri, untrained_uri,
+                                               tmp_path):
+  # That a trained model is blessed is shown by tests/test_pipeline_e2e.py, on a catalog
+  # large enough for the default gate; on this 160-movie one popularity is about as good.
+  trained, _ = _evaluate(fixture_data, trained_uri, str(tmp_path / "t"))
+  untrained, untrained_blessing = _evaluate(fixture_data, untrained_uri, str(tmp_path / "u"))
+  assert untrained["blessed"] is False
+  assert untrained_blessing.get_int_custom_property("blessed") == 0
+  assert os.path.exists(os.path.join(str(tmp_path / "u"), "blessing", "NOT_BLESSED"))
+  assert (untrained["model"]["hit_rate@10"]
+          < untrained["baseline_popularity"]["hit_rate@10"] / 2)
+  assert any("Failed" in r and "popularity" in r for r in untrained["reasons"])
+  assert trained["model"]["hit_rate@10"] > 2 * untrained["model"]["hit_rate@10"]

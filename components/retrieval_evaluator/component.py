@@ -20,6 +20,7 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
       executor.MAX_DROP_VS_BLESSED_KEY: component_spec.ExecutionParameter(type=float),
       executor.MAX_EVAL_USERS_KEY: component_spec.ExecutionParameter(type=int),
       executor.SEED_KEY: component_spec.ExecutionParameter(type=int),
+      executor.BLESSING_K_KEY: component_spec.ExecutionParameter(type=int),
   }
   INPUTS = {
       executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
@@ -54,7 +55,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
                baseline_model: Optional[types.BaseChannel] = None,
                ks: Sequence[int] = (10, 50, 100), min_lift_over_popularity: float = 0.1,
                max_drop_vs_blessed: float = 0.02, max_eval_users: int = 20_000,
-               seed: int = 42):
+               seed: int = 42, blessing_k: int = executor.DEFAULT_BLESSING_K):
     """Constructs the component.
 
     Args:
@@ -62,25 +63,27 @@ class RetrievalEvaluator(base_component.BaseComponent):
       model: The Trainer's Model (layout in model_layout.py).
       baseline_model: The latest blessed Model (a LatestBlessedModelStrategy Resolver's
         output), or None to compare with popularity only.
-      ks: Cutoffs of hit_rate, recall and top_k_accuracy; 100 is always added, since
-        the blessing is decided on hit_rate@100.
-      min_lift_over_popularity: Relative margin by which hit_rate@100 must beat the
-        popularity baseline (0.1: at least 1.1x).
-      max_drop_vs_blessed: Largest relative drop of hit_rate@100 allowed against the
-        blessed baseline (0.02: at least 0.98x).
+      ks: Cutoffs of hit_rate, recall and top_k_accuracy; blessing_k is always added.
+      min_lift_over_popularity: Relative margin by which hit_rate@blessing_k must beat
+        the popularity baseline (0.1: at least 1.1x).
+      max_drop_vs_blessed: Largest relative drop of hit_rate@blessing_k allowed against
+        the blessed baseline (0.02: at least 0.98x).
       max_eval_users: Evaluate a seeded sample of this many eval users when there are
         more; <= 0 evaluates all.
       seed: Seed of that sample.
+      blessing_k: The blessing compares hit_rate@blessing_k. Keep it well below the
+        catalog size: at 100 on a catalog of a few hundred movies every model hits.
     """
     options = executor.Options(  # Fails at pipeline construction on bad values.
         ks=tuple(ks), min_lift_over_popularity=min_lift_over_popularity,
-        max_drop_vs_blessed=max_drop_vs_blessed, max_eval_users=max_eval_users, seed=seed)
+        max_drop_vs_blessed=max_drop_vs_blessed, max_eval_users=max_eval_users, seed=seed,
+        blessing_k=blessing_k)
     spec = RetrievalEvaluatorSpec(
         examples=examples, model=model, baseline_model=baseline_model,
         ks=json.dumps([int(k) for k in options.ks]),
         min_lift_over_popularity=float(min_lift_over_popularity),
         max_drop_vs_blessed=float(max_drop_vs_blessed), max_eval_users=int(max_eval_users),
-        seed=int(seed),
+        seed=int(seed), blessing_k=int(blessing_k),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing))
     super().__init__(spec=spec)

@@ -37,6 +37,7 @@ MIN_LIFT_OVER_POPULARITY_KEY = "min_lift_over_popularity"
 MAX_DROP_VS_BLESSED_KEY = "max_drop_vs_blessed"
 MAX_EVAL_USERS_KEY = "max_eval_users"
 SEED_KEY = "seed"
+BLESSING_K_KEY = "blessing_k"
 
 # Files of the `evaluation` artifact.
 METRICS_FILE = "metrics.json"
@@ -46,9 +47,9 @@ MODEL_SECTION = "model"
 POPULARITY_SECTION = "baseline_popularity"
 BLESSED_SECTION = "baseline_blessed"
 
-# The blessing compares this metric; its k is always evaluated, whatever `ks` says.
-GATE_K = 100
-GATE_METRIC = f"hit_rate@{GATE_K}"
+# The blessing compares hit_rate@blessing_k (default 100); that k is always evaluated,
+# whatever `ks` says.
+DEFAULT_BLESSING_K = 100
 # Users scored at once: ~6 float arrays of [batch, catalog] (~0.25 GB each at 62k movies).
 _SCORE_BATCH_SIZE = 512
 _QUERY_TIME = "median timestamp of the user's eval ratings"
@@ -62,8 +63,11 @@ class Options:
   max_drop_vs_blessed: float = 0.02
   max_eval_users: int = 20_000  # <= 0: every eval user.
   seed: int = 42
+  blessing_k: int = DEFAULT_BLESSING_K
 
   def __post_init__(self):
+    if self.blessing_k < 1:
+      raise ValueError(f"blessing_k must be positive, got {self.blessing_k}.")
     if not self.ks or any(int(k) != k or k < 1 for k in self.ks):
       raise ValueError(f"ks must be positive integers, got {list(self.ks)}.")
     if not 0 <= self.max_drop_vs_blessed < 1:
@@ -74,8 +78,13 @@ class Options:
                        f"{self.min_lift_over_popularity}.")
 
   @property
+  def gate_metric(self) -> str:
+    """The metric the blessing compares."""
+    return f"hit_rate@{self.blessing_k}"
+
+  @property
   def evaluated_ks(self) -> Tuple[int, ...]:
-    return tuple(sorted(set(int(k) for k in self.ks) | {GATE_K}))
+    return tuple(sorted(set(int(k) for k in self.ks) | {self.blessing_k}))
 
   @classmethod
   def from_exec_properties(cls, exec_properties: Mapping[str, Any]) -> "Options":
@@ -100,37 +109,40 @@ def decide_blessing(model: Mapping[str, float], popularity: Mapping[str, float],
                     options: Options) -> Decision:
   """Blesses iff the model beats popularity by the lift and keeps up with the blessed one.
 
-  On `GATE_METRIC`: model >= popularity * (1 + min_lift_over_popularity), and, with a
+  On `options.gate_metric`: model >= popularity * (1 + min_lift_over_popularity), and, with a
   blessed baseline, model >= baseline * (1 - max_drop_vs_blessed). A model that
   retrieves no eval movie at all is never blessed, even against a zero baseline.
   """
-  value = model[GATE_METRIC]
-  checks = [_popularity_check(value, popularity[GATE_METRIC],
+  metric = options.gate_metric
+  value = model[metric]
+  checks = [_popularity_check(metric, value, popularity[metric],
                               options.min_lift_over_popularity)]
   if blessed_baseline is None:
     checks.append((True, "No blessed baseline model yet: only the popularity check "
                    "applies."))
   else:
-    checks.append(_blessed_check(value, blessed_baseline[GATE_METRIC],
+    checks.append(_blessed_check(metric, value, blessed_baseline[metric],
                                  options.max_drop_vs_blessed))
   if value <= 0:
     checks.append((False, f"Failed: the model retrieved none of the eval movies in "
-                   f"its users' top {GATE_K} ({GATE_METRIC} = 0)."))
+                   f"its users' top {options.blessing_k} ({metric} = 0)."))
   return Decision(all(ok for ok, _ in checks), [reason for _, reason in checks])
 
 
-def _popularity_check(value: float, baseline: float, min_lift: float) -> Tuple[bool, str]:
+def _popularity_check(metric: str, value: float, baseline: float,
+                      min_lift: float) -> Tuple[bool, str]:
   needed = baseline * (1 + min_lift)
   ok = value >= needed
-  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {GATE_METRIC} ({value:.4f}) "
+  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
               f"is {'at least' if ok else 'below'} {1 + min_lift:.2f}x the popularity "
               f"baseline's ({baseline:.4f}, so at least {needed:.4f} is needed).")
 
 
-def _blessed_check(value: float, baseline: float, max_drop: float) -> Tuple[bool, str]:
+def _blessed_check(metric: str, value: float, baseline: float,
+                   max_drop: float) -> Tuple[bool, str]:
   needed = baseline * (1 - max_drop)
   ok = value >= needed
-  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {GATE_METRIC} ({value:.4f}) "
+  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
               f"is {'within' if ok else 'more than'} {max_drop:.1%} "
               f"{'of' if ok else 'below'} the last blessed model's ({baseline:.4f}, so at "
               f"least {needed:.4f} is needed).")
@@ -249,7 +261,7 @@ def _config(options: Options, model: types.Artifact,
             baseline: Optional[types.Artifact]) -> Dict[str, Any]:
   return {
       "ks": list(options.evaluated_ks),
-      "gate_metric": GATE_METRIC,
+      "gate_metric": options.gate_metric,
       "min_lift_over_popularity": options.min_lift_over_popularity,
       "max_drop_vs_blessed": options.max_drop_vs_blessed,
       "max_eval_users": options.max_eval_users,
