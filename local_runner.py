@@ -7,6 +7,11 @@ Every knob of pipeline/configs.py is a flag (see --helpfull).
 """
 import os
 import time
+import warnings
+
+# google-api-core (imported by TFX) warns at import that it will drop Python 3.11 in
+# 2027; nothing a user of this command can act on.
+warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
 from absl import app
 from absl import flags

@@ -8,7 +8,12 @@ in which case the highest version is used. The same model answers
 `saved_model_cli run --dir DIR/<version> --tag_set serve --signature_def serving_default
  --input_exprs 'user_id=["42"]'`.
 """
+import warnings
 from typing import List, NamedTuple, Optional, Sequence
+
+# google-api-core (imported by TFX) warns at import that it will drop Python 3.11 in
+# 2027; nothing a user of this command can act on.
+warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
 from absl import app
 from absl import flags
