@@ -349,3 +349,16 @@ def test_component_takes_a_latest_blessed_model_resolver_as_baseline():
     component.RetrievalEvaluator(
         examples=types.Channel(type=standard_artifacts.Examples),
         model=types.Channel(type=standard_artifacts.Model), max_drop_vs_blessed=1.5)
+
+
+def test_kfp_v2_entrypoint_treats_it_as_an_evaluator():
+  # TFX's KFP v2 container entrypoint rewrites a blessing's current_model_id into the ML
+  # Metadata resource name, which Vertex AI's latest-blessed-model resolution matches,
+  # only for subclasses of TFX's Evaluator executor.
+  import inspect  # pylint: disable=g-import-not-at-top
+  from tfx.components.evaluator import executor as tfx_evaluator  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # pylint: disable=g-import-not-at-top
+  assert "issubclass(executor_cls, evaluator_executor.Executor)" in inspect.getsource(
+      kubeflow_v2_run_executor)
+  assert issubclass(executor.Executor, tfx_evaluator.Executor)
+  assert executor.BLESSING_KEY == "blessing"  # The key the entrypoint looks up.

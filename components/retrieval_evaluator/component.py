@@ -3,7 +3,7 @@ import json
 from typing import Optional, Sequence
 
 from tfx import types
-from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
@@ -36,7 +36,7 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
   }
 
 
-class RetrievalEvaluator(base_component.BaseComponent):
+class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
   """Ranks the whole catalog for each eval user; blesses models that beat the baselines.
 
   Reads the raw ratings (not Transform's output: the query tower holds the Transform
@@ -49,7 +49,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
       LatestBlessedModelStrategy.
   """
   SPEC_CLASS = RetrievalEvaluatorSpec
-  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                baseline_model: Optional[types.BaseChannel] = None,
