@@ -20,7 +20,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
 from components.movielens_example_gen import executor as example_gen_executor
-from trainer_module import trainer as trainer_lib
+from pipeline import configs
 
 MOVIES_KEY = "movies"
 
@@ -42,7 +42,7 @@ class Executor(trainer_executor.GenericExecutor):
     catalog_dir = artifact_utils.get_split_uri(input_dict[MOVIES_KEY],
                                                example_gen_executor.CATALOG_SPLIT)
     fn_args.custom_config = {**(fn_args.custom_config or {}),
-                             trainer_lib.CATALOG_FILES_KEY: [f"{catalog_dir}/*"]}
+                             configs.CATALOG_FILES_KEY: [f"{catalog_dir}/*"]}
     return fn_args
 
 

@@ -20,6 +20,14 @@ RUN_FN = "trainer_module.trainer.run_fn"
 # on data far above ml-1m. The Kubeflow runner defaults to multi-processing.
 LOCAL_BEAM_PIPELINE_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
+# Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig fields, TRANSFORM_KEY:
+# TransformConfig fields, CATALOG_FILES_KEY: catalog file patterns (added at run time by
+# components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
+TRAINER_KEY = "trainer"
+TRANSFORM_KEY = "transform"
+CATALOG_FILES_KEY = "catalog_files"
+CODE_FINGERPRINT_KEY = "code_fingerprint"
+
 _T = TypeVar("_T")
 
 
@@ -67,7 +75,13 @@ class TransformConfig(_FromDict):
   title_token_min_count: int = _field(
       2, "Title tokens seen fewer times in training map to the OOV bucket.")
   num_oov_buckets: int = _field(
-      1, "Out-of-vocabulary buckets per vocabulary; unknown users map there.")
+      1, "Out-of-vocabulary buckets per vocabulary (>= 1); unknown ids hash into them, "
+      "and the trainer trains every user OOV bucket (--oov_user_rate).")
+
+  def __post_init__(self):
+    if self.num_oov_buckets < 1:
+      raise ValueError(f"num_oov_buckets must be >= 1 (unknown ids at serving need a "
+                       f"bucket), got {self.num_oov_buckets}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,21 +15,31 @@ from components.movielens_example_gen import component as example_gen_component
 from components.movielens_example_gen import executor as example_gen_executor
 from pipeline import configs
 import trainer_module
-from trainer_module import trainer as trainer_lib
 
-# Transform and Trainer reference user code by import path, which TFX's cache does not
-# see: without this, editing trainer_module/ would silently reuse stale results.
-_CODE_FINGERPRINT_KEY = "code_fingerprint"
+_TRAINER_MODULE_DIR = pathlib.Path(trainer_module.__file__).parent
 
 
-def user_code_fingerprint() -> str:
-  """Hash of the trainer module sources and the configs module."""
-  files = sorted(pathlib.Path(trainer_module.__file__).parent.glob("*.py"))
-  files.append(pathlib.Path(configs.__file__))
+def code_fingerprint(*paths: pathlib.Path) -> str:
+  """Hash of the given source files.
+
+  Transform and Trainer reference user code by import path, which TFX's cache does not
+  see; a fingerprint of that code in their custom_config makes an edit re-run them.
+  """
   digest = hashlib.sha256()
-  for path in files:
+  for path in sorted(paths):
     digest.update(path.name.encode() + b"\0" + path.read_bytes())
   return digest.hexdigest()[:16]
+
+
+def transform_code_fingerprint() -> str:
+  """The preprocessing_fn and what it reads."""
+  return code_fingerprint(_TRAINER_MODULE_DIR / "preprocessing.py",
+                          _TRAINER_MODULE_DIR / "features.py", pathlib.Path(configs.__file__))
+
+
+def trainer_code_fingerprint() -> str:
+  """run_fn's whole package (model, data, export, ...) and the configs."""
+  return code_fingerprint(*_TRAINER_MODULE_DIR.glob("*.py"), pathlib.Path(configs.__file__))
 
 
 def create_components(data_dir: str, serving_dir: str,
@@ -67,7 +77,7 @@ def create_components(data_dir: str, serving_dir: str,
           analyze=[example_gen_executor.TRAIN_SPLIT],
           transform=[example_gen_executor.TRAIN_SPLIT, example_gen_executor.EVAL_SPLIT]),
       custom_config={**dataclasses.asdict(config.transform),
-                     _CODE_FINGERPRINT_KEY: user_code_fingerprint()},
+                     configs.CODE_FINGERPRINT_KEY: transform_code_fingerprint()},
       # TFDV statistics of the transformed data would double Transform's time and nothing
       # reads them; StatisticsGen already covers the raw data.
       disable_statistics=True)
@@ -78,7 +88,9 @@ def create_components(data_dir: str, serving_dir: str,
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
       movies=example_gen.outputs[example_gen_executor.MOVIES_KEY],
-      run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config))
+      run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config),
+      train_args=tfx.proto.TrainArgs(splits=[example_gen_executor.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[example_gen_executor.EVAL_SPLIT]))
 
   # The latest blessed model, from ML Metadata: the new model must not be worse.
   latest_blessed = tfx.dsl.Resolver(
@@ -101,9 +113,9 @@ def create_components(data_dir: str, serving_dir: str,
 
 
 def _trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
-  return {trainer_lib.TRAINER_KEY: dataclasses.asdict(config.trainer),
-          trainer_lib.TRANSFORM_KEY: dataclasses.asdict(config.transform),
-          _CODE_FINGERPRINT_KEY: user_code_fingerprint()}
+  return {configs.TRAINER_KEY: dataclasses.asdict(config.trainer),
+          configs.TRANSFORM_KEY: dataclasses.asdict(config.transform),
+          configs.CODE_FINGERPRINT_KEY: trainer_code_fingerprint()}
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str,

@@ -83,7 +83,7 @@ def test_transformed_values(transform_output):
   movie_vocab = output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
   first = transformed[0]
   assert first[features.MOVIE_ID_INDEX] == movie_vocab.index(b"1")
-  assert first[features.RATING] == pytest.approx(5.0)
+  assert first[features.TIMESTAMP_SECONDS] == 1000
   buckets = [row[features.TIMESTAMP_BUCKET] for row in transformed]
   assert buckets == sorted(buckets) and set(buckets) <= {0, 1, 2, 3}
   assert buckets[0] == 0 and buckets[-1] == 3
@@ -140,7 +140,11 @@ def test_candidate_features_only(transform_output):
 
 def test_title_tokens():
   tokens = preprocessing.title_tokens(tf.constant(["Star Wars: Episode IV (1977)",
-                                                   "Misérables, Les (1995)"]))
+                                                   "Misérables, Les (1995)",
+                                                   "AMÉLIE (2001)", "Ноев ковчег (2007)"]))
   dense = tf.sparse.to_dense(tokens, default_value=b"").numpy().tolist()
   assert dense[0] == [b"star", b"wars", b"episode", b"iv", b"1977"]
-  assert dense[1][:3] == [b"mis", b"rables", b"les"]
+  # Non-ASCII letters stay inside their words and are lower-cased.
+  assert dense[1][:3] == ["misérables".encode(), b"les", b"1995"]
+  assert dense[2][:2] == ["amélie".encode(), b"2001"]
+  assert dense[3][:3] == ["ноев".encode(), "ковчег".encode(), b"2007"]

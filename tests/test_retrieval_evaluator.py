@@ -21,7 +21,7 @@ from components.retrieval_evaluator import component
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import executor
 from components.retrieval_evaluator import metrics
-from components.retrieval_evaluator import model_layout
+from trainer_module import model_layout
 from trainer_module import features
 
 NUM_GROUPS, USERS_PER_GROUP, BLOCK = 8, 5, 50

@@ -6,6 +6,7 @@ rated in training) goes through the real ExampleGen encoding and the real Transf
 it, and its three exports are checked against each other and against the catalog.
 """
 import collections
+import dataclasses
 import os
 
 import numpy as np
@@ -14,7 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from components.retrieval_evaluator import model_layout
+from trainer_module import model_layout
 from pipeline import configs
 from tests import transform_fixtures
 from trainer_module import data
@@ -382,6 +383,34 @@ def test_exclude_seen(fixture_data, serving):
     kept = [m for m in row_default if m not in row_excluded]
     assert row_ids[:len(kept)] == kept
   assert not set(ids[1]) & set(default_ids[1])
+
+
+def test_exclude_almost_everything_leaves_blank_slots(fixture_data, serving):
+  catalog = list(fixture_data.catalog)
+  keep = catalog[:3]  # Fewer than TOP_K movies remain after the exclusion.
+  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+      user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([catalog[3:]]))
+  ids, titles = _strings(result["movie_id"])[0], _strings(result["movie_title"])[0]
+  scores = result["score"].numpy()[0]
+  assert sorted(ids[:3]) == sorted(keep)
+  assert ids[3:] == [""] * (TOP_K - 3) and titles[3:] == [""] * (TOP_K - 3)
+  assert np.all(np.isfinite(scores[:3])) and np.all(np.isneginf(scores[3:]))
+
+
+def test_every_oov_user_bucket_is_trained(sizes, trainer_config):
+  # With 3 OOV buckets, the dropped user ids must land in each of them, never on a real user.
+  sizes3 = dataclasses.replace(sizes, users=sizes.users + 2, num_oov_buckets=3)
+  config = dataclasses.replace(trainer_config, oov_user_rate=1.0)
+  retrieval_model = model_lib.RetrievalModel(
+      sizes3, config, np.full(sizes3.movies, 1.0 / sizes3.movies, np.float32))
+  dropped = retrieval_model._drop_user_ids(  # pylint: disable=protected-access
+      {features.USER_ID_INDEX: tf.zeros([3000], tf.int64)})[features.USER_ID_INDEX].numpy()
+  assert set(dropped.tolist()) == {sizes3.users - 3, sizes3.users - 2, sizes3.users - 1}
+
+
+def test_zero_oov_buckets_is_rejected():
+  with pytest.raises(ValueError, match="num_oov_buckets"):
+    configs.TransformConfig(num_oov_buckets=0)
 
 
 def test_only_padding_and_unknown_ids_change_nothing(fixture_data, serving):

@@ -10,6 +10,8 @@ string and `score` [batch, k] float32, best first):
   serving_at_time       user_id [batch] string, timestamp [batch] int64 (Unix seconds).
   serving_exclude_seen  user_id [batch] string, exclude_movie_ids [batch, n] string (pad
                         rows with ""; unknown ids are ignored): these movies never appear.
+                        If fewer than k movies remain, the last slots are empty: movie_id
+                        and movie_title "", score -inf.
 An unknown user id maps to the out-of-vocabulary user embedding, which training fits on
 a random sample of examples, so the answer is a sensible popularity-like list.
 """
@@ -22,7 +24,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
-from components.retrieval_evaluator import model_layout
+from trainer_module import model_layout
 from trainer_module import data
 from trainer_module import features
 from trainer_module import model as model_lib
@@ -132,8 +134,13 @@ class ServingModel(tf.Module):
     is_excluded = tf.reduce_any(positions[:, :, tf.newaxis] == excluded[:, tf.newaxis, :],
                                 axis=-1)
     kept = tf.math.top_k(tf.where(is_excluded, tf.float32.min, scores), k=self._top_k).indices
-    return self._results(tf.gather(scores, kept, batch_dims=1),
-                         tf.gather(positions, kept, batch_dims=1))
+    results = self._results(tf.gather(scores, kept, batch_dims=1),
+                            tf.gather(positions, kept, batch_dims=1))
+    # When fewer than k movies are left, the last slots would hold excluded ones: blank them.
+    filled = ~tf.gather(is_excluded, kept, batch_dims=1)
+    return {"movie_id": tf.where(filled, results["movie_id"], ""),
+            "movie_title": tf.where(filled, results["movie_title"], ""),
+            "score": tf.where(filled, results["score"], float("-inf"))}
 
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
@@ -144,7 +151,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
 
   Args:
     model_uri: The Trainer's Model artifact directory (query model and embeddings go here,
-      laid out as `components.retrieval_evaluator.model_layout` says).
+      laid out as `trainer_module.model_layout` says).
     serving_model_dir: Where the serving SavedModel goes (the Pusher pushes it).
     tft_output: The Transform output.
     retrieval_model: The trained model.

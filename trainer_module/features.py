@@ -18,13 +18,11 @@ MOVIE_GENRES = "movie_genres"  # Variable-length list of genre names.
 TIMESTAMP = "timestamp"  # Seconds since the Unix epoch, int64.
 USER_RATING = "user_rating"  # Float; 1-5 (ml-100k, ml-1m) or 0.5-5 (ml-latest family).
 
-# One example of the ratings stream holds all of these; the catalog holds the movie ones.
+# One example of the ratings stream holds all of these; the catalog holds the movie ones,
+# which are also the candidate tower's raw inputs. The Transform graph is called with only
+# the query features (USER_ID, TIMESTAMP: serving) or only these (the candidate index).
 RATING_FEATURES = (USER_ID, MOVIE_ID, MOVIE_TITLE, MOVIE_GENRES, TIMESTAMP, USER_RATING)
 MOVIE_FEATURES = (MOVIE_ID, MOVIE_TITLE, MOVIE_GENRES)
-# The two towers' raw inputs. The Transform graph is called with only one side of these
-# (serving takes query features, the candidate index takes movie features).
-QUERY_FEATURES = (USER_ID, TIMESTAMP)
-CANDIDATE_FEATURES = MOVIE_FEATURES
 
 # Genre value for a movie that has none: ml-latest writes it literally; ml-100k rows with
 # every genre flag at 0 get it too, so the genre list is never empty.
@@ -65,7 +63,6 @@ TIMESTAMP_NORMALIZED = transformed_name("timestamp_normalized")  # float32 [batc
 # int64 [batch], raw seconds passed through: the trainer takes the latest as the model's
 # reference time (the query time of a serving request that gives none).
 TIMESTAMP_SECONDS = transformed_name(TIMESTAMP)
-RATING = transformed_name(USER_RATING)  # float32 [batch], passed through.
 
 # Vocabulary files written by Transform (tft_output.vocabulary_file_by_name(name)).
 USER_ID_VOCAB = "user_id_vocab"

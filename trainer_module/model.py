@@ -23,6 +23,8 @@ class VocabularySizes:
   title_tokens: int
   genres: int
   timestamp_buckets: int
+  # OOV buckets per vocabulary: indices [size - num_oov_buckets, size) of each table.
+  num_oov_buckets: int = 1
 
 
 def parse_hidden_layers(spec: str) -> List[int]:
@@ -141,7 +143,8 @@ class RetrievalModel(tfrs.models.Model):
         loss_metrics=[tf.keras.metrics.Mean(name="mean_loss")],
         temperature=config.temperature, remove_accidental_hits=True)
     self._oov_user_rate = config.oov_user_rate
-    self._oov_user_index = sizes.users - 1
+    self._num_oov_buckets = sizes.num_oov_buckets
+    self._first_oov_user = sizes.users - sizes.num_oov_buckets
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)
 
   def query_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
@@ -151,11 +154,16 @@ class RetrievalModel(tfrs.models.Model):
     return tf.math.l2_normalize(self.candidate_tower(inputs), axis=-1)
 
   def _drop_user_ids(self, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Replaces a random `oov_user_rate` of user ids by the OOV bucket, to train it."""
+    """Replaces a random `oov_user_rate` of user ids by a random OOV bucket, to train them.
+
+    Unknown users at serving hash into one of the OOV buckets; each must have been trained.
+    """
     user_ids = _flat(inputs[features.USER_ID_INDEX])
     dropped = tf.random.uniform(tf.shape(user_ids)) < self._oov_user_rate
-    oov = tf.fill(tf.shape(user_ids), tf.cast(self._oov_user_index, user_ids.dtype))
-    return {**inputs, features.USER_ID_INDEX: tf.where(dropped, oov, user_ids)}
+    oov = self._first_oov_user + tf.random.uniform(
+        tf.shape(user_ids), maxval=self._num_oov_buckets, dtype=tf.int64)
+    return {**inputs, features.USER_ID_INDEX: tf.where(dropped, tf.cast(oov, user_ids.dtype),
+                                                       user_ids)}
 
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:

@@ -20,11 +20,13 @@ def _dense_1d(tensor: tf.Tensor) -> tf.Tensor:
 
 
 def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
-  """Lower-cased alphanumeric tokens of each title; the release year is a token too.
+  """Lower-cased letter-and-digit tokens of each title; the release year is a token too.
 
-  "Star Wars: Episode IV (1977)" -> [star, wars, episode, iv, 1977].
+  "Star Wars: Episode IV (1977)" -> [star, wars, episode, iv, 1977]; Unicode-aware, so
+  "Amélie (2001)" -> [amélie, 2001] (ml-latest titles are UTF-8 in many scripts).
   """
-  cleaned = tf.strings.regex_replace(tf.strings.lower(titles), r"[^a-z0-9]+", " ")
+  lowered = tf.strings.lower(titles, encoding="utf-8")
+  cleaned = tf.strings.regex_replace(lowered, r"[^\p{L}\p{N}]+", " ")
   return tf.strings.split(tf.strings.strip(cleaned)).to_sparse()
 
 
@@ -44,7 +46,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
 
   Returns:
     The transformed features named in `features` (USER_ID_INDEX, MOVIE_ID_INDEX,
-    TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, TIMESTAMP_SECONDS, RATING).
+    TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, TIMESTAMP_SECONDS).
   """
   options = configs.TransformConfig.from_dict(custom_config)
   outputs = {}
@@ -71,6 +73,4 @@ def preprocessing_fn(inputs: Dict[str, Any],
       timestamp, num_buckets=options.timestamp_buckets)
   outputs[features.TIMESTAMP_NORMALIZED] = tf.cast(tft.scale_to_z_score(timestamp), tf.float32)
   outputs[features.TIMESTAMP_SECONDS] = _dense_1d(inputs[features.TIMESTAMP])
-
-  outputs[features.RATING] = _dense_1d(inputs[features.USER_RATING])
   return outputs

@@ -4,10 +4,12 @@ The Trainer's `custom_config` carries {"trainer": TrainerConfig fields, "transfo
 TransformConfig fields} from pipeline/configs.py, and `catalog_files` (the movie catalog
 examples), which components.retrieval_trainer adds at run time.
 """
+import os
 import time
 from typing import Any, Dict, List, Mapping
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
@@ -18,9 +20,10 @@ from trainer_module import export
 from trainer_module import features
 from trainer_module import model as model_lib
 
-CATALOG_FILES_KEY = "catalog_files"
-TRAINER_KEY = "trainer"
-TRANSFORM_KEY = "transform"
+# Re-exported for callers of run_fn; defined in configs (light to import).
+CATALOG_FILES_KEY = configs.CATALOG_FILES_KEY
+TRAINER_KEY = configs.TRAINER_KEY
+TRANSFORM_KEY = configs.TRANSFORM_KEY
 
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,
@@ -31,7 +34,8 @@ def vocabulary_sizes(tft_output: tft.TFTransformOutput,
   return model_lib.VocabularySizes(
       users=size(features.USER_ID_VOCAB), movies=size(features.MOVIE_ID_VOCAB),
       title_tokens=size(features.TITLE_TOKEN_VOCAB), genres=size(features.GENRE_VOCAB),
-      timestamp_buckets=transform_config.timestamp_buckets)
+      timestamp_buckets=transform_config.timestamp_buckets,
+      num_oov_buckets=transform_config.num_oov_buckets)
 
 
 def make_optimizer(config: configs.TrainerConfig) -> tf.keras.optimizers.Optimizer:
@@ -52,19 +56,28 @@ def build_model(tft_output: tft.TFTransformOutput, trainer_config: configs.Train
 
 
 class _Throughput(tf.keras.callbacks.Callback):
-  """Logs training examples per second of each epoch (the first includes tracing)."""
+  """Logs training examples per second of each epoch (the first includes tracing).
+
+  The clock stops when validation starts, so the rate counts training steps only.
+  """
 
   def __init__(self, examples_per_epoch: int):
     super().__init__()
     self._examples = examples_per_epoch
     self.per_epoch = []
     self._start = 0.0
+    self._train_seconds = 0.0
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.perf_counter()
+    self._train_seconds = 0.0
+
+  def on_test_begin(self, logs=None):
+    self._train_seconds = time.perf_counter() - self._start
 
   def on_epoch_end(self, epoch, logs=None):
-    rate = self._examples / (time.perf_counter() - self._start)
+    seconds = self._train_seconds or (time.perf_counter() - self._start)
+    rate = self._examples / seconds
     self.per_epoch.append(rate)
     logs = logs or {}
     logging.info("Epoch %d: %.0f training examples/s, mean loss %.4f, eval mean loss %.4f",
@@ -111,7 +124,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   train(model, train_data, eval_data, trainer_config, fn_args.model_run_dir)
 
   export.export_all(
-      model_uri=_model_uri(fn_args.serving_model_dir),
+      # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
+      model_uri=os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
       serving_model_dir=fn_args.serving_model_dir, tft_output=tft_output,
       retrieval_model=model,
       raw_catalog=data.read_raw_catalog(custom_config[CATALOG_FILES_KEY]),
@@ -122,19 +136,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 def seen_movies(train_data: Mapping[str, tf.Tensor],
                 tft_output: tft.TFTransformOutput) -> Dict[str, List[str]]:
-  """User id -> ids of the movies they rated in training, from the vocabulary indices."""
+  """User id -> ids of the movies they rated in training, from the vocabulary indices.
+
+  Vectorized: ml-25m has 20M training pairs, too many for Python tuples.
+  """
   users = tft_output.vocabulary_by_name(features.USER_ID_VOCAB)
   movies = tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
-  history: Dict[str, List[str]] = {}
-  pairs = zip(train_data[features.USER_ID_INDEX].numpy().tolist(),
-              train_data[features.MOVIE_ID_INDEX].numpy().tolist())
-  for user, movie in sorted(set(pairs)):
-    # Indices past the vocabulary are OOV buckets: no id to report.
-    if user < len(users) and movie < len(movies):
-      history.setdefault(users[user].decode(), []).append(movies[movie].decode())
-  return history
-
-
-def _model_uri(serving_model_dir: str) -> str:
-  """The Model artifact directory: TFX puts the serving model in <uri>/Format-Serving."""
-  return serving_model_dir.rstrip("/").rsplit("/", 1)[0]
+  user_index = train_data[features.USER_ID_INDEX].numpy().astype(np.int64)
+  movie_index = train_data[features.MOVIE_ID_INDEX].numpy().astype(np.int64)
+  # Indices past a vocabulary are OOV buckets: no id to report.
+  known = (user_index < len(users)) & (movie_index < len(movies))
+  pairs = np.unique(user_index[known] * len(movies) + movie_index[known])
+  pair_users, pair_movies = np.divmod(pairs, len(movies))
+  starts = np.flatnonzero(np.diff(pair_users, prepend=-1))
+  ends = np.append(starts[1:], len(pairs))
+  return {users[pair_users[start]].decode(): [movies[m].decode()
+                                              for m in pair_movies[start:end]]
+          for start, end in zip(starts, ends)}

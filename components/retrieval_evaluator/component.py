@@ -40,7 +40,7 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
   """Ranks the whole catalog for each eval user; blesses models that beat the baselines.
 
   Reads the raw ratings (not Transform's output: the query tower holds the Transform
-  graph) and the Trainer's query tower and candidate embeddings (model_layout.py).
+  graph) and the Trainer's query tower and candidate embeddings (trainer_module/model_layout.py).
   Outputs:
     evaluation: metrics.json (model, popularity and blessed-baseline metrics, verdict,
       reasons, config) and report.txt; read it with `executor.load_metrics`.
@@ -60,7 +60,7 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
 
     Args:
       examples: Raw ratings Examples (MovieLensExampleGen), splits 'train' and 'eval'.
-      model: The Trainer's Model (layout in model_layout.py).
+      model: The Trainer's Model (layout in trainer_module/model_layout.py).
       baseline_model: The latest blessed Model (a LatestBlessedModelStrategy Resolver's
         output), or None to compare with popularity only.
       ks: Cutoffs of hit_rate, recall and top_k_accuracy; blessing_k is always added.

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
-from components.retrieval_evaluator import model_layout
+from trainer_module import model_layout
 from trainer_module import features
 
 _READ_BATCH_SIZE = 65_536
@@ -64,7 +64,7 @@ class Candidates:
     for path in (ids_path, embeddings_path):
       if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"The model has no {path}; is it a retrieval Trainer's "
-                                "output (see retrieval_evaluator/model_layout.py)?")
+                                "output (see trainer_module/model_layout.py)?")
     with tf.io.gfile.GFile(ids_path, "r") as f:
       movie_ids = f.read().splitlines()
     with tf.io.gfile.GFile(embeddings_path, "rb") as f:

@@ -10,7 +10,8 @@ The Trainer writes, and the evaluator reads, these paths relative to `model.uri`
   candidate_embeddings/movie_ids.txt  The whole catalog, one movie id a line (UTF-8).
   candidate_embeddings/embeddings.npy float32 [num_movies, d]; row i is line i above.
 
-This module imports nothing heavy, so the Trainer can import it for the names alone.
+It is the contract between the Trainer (which writes) and the RetrievalEvaluator (which
+reads); it imports nothing heavy.
 """
 import os
 
