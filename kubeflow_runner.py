@@ -181,10 +181,6 @@ def beam_pipeline_args(runner: str = DIRECT_RUNNER, image: Optional[str] = None,
   return args + list(extra_args)
 
 
-def default_serving_dir(pipeline_root: str) -> str:
-  return pipeline_root.rstrip("/") + "/serving_model"
-
-
 def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str,
                      serving_dir: Optional[str] = None,
                      pipeline_name: str = configs.PIPELINE_NAME,
@@ -209,7 +205,7 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str
     The compiled PipelineJob as a JSON dict (its 'pipelineSpec' is the PipelineSpec).
   """
   components = pipeline.create_components(
-      data_dir=data_root, serving_dir=serving_dir or default_serving_dir(pipeline_root),
+      data_dir=data_root, serving_dir=serving_dir or pipeline.default_serving_dir(pipeline_root),
       config=config)
   dsl_pipeline = pipeline.create_pipeline(
       pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,

@@ -66,7 +66,7 @@ def main(argv):
   logging.info("Data: %s", data_dir)
   components = pipeline.create_components(
       data_dir=data_dir,
-      serving_dir=_SERVING_DIR.value or os.path.join(pipeline_root, "serving_model"),
+      serving_dir=_SERVING_DIR.value or pipeline.default_serving_dir(pipeline_root),
       config=config_flags.pipeline_config_from_flags())
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(pipeline_root, "metadata.sqlite"))

@@ -9,7 +9,8 @@ setuptools.setup(
     name="tfrs-pipeline",
     version="0.1.0",
     description="TFX pipeline that trains, evaluates and ships TFRS retrieval models.",
-    python_requires=">=3.9,<3.12",
+    # The lock is resolved for CPython 3.11 (see requirements/uv-resolve.toml).
+    python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components",
                                                "components.*", "trainer_module",
                                                "trainer_module.*"]),

@@ -42,6 +42,11 @@ def trainer_code_fingerprint() -> str:
   return code_fingerprint(*_TRAINER_MODULE_DIR.glob("*.py"), pathlib.Path(configs.__file__))
 
 
+def default_serving_dir(pipeline_root: str) -> str:
+  """Where the Pusher writes when no serving dir is given (works for gs:// too)."""
+  return pipeline_root.rstrip("/") + "/serving_model"
+
+
 def create_components(data_dir: str, serving_dir: str,
                       config: configs.PipelineConfig = configs.PipelineConfig(),
                       ) -> List[base_node.BaseNode]:

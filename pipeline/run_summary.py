@@ -20,9 +20,20 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx.types import standard_component_specs as specs
+from tfx.utils import path_utils
+
+from components import retrieval_trainer
+from components.retrieval_evaluator import component as evaluator_component
 from components.retrieval_evaluator import executor as evaluator_executor
 from trainer_module import features
 from trainer_module import recommend
+
+# Node ids: the components' default ids, their class names.
+_TRAINER = retrieval_trainer.RetrievalTrainer.__name__
+_EVALUATOR = evaluator_component.RetrievalEvaluator.__name__
+_TRANSFORM = "Transform"
+_PUSHER = "Pusher"
 
 SUMMARY_FILE = "run_summary.json"
 _CACHED = metadata_store_pb2.Execution.CACHED
@@ -40,11 +51,15 @@ def _latest_run(store: metadata_store.MetadataStore,
   return max(runs, key=lambda run: run.create_time_since_epoch)
 
 
-def _node_id(store: metadata_store.MetadataStore, execution_id: int, pipeline_name: str) -> str:
-  for context in store.get_contexts_by_execution(execution_id):
-    if store.get_context_types_by_id([context.type_id])[0].name == "node":
-      return context.name[len(pipeline_name) + 1:]
-  return str(execution_id)
+def _node_ids(store: metadata_store.MetadataStore, executions, pipeline_name: str):
+  """Execution id -> node id (the pipeline's components, by their ids)."""
+  node_type = store.get_context_type("node").id
+  result = {}
+  for execution in executions:
+    for context in store.get_contexts_by_execution(execution.id):
+      if context.type_id == node_type:
+        result[execution.id] = context.name[len(pipeline_name) + 1:]
+  return result
 
 
 def _outputs(store: metadata_store.MetadataStore,
@@ -70,7 +85,7 @@ def _example_recommendations(model_uri: str, transform_uri: str) -> Dict[str, Li
   """Top-5 titles for the three most active training users (vocabulary head)."""
   users = [u.decode() for u in tft.TFTransformOutput(transform_uri).vocabulary_by_name(
       features.USER_ID_VOCAB)[:3]]
-  rows = recommend.recommend(os.path.join(model_uri, "Format-Serving"), users, k=5,
+  rows = recommend.recommend(path_utils.serving_model_path(model_uri), users, k=5,
                              exclude_seen=True)
   return {user: [rec.title for rec in recs] for user, recs in zip(users, rows)}
 
@@ -81,9 +96,10 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig,
   store = metadata_store.MetadataStore(connection_config)
   executions = store.get_executions_by_context(_latest_run(store, pipeline_name).id)
   outputs = _outputs(store, [e.id for e in executions])
+  node_ids = _node_ids(store, executions, pipeline_name)
   by_node, seconds, cached = {}, {}, []
   for execution in sorted(executions, key=lambda e: e.create_time_since_epoch):
-    node = _node_id(store, execution.id, pipeline_name)
+    node = node_ids.get(execution.id, str(execution.id))
     by_node[node] = outputs[execution.id]
     seconds[node] = round(
         (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 1)
@@ -91,15 +107,18 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig,
       cached.append(node)
 
   summary: Dict[str, Any] = {"component_seconds": seconds, "cached_components": cached}
-  evaluation = by_node.get("RetrievalEvaluator", {}).get("evaluation")
+  evaluation = by_node.get(_EVALUATOR, {}).get(evaluator_executor.EVALUATION_KEY)
   if evaluation:
     metrics = evaluator_executor.load_metrics(evaluation[0].uri)
-    summary.update(model=metrics["model"], baseline_popularity=metrics["baseline_popularity"],
-                   baseline_blessed=metrics.get("baseline_blessed"), blessed=metrics["blessed"],
-                   blessing_reasons=metrics.get("reasons", []))
-  summary["pushed_model"] = _pushed_destination(by_node.get("Pusher", {}).get("pushed_model", []))
-  model = by_node.get("RetrievalTrainer", {}).get("model")
-  transform = by_node.get("Transform", {}).get("transform_graph")
+    summary.update(model=metrics[evaluator_executor.MODEL_SECTION],
+                   baseline_popularity=metrics[evaluator_executor.POPULARITY_SECTION],
+                   baseline_blessed=metrics.get(evaluator_executor.BLESSED_SECTION),
+                   blessed=metrics[evaluator_executor.BLESSED_FIELD],
+                   blessing_reasons=metrics.get(evaluator_executor.REASONS_FIELD, []))
+  summary["pushed_model"] = _pushed_destination(
+      by_node.get(_PUSHER, {}).get(specs.PUSHED_MODEL_KEY, []))
+  model = by_node.get(_TRAINER, {}).get(specs.MODEL_KEY)
+  transform = by_node.get(_TRANSFORM, {}).get(specs.TRANSFORM_GRAPH_KEY)
   if model and transform:
     summary["example_recommendations"] = _example_recommendations(model[0].uri,
                                                                   transform[0].uri)

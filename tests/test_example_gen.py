@@ -188,3 +188,28 @@ def test_inferred_schema_matches_the_feature_spec(tmp_path, synthetic_dir):
   schema = tfdv.infer_schema(stats, infer_feature_shape=True)
   assert schema_utils.schema_as_feature_spec(schema).feature_spec == (
       features.raw_feature_spec())
+
+
+def test_temporal_split_fraction_counts_kept_ratings(tmp_path, synthetic_dir):
+  ratings, _ = run_example_gen(synthetic_dir, tmp_path / "out", split_method="temporal",
+                               eval_fraction=0.25, min_rating=4.0)
+  train_ts = [r[features.TIMESTAMP][0] for r in read_split(ratings, "train")]
+  eval_ts = [r[features.TIMESTAMP][0] for r in read_split(ratings, "eval")]
+  assert max(train_ts) < min(eval_ts)
+  assert len(eval_ts) / (len(train_ts) + len(eval_ts)) == pytest.approx(0.25, abs=0.02)
+
+
+def test_tolerance_covers_catalog_and_ratings_together(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with open(folder / "movies.dat", "ab") as f:
+    f.write(b"x12::Broken Id (1999)::Drama\n")
+  with open(folder / "ratings.dat", "ab") as f:
+    f.write(b"1::1193::five::978300760\n")
+  with pytest.raises(Exception) as error:
+    run_example_gen(folder, tmp_path / "strict", max_bad_lines=1)
+  message = str(error.value)
+  assert "2 malformed lines" in message and "tolerance of 1" in message
+  assert "movies.dat:" in message and "ratings.dat:" in message
+  assert "--max_bad_lines=2" in message
+  ratings, _ = run_example_gen(folder, tmp_path / "tolerant", max_bad_lines=2)
+  assert ratings.get_int_custom_property("num_bad_lines") == 2

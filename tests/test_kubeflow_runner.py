@@ -105,7 +105,7 @@ def task_names(node) -> List[str]:
 def local_components(data_root: str = DATA_ROOT, pipeline_root: str = PIPELINE_ROOT):
   """The local pipeline's components, wired as create_pipeline leaves them."""
   components = pipeline.create_components(
-      data_root, kubeflow_runner.default_serving_dir(pipeline_root))
+      data_root, pipeline.default_serving_dir(pipeline_root))
   # create_pipeline adds implicit dependencies; compare against the finished DAG.
   pipeline.create_pipeline("tfrs-pipeline", pipeline_root, components)
   return components

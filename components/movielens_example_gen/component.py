@@ -63,9 +63,11 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
   SPEC_CLASS = MovieLensExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, data_dir: str, split_method: str = splits.RANDOM,
-               eval_fraction: float = 0.2, split_seed: int = 42, min_rating: float = 0.0,
-               max_bad_lines: int = 0):
+  def __init__(self, data_dir: str, split_method: str = executor.Options.split_method,
+               eval_fraction: float = executor.Options.eval_fraction,
+               split_seed: int = executor.Options.split_seed,
+               min_rating: float = executor.Options.min_rating,
+               max_bad_lines: int = executor.Options.max_bad_lines):
     """Constructs the component.
 
     Args:

@@ -7,7 +7,7 @@ workers that split, encode and write TFRecord shards.
 """
 import dataclasses
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Set
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 from absl import logging
 import apache_beam as beam
@@ -22,6 +22,7 @@ from tfx.types import artifact_utils
 from components.movielens_example_gen import encoding
 from components.movielens_example_gen import formats
 from components.movielens_example_gen import splits
+from pipeline import configs
 
 # Artifact keys and execution properties (shared with component.py).
 EXAMPLES_KEY = "examples"
@@ -44,15 +45,18 @@ _COUNTER_NAMESPACE = "MovieLensExampleGen"
 _BATCH_SIZE = 100_000
 
 
+_DEFAULTS = configs.DataConfig()
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
-  """Execution properties of one ExampleGen run, validated."""
+  """Execution properties of one ExampleGen run, validated (defaults: configs.DataConfig)."""
   data_dir: str
-  split_method: str = splits.RANDOM
-  eval_fraction: float = 0.2
-  split_seed: int = 42
-  min_rating: float = 0.0
-  max_bad_lines: int = 0
+  split_method: str = _DEFAULTS.split_method
+  eval_fraction: float = _DEFAULTS.eval_fraction
+  split_seed: int = _DEFAULTS.split_seed
+  min_rating: float = _DEFAULTS.min_rating
+  max_bad_lines: int = _DEFAULTS.max_bad_lines
 
   @classmethod
   def from_exec_properties(cls, exec_properties: Mapping[str, Any]) -> "Options":
@@ -79,19 +83,22 @@ class _ReadRatings(beam.DoFn):
   """
 
   def __init__(self, source: formats.MovieLensSource, movie_ids: Set[str],
-               allowed_bad_lines: int):
+               max_bad_lines: int, catalog_errors: Sequence[formats.LineError]):
     self._source = source
     self._movie_ids = movie_ids
-    self._allowed_bad_lines = allowed_bad_lines
+    self._max_bad_lines = max_bad_lines
+    # The tolerance covers both files; the catalog's bad lines count first.
+    self._catalog_errors = list(catalog_errors)
     self._bad_lines = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "bad_rating_lines")
 
   def process(self, unused_element) -> Iterator[Any]:
     log = formats.LineErrorLog()
+    log.extend(self._catalog_errors)
     batches = formats.iter_rating_batches(self._source, self._movie_ids, _BATCH_SIZE)
     for index, batch in enumerate(batches):
       log.extend(batch.errors)
       self._bad_lines.inc(len(batch.errors))
-      log.raise_if_over(self._allowed_bad_lines, "ratings")
+      log.raise_if_over(self._max_bad_lines, "the movie catalog and ratings")
       for error in batch.errors:
         yield beam.pvalue.TaggedOutput("bad_lines", str(error))
       if len(batch):
@@ -99,13 +106,22 @@ class _ReadRatings(beam.DoFn):
 
 
 class _CollectTimestamps(beam.CombineFn):
-  """Gathers every timestamp to compute the exact temporal cutoff (8 bytes a rating)."""
+  """Gathers the kept ratings' timestamps for the exact temporal cutoff (8 bytes each).
+
+  Only ratings at or above min_rating count, so eval gets `eval_fraction` of what is
+  written, not of what was read.
+  """
+
+  def __init__(self, min_rating: float):
+    super().__init__()
+    self._min_rating = min_rating
 
   def create_accumulator(self) -> List[np.ndarray]:
     return []
 
   def add_input(self, acc: List[np.ndarray], batch: _IndexedBatch) -> List[np.ndarray]:
-    acc.append(batch.batch.timestamps)
+    ratings = batch.batch
+    acc.append(ratings.timestamps[ratings.ratings >= self._min_rating])
     return acc
 
   def merge_accumulators(self, accs: List[List[np.ndarray]]) -> List[np.ndarray]:
@@ -237,15 +253,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         pipeline
         | "Start" >> beam.Create([None])
         | "ReadRatings" >> beam.ParDo(
-            _ReadRatings(source, set(catalog),
-                         options.max_bad_lines - catalog_errors.count)).with_outputs(
+            _ReadRatings(source, set(catalog), options.max_bad_lines,
+                         catalog_errors.examples)).with_outputs(
                              "bad_lines", main="batches"))
     batches = read.batches | "Redistribute" >> beam.Reshuffle()
     cutoff = None
     if options.split_method == splits.TEMPORAL:
       cutoff = beam.pvalue.AsSingleton(
           read.batches
-          | "CollectTimestamps" >> beam.CombineGlobally(_CollectTimestamps())
+          | "CollectTimestamps" >> beam.CombineGlobally(_CollectTimestamps(options.min_rating))
           | "Cutoff" >> beam.Map(splits.temporal_cutoff, options.eval_fraction))
     _ = batches | "SplitEncodeWrite" >> beam.ParDo(
         _SplitEncodeWrite(options, catalog, split_dirs), cutoff)

@@ -53,9 +53,12 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                baseline_model: Optional[types.BaseChannel] = None,
-               ks: Sequence[int] = (10, 50, 100), min_lift_over_popularity: float = 0.1,
-               max_drop_vs_blessed: float = 0.02, max_eval_users: int = 20_000,
-               seed: int = 42, blessing_k: int = executor.DEFAULT_BLESSING_K):
+               ks: Sequence[int] = executor.Options.ks,
+               min_lift_over_popularity: float = executor.Options.min_lift_over_popularity,
+               max_drop_vs_blessed: float = executor.Options.max_drop_vs_blessed,
+               max_eval_users: int = executor.Options.max_eval_users,
+               seed: int = executor.Options.seed,
+               blessing_k: int = executor.Options.blessing_k):
     """Constructs the component.
 
     Args:

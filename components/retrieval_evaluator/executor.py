@@ -6,8 +6,9 @@ Trainer's query tower, scores all candidates with one matrix product per batch o
 and compares the model with two baselines on the same users and pairs:
   * popularity: every user gets the movies with the most train ratings;
   * the last blessed model (optional `baseline_model` input).
-The blessing decides on `hit_rate@100` (see `decide_blessing`) and is written the way the
-stock Evaluator writes it, so the stock Pusher and LatestBlessedModelStrategy accept it.
+The blessing decides on `hit_rate@blessing_k`, 100 by default (see `decide_blessing`), and
+is written the way the stock Evaluator writes it, so the stock Pusher and
+LatestBlessedModelStrategy accept it.
 """
 import dataclasses
 import json
@@ -25,6 +26,7 @@ from tfx.types import artifact_utils
 from components.movielens_example_gen import executor as example_gen_executor
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import metrics
+from pipeline import configs
 
 # Artifact keys and execution properties (shared with component.py).
 EXAMPLES_KEY = "examples"
@@ -46,10 +48,10 @@ REPORT_FILE = "report.txt"
 MODEL_SECTION = "model"
 POPULARITY_SECTION = "baseline_popularity"
 BLESSED_SECTION = "baseline_blessed"
+BLESSED_FIELD = "blessed"
+REASONS_FIELD = "reasons"
 
-# The blessing compares hit_rate@blessing_k (default 100); that k is always evaluated,
-# whatever `ks` says.
-DEFAULT_BLESSING_K = 100
+_DEFAULTS = configs.EvaluatorConfig()
 # Users scored at once: ~6 float arrays of [batch, catalog] (~0.25 GB each at 62k movies).
 _SCORE_BATCH_SIZE = 512
 _QUERY_TIME = "median timestamp of the user's eval ratings"
@@ -59,11 +61,12 @@ _QUERY_TIME = "median timestamp of the user's eval ratings"
 class Options:
   """Execution properties of one evaluation, validated."""
   ks: Tuple[int, ...] = (10, 50, 100)
-  min_lift_over_popularity: float = 0.1
-  max_drop_vs_blessed: float = 0.02
-  max_eval_users: int = 20_000  # <= 0: every eval user.
+  min_lift_over_popularity: float = _DEFAULTS.min_lift_over_popularity
+  max_drop_vs_blessed: float = _DEFAULTS.max_drop_vs_blessed
+  max_eval_users: int = _DEFAULTS.max_eval_users  # <= 0: every eval user.
   seed: int = 42
-  blessing_k: int = DEFAULT_BLESSING_K
+  # The blessing compares hit_rate@blessing_k; that k is evaluated whatever `ks` says.
+  blessing_k: int = _DEFAULTS.blessing_k
 
   def __post_init__(self):
     if self.blessing_k < 1:
@@ -203,8 +206,8 @@ class Executor(tfx_evaluator_executor.Executor):
         MODEL_SECTION: model_metrics,
         POPULARITY_SECTION: popularity_metrics,
         BLESSED_SECTION: blessed_metrics,
-        "blessed": decision.blessed,
-        "reasons": decision.reasons,
+        BLESSED_FIELD: decision.blessed,
+        REASONS_FIELD: decision.reasons,
         "config": _config(options, model, baseline),
     }
     evaluation = artifact_utils.get_single_instance(output_dict[EVALUATION_KEY])
