@@ -61,7 +61,6 @@ _LAYOUTS = (
     _Layout(ML_LATEST, "ratings.csv", "movies.csv", "utf-8",
             "ml-latest-small, ml-latest, ml-20m, ml-25m"),
 )
-_LAYOUT_BY_FORMAT = {layout.format: layout for layout in _LAYOUTS}
 
 _CSV_RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
 _CSV_MOVIES_HEADER = ("movieId", "title", "genres")
