@@ -109,7 +109,7 @@ def _define_beam_flags(flag_values: flags.FlagValues) -> None:
                     [DIRECT_RUNNER, DATAFLOW_RUNNER],
                     "Beam runner of the data components. DirectRunner runs in the "
                     "component's pod, multi-processing; DataflowRunner runs on Google "
-                    "Cloud Dataflow with workers in --image. Env: TFRS_BEAM_RUNNER.",
+                    f"Cloud Dataflow with workers in --image. Env: {ENV_VARS['beam_runner']}.",
                     flag_values=flag_values)
   flags.DEFINE_integer("direct_num_workers", 0,
                        "DirectRunner worker processes per component; 0 means one per CPU "
