@@ -33,6 +33,7 @@ RUN python -m pip install --no-cache-dir --no-deps --ignore-requires-python \
 # The project, as a regular (non-editable) install; the sources are then removed so that
 # nothing shadows the installed packages.
 COPY setup.py /tmp/tfrs-src/
+COPY contracts /tmp/tfrs-src/contracts
 COPY pipeline /tmp/tfrs-src/pipeline
 COPY components /tmp/tfrs-src/components
 COPY trainer_module /tmp/tfrs-src/trainer_module

@@ -23,7 +23,7 @@ from absl import logging
 import kfp
 import yaml
 
-from pipeline import configs
+from contracts import configs
 from pipeline import flags as config_flags
 from pipeline import pipeline
 

@@ -17,11 +17,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from pipeline import configs
+from components.movielens_example_gen import synthetic
+from contracts import configs
 from pipeline import flags as config_flags
 from pipeline import pipeline
 from pipeline import run_summary
-from components.movielens_example_gen import synthetic
 
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 

@@ -11,7 +11,8 @@ setuptools.setup(
     description="TFX pipeline that trains, evaluates and ships TFRS retrieval models.",
     # The lock is resolved for CPython 3.11 (see requirements/uv-resolve.toml).
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components",
+    packages=setuptools.find_packages(include=["contracts", "contracts.*", "pipeline",
+                                               "pipeline.*", "components",
                                                "components.*", "trainer_module",
                                                "trainer_module.*"]),
     install_requires=[

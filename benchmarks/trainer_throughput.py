@@ -13,7 +13,7 @@ import time
 from absl import app
 from absl import flags
 
-from pipeline import configs
+from contracts import configs
 from trainer_module import data
 from trainer_module import trainer
 

@@ -19,16 +19,14 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
-from components.movielens_example_gen import executor as example_gen_executor
-from pipeline import configs
-
-MOVIES_KEY = "movies"
+from contracts import artifacts
+from contracts import configs
 
 
 class RetrievalTrainerSpec(standard_component_specs.TrainerSpec):
   INPUTS = {
       **standard_component_specs.TrainerSpec.INPUTS,
-      MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      artifacts.MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
   }
 
 
@@ -39,8 +37,8 @@ class Executor(trainer_executor.GenericExecutor):
                  output_dict: Dict[str, List[types.Artifact]],
                  exec_properties: Dict[str, Any]):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-    catalog_dir = artifact_utils.get_split_uri(input_dict[MOVIES_KEY],
-                                               example_gen_executor.CATALOG_SPLIT)
+    catalog_dir = artifact_utils.get_split_uri(input_dict[artifacts.MOVIES_KEY],
+                                               artifacts.CATALOG_SPLIT)
     fn_args.custom_config = {**(fn_args.custom_config or {}),
                              configs.CATALOG_FILES_KEY: [f"{catalog_dir}/*"]}
     return fn_args

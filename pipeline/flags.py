@@ -8,7 +8,7 @@ from typing import Type, TypeVar
 
 from absl import flags
 
-from pipeline import configs
+from contracts import configs
 
 _T = TypeVar("_T")
 
@@ -22,10 +22,28 @@ _DEFINE_BY_TYPE = {
 
 def define_config_flags(config_cls: Type[_T],
                         flag_values: flags.FlagValues = flags.FLAGS) -> None:
-  """Defines one flag per field of `config_cls`, named like the field."""
+  """Defines one flag per field of `config_cls`, named like the field.
+
+  Each field's check (contracts/configs.py) becomes the flag's validator, so a bad value
+  is rejected when the command line is parsed, before anything runs.
+  """
   for field in dataclasses.fields(config_cls):
     _DEFINE_BY_TYPE[field.type](field.name, field.default, field.metadata.get("help", ""),
                                 flag_values=flag_values)
+    check = field.metadata.get("check")
+    if check:
+      flags.register_validator(field.name, _validator(check),
+                               message=f"--{field.name}: not an allowed value.",
+                               flag_values=flag_values)
+
+
+def _validator(check):
+  def validate(value) -> bool:
+    problem = check(value)
+    if problem:
+      raise flags.ValidationError(f"must {problem.removeprefix('must ')}")
+    return True
+  return validate
 
 
 def config_from_flags(config_cls: Type[_T], flag_values: flags.FlagValues = flags.FLAGS) -> _T:

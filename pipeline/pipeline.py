@@ -10,13 +10,15 @@ from tfx import v1 as tfx
 
 from components import anomalies_gate
 from components import retrieval_trainer
-from components.retrieval_evaluator import component as evaluator_component
 from components.movielens_example_gen import component as example_gen_component
-from components.movielens_example_gen import executor as example_gen_executor
-from pipeline import configs
+from components.retrieval_evaluator import component as evaluator_component
+import contracts
+from contracts import artifacts
+from contracts import configs
 import trainer_module
 
 _TRAINER_MODULE_DIR = pathlib.Path(trainer_module.__file__).parent
+_CONTRACTS_DIR = pathlib.Path(contracts.__file__).parent
 
 
 def code_fingerprint(*paths: pathlib.Path) -> str:
@@ -34,12 +36,12 @@ def code_fingerprint(*paths: pathlib.Path) -> str:
 def transform_code_fingerprint() -> str:
   """The preprocessing_fn and what it reads."""
   return code_fingerprint(_TRAINER_MODULE_DIR / "preprocessing.py",
-                          _TRAINER_MODULE_DIR / "features.py", pathlib.Path(configs.__file__))
+                          *_CONTRACTS_DIR.glob("*.py"))
 
 
 def trainer_code_fingerprint() -> str:
-  """run_fn's whole package (model, data, export, ...) and the configs."""
-  return code_fingerprint(*_TRAINER_MODULE_DIR.glob("*.py"), pathlib.Path(configs.__file__))
+  """run_fn's whole package (model, data, export, ...) and the contracts."""
+  return code_fingerprint(*_TRAINER_MODULE_DIR.glob("*.py"), *_CONTRACTS_DIR.glob("*.py"))
 
 
 def default_serving_dir(pipeline_root: str) -> str:
@@ -61,16 +63,16 @@ def create_components(data_dir: str, serving_dir: str,
     ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, AnomaliesGate, Transform,
     Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher.
   """
-  example_gen = example_gen_component.MovieLensExampleGen(
-      data_dir=data_dir, **dataclasses.asdict(config.data))
-  ratings = example_gen.outputs[example_gen_executor.EXAMPLES_KEY]
+  example_gen = example_gen_component.MovieLensExampleGen(data_dir=data_dir,
+                                                          config=config.data)
+  ratings = example_gen.outputs[artifacts.EXAMPLES_KEY]
 
   statistics_gen = tfx.components.StatisticsGen(examples=ratings)
   # The schema is inferred from train only, so ExampleValidator's check of the eval split
   # against it is a real check (new genres, missing features, type changes).
   schema_gen = tfx.components.SchemaGen(
       statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
-      exclude_splits=[example_gen_executor.EVAL_SPLIT])
+      exclude_splits=[artifacts.EVAL_SPLIT])
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
@@ -79,8 +81,8 @@ def create_components(data_dir: str, serving_dir: str,
       examples=ratings, schema=schema_gen.outputs["schema"],
       preprocessing_fn=configs.PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(
-          analyze=[example_gen_executor.TRAIN_SPLIT],
-          transform=[example_gen_executor.TRAIN_SPLIT, example_gen_executor.EVAL_SPLIT]),
+          analyze=[artifacts.TRAIN_SPLIT],
+          transform=[artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT]),
       custom_config={**dataclasses.asdict(config.transform),
                      configs.CODE_FINGERPRINT_KEY: transform_code_fingerprint()},
       # TFDV statistics of the transformed data would double Transform's time and nothing
@@ -92,10 +94,10 @@ def create_components(data_dir: str, serving_dir: str,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
-      movies=example_gen.outputs[example_gen_executor.MOVIES_KEY],
+      movies=example_gen.outputs[artifacts.MOVIES_KEY],
       run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config),
-      train_args=tfx.proto.TrainArgs(splits=[example_gen_executor.TRAIN_SPLIT]),
-      eval_args=tfx.proto.EvalArgs(splits=[example_gen_executor.EVAL_SPLIT]))
+      train_args=tfx.proto.TrainArgs(splits=[artifacts.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[artifacts.EVAL_SPLIT]))
 
   # The latest blessed model, from ML Metadata: the new model must not be worse.
   latest_blessed = tfx.dsl.Resolver(
@@ -105,7 +107,7 @@ def create_components(data_dir: str, serving_dir: str,
   ).with_id("latest_blessed_model_resolver")
   evaluator = evaluator_component.RetrievalEvaluator(
       examples=ratings, model=trainer.outputs["model"],
-      baseline_model=latest_blessed.outputs["model"], **dataclasses.asdict(config.evaluator))
+      baseline_model=latest_blessed.outputs["model"], config=config.evaluator)
 
   # Pushes only when the evaluator blessed the model.
   pusher = tfx.components.Pusher(

@@ -26,7 +26,7 @@ from tfx.utils import path_utils
 from components import retrieval_trainer
 from components.retrieval_evaluator import component as evaluator_component
 from components.retrieval_evaluator import executor as evaluator_executor
-from trainer_module import features
+from contracts import features
 from trainer_module import recommend
 
 # Node ids: the components' default ids, their class names.

@@ -11,8 +11,9 @@ from tfx.types import standard_artifacts
 from components.movielens_example_gen import executor
 from components.movielens_example_gen import formats
 from components.movielens_example_gen import synthetic
+from contracts import artifacts
+from contracts import features
 from tests import movielens_fixtures as fixtures
-from trainer_module import features
 
 
 def run_example_gen(data_dir, out_dir, **options):
@@ -22,8 +23,8 @@ def run_example_gen(data_dir, out_dir, **options):
   movies = standard_artifacts.Examples()
   movies.uri = os.path.join(str(out_dir), "movies")
   exec_properties = {executor.DATA_DIR_KEY: str(data_dir), **options}
-  executor.Executor().Do({}, {executor.EXAMPLES_KEY: [ratings],
-                              executor.MOVIES_KEY: [movies]}, exec_properties)
+  executor.Executor().Do({}, {artifacts.EXAMPLES_KEY: [ratings],
+                              artifacts.MOVIES_KEY: [movies]}, exec_properties)
   return ratings, movies
 
 
@@ -134,7 +135,7 @@ def test_tolerated_bad_lines_are_counted_and_listed(tmp_path):
            + ratings.get_int_custom_property("num_eval_examples"))
   assert total == len(fixtures.ML1M_RATINGS)
   assert ratings.get_int_custom_property("num_bad_lines") == 2
-  with open(os.path.join(ratings.uri, executor.BAD_LINES_FILE)) as f:
+  with open(os.path.join(ratings.uri, artifacts.BAD_LINES_FILE)) as f:
     listed = f.read().splitlines()
   n = len(fixtures.ML1M_RATINGS)
   assert [line.split(": ")[0].rsplit("/", 1)[-1] for line in listed] == [
@@ -170,7 +171,7 @@ def test_tolerated_catalog_line_is_listed(tmp_path):
     run_example_gen(folder, tmp_path / "strict")
   ratings, movies = run_example_gen(folder, tmp_path / "tolerant", max_bad_lines=1)
   assert movies.get_int_custom_property("num_movies") == len(fixtures.ML1M_MOVIES)
-  with open(os.path.join(ratings.uri, executor.BAD_LINES_FILE)) as f:
+  with open(os.path.join(ratings.uri, artifacts.BAD_LINES_FILE)) as f:
     listed = f.read().splitlines()
   assert len(listed) == 1
   assert f"movies.dat:{len(fixtures.ML1M_MOVIES) + 1}:" in listed[0]

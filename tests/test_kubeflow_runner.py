@@ -33,8 +33,8 @@ import yaml
 from google.protobuf import json_format
 
 from components.movielens_example_gen import component as example_gen_component
-from components.movielens_example_gen import executor as example_gen_executor
 from components.movielens_example_gen import synthetic
+from contracts import artifacts
 import kubeflow_runner
 from pipeline import pipeline
 
@@ -439,17 +439,17 @@ def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
   executor_output = pipeline_spec_pb2.ExecutorOutput()
   with open(os.path.join(task_root, "executor_output.json")) as f:
     json_format.Parse(f.read(), executor_output)
-  [examples] = executor_output.artifacts[example_gen_executor.EXAMPLES_KEY].artifacts
+  [examples] = executor_output.artifacts[artifacts.EXAMPLES_KEY].artifacts
   metadata = json_format.MessageToDict(examples.metadata)
   assert json.loads(metadata["split_names"]) == ["train", "eval"]
-  examples_uri = os.path.join(task_root, example_gen_executor.EXAMPLES_KEY)
+  examples_uri = os.path.join(task_root, artifacts.EXAMPLES_KEY)
   assert examples.uri == examples_uri
   counts = {split: _count_records(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
             for split in ("train", "eval")}
   assert counts == {split: metadata[f"num_{split}_examples"] for split in counts}
   assert sum(counts.values()) == size.num_ratings
   assert counts["eval"] / size.num_ratings == pytest.approx(0.2, abs=0.05)
-  movies_uri = os.path.join(task_root, example_gen_executor.MOVIES_KEY)
+  movies_uri = os.path.join(task_root, artifacts.MOVIES_KEY)
   assert _count_records(os.path.join(movies_uri, "Split-catalog", "*.gz")) == size.num_movies
 
 
@@ -483,7 +483,7 @@ def test_data_components_run_with_the_multi_processing_direct_runner(tmp_path):
   [example_gen] = [c for c in data_components
                    if isinstance(c, example_gen_component.MovieLensExampleGen)]
   for split in ("train", "eval"):
-    raw = _count_records(os.path.join(root, example_gen.id, example_gen_executor.EXAMPLES_KEY,
+    raw = _count_records(os.path.join(root, example_gen.id, artifacts.EXAMPLES_KEY,
                                       "*", f"Split-{split}", "*.gz"))
     transformed = _count_records(os.path.join(root, transform.id, "transformed_examples",
                                               "*", f"Split-{split}", "*.gz"))

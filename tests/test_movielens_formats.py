@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from components.movielens_example_gen import formats
+from contracts import features
 from tests import movielens_fixtures as fixtures
-from trainer_module import features
 
 # Format -> (writer, folder, ratings file, movies file, encoding, movies, ratings).
 _DATA_SETS = {

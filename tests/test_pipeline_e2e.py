@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from components import anomalies_gate
 from components.movielens_example_gen import splits
 from components.movielens_example_gen import synthetic
-from pipeline import configs
+from contracts import configs
 from pipeline import pipeline
 from pipeline import run_summary
 from trainer_module import export

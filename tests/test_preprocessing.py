@@ -9,7 +9,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import schema_utils
 
-from trainer_module import features
+from contracts import features
 from trainer_module import preprocessing
 
 # (user, movie, title, genres, timestamp, rating); movie 1 is rated 3 times, 2 twice.

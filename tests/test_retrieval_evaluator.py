@@ -17,12 +17,14 @@ from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from components import component_params
 from components.retrieval_evaluator import component
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import executor
 from components.retrieval_evaluator import metrics
-from trainer_module import model_layout
-from trainer_module import features
+from contracts import artifacts
+from contracts import configs
+from contracts import features
 
 NUM_GROUPS, USERS_PER_GROUP, BLOCK = 8, 5, 50
 NUM_RATED_MOVIES = NUM_GROUPS * BLOCK
@@ -106,7 +108,7 @@ class _QueryModel(tf.Module):
                                 tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)])
   def serve(self, user_id, timestamp):
     del timestamp  # The fixed embeddings do not depend on time.
-    return {model_layout.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
+    return {artifacts.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
                                                      self._table.lookup(user_id))}
 
 
@@ -114,14 +116,14 @@ def _write_model(uri: str, user_embeddings: np.ndarray, movie_embeddings: np.nda
                  catalog=CATALOG, model_id: int = 1) -> standard_artifacts.Model:
   """A fake Trainer output; movie_embeddings rows are in MOVIE_IDS order."""
   module = _QueryModel(USER_IDS, user_embeddings)
-  tf.saved_model.save(module, os.path.join(uri, model_layout.QUERY_MODEL_DIR),
-                      signatures={model_layout.QUERY_SIGNATURE: module.serve})
-  os.makedirs(os.path.join(uri, model_layout.CANDIDATES_DIR))
-  with open(os.path.join(uri, model_layout.CANDIDATES_DIR, model_layout.MOVIE_IDS_FILE),
+  tf.saved_model.save(module, os.path.join(uri, artifacts.QUERY_MODEL_DIR),
+                      signatures={artifacts.QUERY_SIGNATURE: module.serve})
+  os.makedirs(os.path.join(uri, artifacts.CANDIDATES_DIR))
+  with open(os.path.join(uri, artifacts.CANDIDATES_DIR, artifacts.MOVIE_IDS_FILE),
             "w") as f:
     f.write("".join(f"{m}\n" for m in catalog))
   rows = [MOVIE_IDS.index(m) for m in catalog]
-  np.save(os.path.join(uri, model_layout.CANDIDATES_DIR, model_layout.EMBEDDINGS_FILE),
+  np.save(os.path.join(uri, artifacts.CANDIDATES_DIR, artifacts.EMBEDDINGS_FILE),
           movie_embeddings[rows].astype(np.float32))
   model = standard_artifacts.Model()
   model.uri = uri
@@ -267,14 +269,14 @@ def test_much_better_blessed_baseline_blocks_blessing(workdir):
 def test_small_drop_vs_blessed_is_tolerated(workdir):
   results, _, _ = run_evaluator(workdir, "broken_tolerant", workdir["broken"],
                                 baseline=workdir["oracle"],
-                                **{executor.MAX_DROP_VS_BLESSED_KEY: 0.2})
+                                max_drop_vs_blessed=0.2)
   assert results["blessed"] is True
   assert results["config"]["max_drop_vs_blessed"] == 0.2
 
 
 def test_load_metrics_round_trips_metrics_json(workdir):
   results, evaluation, _ = run_evaluator(workdir, "round_trip", workdir["oracle"],
-                                         **{executor.KS_KEY: "[5, 20]"})
+                                         ks="5,20")
   with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
     assert json.load(f) == results
   assert set(results) == {"model", "baseline_popularity", "baseline_blessed", "blessed",
@@ -285,7 +287,7 @@ def test_load_metrics_round_trips_metrics_json(workdir):
 
 
 def test_eval_users_are_sampled_deterministically(workdir):
-  props = {executor.MAX_EVAL_USERS_KEY: 12, executor.SEED_KEY: 3}
+  props = {"max_eval_users": 12, "eval_seed": 3}
   first, _, _ = run_evaluator(workdir, "sample_a", workdir["random"], **props)
   second, _, _ = run_evaluator(workdir, "sample_b", workdir["random"], **props)
   assert first["model"]["num_eval_users"] == 12
@@ -339,16 +341,19 @@ def test_component_takes_a_latest_blessed_model_resolver_as_baseline():
   evaluator = component.RetrievalEvaluator(
       examples=types.Channel(type=standard_artifacts.Examples),
       model=types.Channel(type=standard_artifacts.Model),
-      baseline_model=latest_blessed.outputs["model"], ks=(20, 5), max_eval_users=0)
+      baseline_model=latest_blessed.outputs["model"],
+      config=configs.EvaluatorConfig(ks="20,5", max_eval_users=0))
   assert evaluator.outputs[executor.EVALUATION_KEY].type is standard_artifacts.ModelEvaluation
   assert evaluator.outputs[executor.BLESSING_KEY].type is standard_artifacts.ModelBlessing
-  options = executor.Options.from_exec_properties(evaluator.exec_properties)
+  options = component_params.config_from_exec_properties(configs.EvaluatorConfig,
+                                                         evaluator.exec_properties)
   assert options.evaluated_ks == (5, 20, 100)
   assert options.max_eval_users == 0 and options.max_drop_vs_blessed == 0.02
   with pytest.raises(ValueError, match="max_drop_vs_blessed"):
     component.RetrievalEvaluator(
         examples=types.Channel(type=standard_artifacts.Examples),
-        model=types.Channel(type=standard_artifacts.Model), max_drop_vs_blessed=1.5)
+        model=types.Channel(type=standard_artifacts.Model),
+        config=configs.EvaluatorConfig(max_drop_vs_blessed=1.5))
 
 
 def test_kfp_v2_entrypoint_treats_it_as_an_evaluator():

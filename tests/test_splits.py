@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from components.movielens_example_gen import splits
+from contracts import configs
 
 
 def _pairs(n, seed=0):
@@ -56,9 +57,9 @@ def test_temporal_ties_go_to_eval():
 
 
 def test_validate_rejects_bad_options():
-  with pytest.raises(ValueError, match="Unknown split method"):
-    splits.validate("by_user", 0.2)
+  with pytest.raises(ValueError, match="split_method must be one of"):
+    configs.DataConfig(split_method="by_user", eval_fraction=0.2)
   with pytest.raises(ValueError, match="eval_fraction"):
-    splits.validate("random", 1.0)
+    configs.DataConfig(split_method="random", eval_fraction=1.0)
   with pytest.raises(ValueError, match="No ratings"):
     splits.temporal_cutoff(np.array([], np.int64), 0.2)

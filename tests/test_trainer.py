@@ -15,13 +15,14 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from trainer_module import model_layout
-from pipeline import configs
+from contracts import artifacts
+from contracts import configs
+from contracts import features
 from tests import transform_fixtures
 from trainer_module import data
 from trainer_module import export
-from trainer_module import features
 from trainer_module import model as model_lib
+from trainer_module import recommend
 from trainer_module import trainer
 
 EMBEDDING_DIM = 16
@@ -93,9 +94,9 @@ def trained_uri(fixture_data, tmp_path_factory):
   """The Model artifact directory written by run_fn."""
   model_uri = os.path.join(str(tmp_path_factory.mktemp("trained")), "model")
   trainer.run_fn(_fn_args(fixture_data, model_uri, {
-      trainer.TRAINER_KEY: TRAINER_CONFIG,
-      trainer.TRANSFORM_KEY: fixture_data.transform_config,
-      trainer.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
+      configs.TRAINER_KEY: TRAINER_CONFIG,
+      configs.TRANSFORM_KEY: fixture_data.transform_config,
+      configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
   }))
   return model_uri
 
@@ -124,13 +125,13 @@ def serving(trained_uri):
 
 @pytest.fixture(scope="module")
 def query_model(trained_uri):
-  return tf.saved_model.load(model_layout.query_model_path(trained_uri))
+  return tf.saved_model.load(artifacts.query_model_path(trained_uri))
 
 
 def _candidates(model_uri):
-  with open(model_layout.movie_ids_path(model_uri)) as f:
+  with open(artifacts.movie_ids_path(model_uri)) as f:
     movie_ids = f.read().splitlines()
-  return movie_ids, np.load(model_layout.embeddings_path(model_uri))
+  return movie_ids, np.load(artifacts.embeddings_path(model_uri))
 
 
 def _strings(tensor):
@@ -175,12 +176,12 @@ def test_hidden_layers_add_dense_layers(batch, sizes):
 
 
 def test_parse_hidden_layers():
-  assert model_lib.parse_hidden_layers("") == []
-  assert model_lib.parse_hidden_layers("256,128") == [256, 128]
-  assert model_lib.parse_hidden_layers(" 64 , 32 ") == [64, 32]
+  assert configs.parse_hidden_layers("") == []
+  assert configs.parse_hidden_layers("256,128") == [256, 128]
+  assert configs.parse_hidden_layers(" 64 , 32 ") == [64, 32]
   for bad in ("abc", "64;32", "1.5", "64,x"):
     with pytest.raises(ValueError, match="hidden_layers"):
-      model_lib.parse_hidden_layers(bad)
+      configs.parse_hidden_layers(bad)
 
 
 @pytest.mark.parametrize("bad", ["0", "64,0", "-32"])
@@ -188,7 +189,7 @@ def test_parse_hidden_layers_rejects_non_positive_sizes(bad):
   # A layer of 0 units is accepted by Keras and silently collapses every embedding to
   # the next layer's bias; sizes must be positive.
   with pytest.raises(ValueError, match="hidden_layers"):
-    model_lib.parse_hidden_layers(bad)
+    configs.parse_hidden_layers(bad)
 
 
 def test_masked_mean_embedding():
@@ -288,8 +289,8 @@ def test_training_decreases_loss(tft_output, transform_config, train_data, eval_
 def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
   with pytest.raises(ValueError, match="catalog_files"):
     trainer.run_fn(_fn_args(fixture_data, str(tmp_path / "model"), {
-        trainer.TRAINER_KEY: TRAINER_CONFIG,
-        trainer.TRANSFORM_KEY: fixture_data.transform_config}))
+        configs.TRAINER_KEY: TRAINER_CONFIG,
+        configs.TRANSFORM_KEY: fixture_data.transform_config}))
 
 
 # ------------------------------------------------------------------------------- exports
@@ -298,7 +299,7 @@ def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
 def test_run_fn_writes_every_export(fixture_data, trained_uri):
   serving_dir = os.path.join(trained_uri, "Format-Serving")
   assert tf.saved_model.contains_saved_model(serving_dir)
-  assert tf.saved_model.contains_saved_model(model_layout.query_model_path(trained_uri))
+  assert tf.saved_model.contains_saved_model(artifacts.query_model_path(trained_uri))
 
   movie_ids, embeddings = _candidates(trained_uri)
   assert movie_ids == list(fixture_data.catalog)  # Every catalog movie, in catalog order.
@@ -428,9 +429,9 @@ def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, q
   timestamps = [int(fixture_data.train.timestamps.min()),
                 int(fixture_data.train.timestamps.max()),
                 int(np.median(fixture_data.train.timestamps))]
-  signature = query_model.signatures[model_layout.QUERY_SIGNATURE]
+  signature = query_model.signatures[artifacts.QUERY_SIGNATURE]
   queries = signature(user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
-  queries = queries[model_layout.EMBEDDING_OUTPUT].numpy()
+  queries = queries[artifacts.EMBEDDING_OUTPUT].numpy()
   assert queries.shape == (3, EMBEDDING_DIM)
   np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
 
@@ -454,6 +455,63 @@ def test_query_time_matters(serving):
   assert not np.allclose(scores[0], scores[1])
 
 
+def _top_lists(serving, users, timestamp):
+  result = serving.signatures[export.SERVING_AT_TIME](
+      user_id=tf.constant(users), timestamp=tf.fill([len(users)], tf.constant(timestamp,
+                                                                               tf.int64)))
+  return _strings(result["movie_id"])
+
+
+def test_queries_outside_the_training_time_range_stay_personalized(fixture_data, serving):
+  # Time features are clipped to the training range: a query at today's date on old data
+  # (or before any rating) is answered as at the nearest trained time, not with one list
+  # for everybody.
+  users = sorted(set(fixture_data.train.user_ids))
+  first, last = (int(fixture_data.train.timestamps.min()),
+                 int(fixture_data.train.timestamps.max()))
+  far_future = _top_lists(serving, users, last + 30 * 365 * 86_400)
+  far_past = _top_lists(serving, users, 0)
+  assert far_future == _top_lists(serving, users, last)
+  assert far_past == _top_lists(serving, users, first)
+  for lists in (far_future, far_past):
+    assert len({tuple(row) for row in lists}) >= len(users) // 2
+
+
+def test_serving_rejects_inputs_of_different_batch_sizes(serving):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="timestamp, user_id must have the same batch size"):
+    serving.signatures[export.SERVING_AT_TIME](
+        user_id=tf.constant(["1", "2"]), timestamp=tf.constant([0, 1, 2], tf.int64))
+  # A one-row exclusion list is not broadcast to every user of a larger batch.
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="exclude_movie_ids, user_id must have the same batch"):
+    serving.signatures[export.SERVING_EXCLUDE_SEEN](
+        user_id=tf.constant(["1", "2"]), exclude_movie_ids=tf.constant([["1"]]))
+
+
+def test_signature_inputs_come_from_the_query_features(serving, query_model):
+  def inputs(signature):
+    return set(signature.structured_input_signature[1])
+  assert inputs(serving.signatures[export.SERVING_DEFAULT]) == set(
+      features.REQUIRED_QUERY_FEATURES)
+  assert inputs(serving.signatures[export.SERVING_AT_TIME]) == set(features.QUERY_FEATURES)
+  assert inputs(serving.signatures[export.SERVING_EXCLUDE_SEEN]) == set(
+      features.REQUIRED_QUERY_FEATURES) | {export.EXCLUDE_MOVIE_IDS}
+  assert inputs(query_model.signatures[artifacts.QUERY_SIGNATURE]) == set(
+      features.QUERY_FEATURES)
+
+
+def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_uri):
+  model_dir = os.path.join(trained_uri, "Format-Serving")
+  for user_ids, k, flag in (([""], 5, "--user_id"), ([" "], 5, "--user_id"),
+                            ([], 5, "--user_id"), (["1"], 0, "--k"), (["1"], -5, "--k")):
+    with pytest.raises(ValueError, match=flag):
+      recommend.recommend(model_dir, user_ids, k=k)
+  # More than the model returns: all it has, no more, and no blank slots.
+  [rows] = recommend.recommend(model_dir, ["1"], k=100_000)
+  assert len(rows) == TOP_K and all(rec.movie_id for rec in rows)
+
+
 # ---------------------------------------------------------------------------- usefulness
 
 
@@ -461,11 +519,11 @@ def _hit_rate(model_uri, fixture_data, k=HIT_RATE_K):
   """Fraction of eval ratings whose movie is in the user's top k (train movies excluded)."""
   movie_ids, embeddings = _candidates(model_uri)
   position = {movie_id: i for i, movie_id in enumerate(movie_ids)}
-  signature = tf.saved_model.load(model_layout.query_model_path(model_uri)).signatures[
-      model_layout.QUERY_SIGNATURE]
+  signature = tf.saved_model.load(artifacts.query_model_path(model_uri)).signatures[
+      artifacts.QUERY_SIGNATURE]
   queries = signature(user_id=tf.constant(fixture_data.eval.user_ids),
                       timestamp=tf.constant(fixture_data.eval.timestamps, tf.int64))
-  scores = queries[model_layout.EMBEDDING_OUTPUT].numpy() @ embeddings.T
+  scores = queries[artifacts.EMBEDDING_OUTPUT].numpy() @ embeddings.T
   seen = collections.defaultdict(list)
   for user, movie in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids):
     seen[user].append(position[movie])
@@ -501,7 +559,7 @@ def _evaluate(fixture_data, model_uri, workdir):
                           {evaluator.EVALUATION_KEY: [evaluation],
                            evaluator.BLESSING_KEY: [blessing]},
                           # hit_rate@100 saturates on this 160-movie catalog.
-                          {evaluator.BLESSING_K_KEY: 10})
+                          {"blessing_k": 10})
   return evaluator.load_metrics(evaluation.uri), blessing
 
 

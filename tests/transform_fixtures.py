@@ -28,7 +28,7 @@ from components.movielens_example_gen import encoding
 from components.movielens_example_gen import formats
 from components.movielens_example_gen import splits
 from components.movielens_example_gen import synthetic
-from trainer_module import features
+from contracts import features
 from trainer_module import preprocessing
 
 SYNTHETIC_CONFIG = synthetic.SyntheticConfig(num_users=60, num_movies=160, num_ratings=2400,

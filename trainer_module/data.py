@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer_module import features
+from contracts import features
 from trainer_module import model
 
 _PARSE_BATCH = 65536
@@ -114,4 +114,4 @@ def read_raw_catalog(file_patterns: List[str]) -> Dict[str, tf.Tensor]:
   """Reads the movie catalog examples (raw movie features), every movie in one batch."""
   dataset = tf.data.TFRecordDataset(_record_files(file_patterns), compression_type="GZIP")
   serialized = tf.concat(list(dataset.batch(_PARSE_BATCH)), axis=0)
-  return tf.io.parse_example(serialized, features.raw_feature_spec(features.MOVIE_FEATURES))
+  return tf.io.parse_example(serialized, features.raw_feature_spec(features.CANDIDATE_FEATURES))

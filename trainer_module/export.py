@@ -7,7 +7,9 @@ Serving signatures (all return `movie_id` [batch, k] string, `movie_title` [batc
 string and `score` [batch, k] float32, best first):
   serving_default       user_id [batch] string. The query time is the model's reference
                         time (the latest training timestamp).
-  serving_at_time       user_id [batch] string, timestamp [batch] int64 (Unix seconds).
+  serving_at_time       every query feature: user_id [batch] string, timestamp [batch]
+                        int64 (Unix seconds; outside the training range it counts as the
+                        nearest trained time).
   serving_exclude_seen  user_id [batch] string, exclude_movie_ids [batch, n] string (pad
                         rows with ""; unknown ids are ignored): these movies never appear.
                         If fewer than k movies remain, the last slots are empty: movie_id
@@ -17,33 +19,69 @@ a random sample of examples, so the answer is a sensible popularity-like list.
 """
 import gzip
 import os
-from typing import Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
-from trainer_module import model_layout
+from contracts import artifacts
+from contracts import features
 from trainer_module import data
-from trainer_module import features
 from trainer_module import model as model_lib
 
 SERVING_DEFAULT = "serving_default"
 SERVING_AT_TIME = "serving_at_time"
 SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
+EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 # Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
 # with the SavedModel (and the Pusher's copy) and is ignored by TF Serving.
 SEEN_MOVIES_FILE = os.path.join("assets.extra", "seen_movie_ids.tsv.gz")
 
-_USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
-_TIMESTAMP_SPEC = tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)
-_EXCLUDE_SPEC = tf.TensorSpec([None, None], tf.string, name="exclude_movie_ids")
+# The raw query features each signature takes, derived from the feature spec: the
+# default takes only what a request must give; serving_at_time takes every query feature.
+QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
+    SERVING_DEFAULT: features.REQUIRED_QUERY_FEATURES,
+    SERVING_AT_TIME: features.QUERY_FEATURES,
+    SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
+}
+_EXCLUDE_SPEC = tf.TensorSpec([None, None], tf.string, name=EXCLUDE_MOVIE_IDS)
+
+QueryFn = Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]
 
 
-def _as_raw_column(values: tf.Tensor) -> tf.Tensor:
-  """[batch] -> [batch, 1], the shape SchemaGen inferred for single-valued features."""
-  return tf.reshape(values, [-1, 1])
+def query_signature(fn: QueryFn, names: Sequence[str],
+                    extra_specs: Sequence[tf.TensorSpec] = ()) -> Any:
+  """A serving signature taking the named raw features (and `extra_specs`) as inputs.
+
+  The signature's input keys are the feature names; `fn` receives them as one dict.
+
+  Returns:
+    The concrete function, for `tf.saved_model.save(..., signatures=...)`.
+  """
+  specs = features.serving_specs(names) + tuple(extra_specs)
+  keys = tuple(spec.name for spec in specs)
+
+  @tf.function(input_signature=specs)
+  def signature(*values):
+    return fn(dict(zip(keys, values)))
+
+  return signature.get_concrete_function()
+
+
+def check_same_batch(inputs: Mapping[str, tf.Tensor]) -> None:
+  """Raises InvalidArgumentError naming the inputs when their batch sizes differ.
+
+  Without this a mismatch surfaces as an internal ConcatOp message, or worse, a one-row
+  input is silently broadcast to every row of the others.
+  """
+  names = sorted(inputs)
+  sizes = tf.stack([tf.shape(inputs[name], out_type=tf.int64)[0] for name in names])
+  tf.debugging.assert_equal(
+      sizes, tf.fill(tf.shape(sizes), sizes[0]),
+      message=f"Serving inputs {', '.join(names)} must have the same batch size (first "
+      "dimension); got, in that order")
 
 
 class QueryEncoder(tf.Module):
@@ -56,14 +94,15 @@ class QueryEncoder(tf.Module):
     self.tft_layer = tft_output.transform_features_layer()
     self.retrieval_model = retrieval_model
 
-  def embed(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> tf.Tensor:
-    transformed = self.tft_layer({features.USER_ID: _as_raw_column(user_id),
-                                  features.TIMESTAMP: _as_raw_column(timestamp)})
+  def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Embeds raw query features ({name: [batch] tensor}, every QUERY_FEATURES name)."""
+    check_same_batch(query)
+    transformed = self.tft_layer({name: features.to_column(query[name])
+                                  for name in features.QUERY_FEATURES})
     return self.retrieval_model.query_embedding(transformed)
 
-  @tf.function(input_signature=[_USER_ID_SPEC, _TIMESTAMP_SPEC])
-  def serve(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> Dict[str, tf.Tensor]:
-    return {model_layout.EMBEDDING_OUTPUT: self.embed(user_id, timestamp)}
+  def serve(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    return {artifacts.EMBEDDING_OUTPUT: self.embed(query)}
 
 
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
@@ -112,22 +151,29 @@ class ServingModel(tf.Module):
             "movie_title": tf.gather(self._movie_titles, positions),
             "score": scores}
 
-  def _now(self, user_id: tf.Tensor) -> tf.Tensor:
-    return tf.fill(tf.shape(user_id), self._reference_timestamp)
+  def complete_query(self, query: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Fills the optional query features a request left out.
 
-  @tf.function(input_signature=[_USER_ID_SPEC])
-  def serve(self, user_id: tf.Tensor) -> Dict[str, tf.Tensor]:
-    return self._results(*self.index(self.query_encoder.embed(user_id, self._now(user_id))))
+    The query time defaults to the model's reference time (the latest training rating).
+    """
+    batch = tf.shape(query[features.USER_ID])
+    defaults = {features.TIMESTAMP: lambda: tf.fill(batch, self._reference_timestamp)}
+    missing = [name for name in features.QUERY_FEATURES if name not in query]
+    unknown = [name for name in missing if name not in defaults]
+    if unknown:
+      raise ValueError(f"No serving default for the optional query features {unknown}.")
+    return {**query, **{name: defaults[name]() for name in missing}}
 
-  @tf.function(input_signature=[_USER_ID_SPEC, _TIMESTAMP_SPEC])
-  def serve_at_time(self, user_id: tf.Tensor, timestamp: tf.Tensor) -> Dict[str, tf.Tensor]:
-    return self._results(*self.index(self.query_encoder.embed(user_id, timestamp)))
+  def serve(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Top-k movies for each row of `query` (raw query features)."""
+    return self._results(*self.index(self.query_encoder.embed(self.complete_query(query))))
 
-  @tf.function(input_signature=[_USER_ID_SPEC, _EXCLUDE_SPEC])
-  def serve_exclude_seen(self, user_id: tf.Tensor,
-                         exclude_movie_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
-    queries = self.query_encoder.embed(user_id, self._now(user_id))
-    excluded = self.position_by_id.lookup(exclude_movie_ids)
+  def serve_exclude_seen(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Top-k movies for each row, never one of that row's `exclude_movie_ids`."""
+    check_same_batch(inputs)
+    query = {name: value for name, value in inputs.items() if name != EXCLUDE_MOVIE_IDS}
+    queries = self.query_encoder.embed(self.complete_query(query))
+    excluded = self.position_by_id.lookup(inputs[EXCLUDE_MOVIE_IDS])
     # Retrieve enough extra candidates to still have k after dropping the excluded ones.
     wider_k = tf.minimum(self._top_k + tf.shape(excluded)[1], tf.shape(self._movie_ids)[0])
     scores, positions = self.index(queries, k=wider_k)
@@ -142,6 +188,16 @@ class ServingModel(tf.Module):
             "movie_title": tf.where(filled, results["movie_title"], ""),
             "score": tf.where(filled, results["score"], float("-inf"))}
 
+  def signatures(self) -> Dict[str, Any]:
+    """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS."""
+    return {
+        SERVING_DEFAULT: query_signature(self.serve, QUERY_SIGNATURE_INPUTS[SERVING_DEFAULT]),
+        SERVING_AT_TIME: query_signature(self.serve, QUERY_SIGNATURE_INPUTS[SERVING_AT_TIME]),
+        SERVING_EXCLUDE_SEEN: query_signature(
+            self.serve_exclude_seen, QUERY_SIGNATURE_INPUTS[SERVING_EXCLUDE_SEEN],
+            extra_specs=[_EXCLUDE_SPEC]),
+    }
+
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
                retrieval_model: model_lib.RetrievalModel, raw_catalog: Mapping[str, tf.Tensor],
@@ -151,7 +207,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
 
   Args:
     model_uri: The Trainer's Model artifact directory (query model and embeddings go here,
-      laid out as `trainer_module.model_layout` says).
+      laid out as `contracts.artifacts` says).
     serving_model_dir: Where the serving SavedModel goes (the Pusher pushes it).
     tft_output: The Transform output.
     retrieval_model: The trained model.
@@ -162,19 +218,15 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     seen_movies: user id -> movie ids the user rated in training.
   """
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
-  movie_ids = tf.reshape(raw_catalog[features.MOVIE_ID], [-1]).numpy().tolist()
-  titles = tf.reshape(raw_catalog[features.MOVIE_TITLE], [-1]).numpy().tolist()
+  movie_ids = features.to_vector(raw_catalog[features.MOVIE_ID]).numpy().tolist()
+  titles = features.to_vector(raw_catalog[features.MOVIE_TITLE]).numpy().tolist()
   _write_candidates(model_uri, movie_ids, embeddings)
 
   encoder = QueryEncoder(tft_output, retrieval_model)
-  tf.saved_model.save(encoder, model_layout.query_model_path(model_uri),
-                      signatures={model_layout.QUERY_SIGNATURE: encoder.serve})
+  tf.saved_model.save(encoder, artifacts.query_model_path(model_uri), signatures={
+      artifacts.QUERY_SIGNATURE: query_signature(encoder.serve, features.QUERY_FEATURES)})
   serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp)
-  tf.saved_model.save(serving, serving_model_dir, signatures={
-      SERVING_DEFAULT: serving.serve,
-      SERVING_AT_TIME: serving.serve_at_time,
-      SERVING_EXCLUDE_SEEN: serving.serve_exclude_seen,
-  })
+  tf.saved_model.save(serving, serving_model_dir, signatures=serving.signatures())
   write_seen_movies(serving_model_dir, seen_movies)
 
 
@@ -200,8 +252,8 @@ def read_seen_movies(serving_model_dir: str) -> Dict[str, List[str]]:
 
 def _write_candidates(model_uri: str, movie_ids: List[bytes], embeddings: np.ndarray) -> None:
   """Candidate ids and vectors, the form an ANN service (ScaNN, Vertex Vector Search) loads."""
-  tf.io.gfile.makedirs(os.path.dirname(model_layout.embeddings_path(model_uri)))
-  with tf.io.gfile.GFile(model_layout.movie_ids_path(model_uri), "w") as f:
+  tf.io.gfile.makedirs(os.path.dirname(artifacts.embeddings_path(model_uri)))
+  with tf.io.gfile.GFile(artifacts.movie_ids_path(model_uri), "w") as f:
     f.write("".join(movie_id.decode() + "\n" for movie_id in movie_ids))
-  with tf.io.gfile.GFile(model_layout.embeddings_path(model_uri), "wb") as f:
+  with tf.io.gfile.GFile(artifacts.embeddings_path(model_uri), "wb") as f:
     np.save(f, embeddings.astype(np.float32))

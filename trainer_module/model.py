@@ -4,13 +4,13 @@ Both towers read transformed features (names from `trainer_module.features`). Va
 length features (title tokens, genres) arrive as dense int tensors padded with -1.
 """
 import dataclasses
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, Mapping, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from pipeline import configs
-from trainer_module import features
+from contracts import configs
+from contracts import features
 
 PADDING = -1
 
@@ -25,18 +25,6 @@ class VocabularySizes:
   timestamp_buckets: int
   # OOV buckets per vocabulary: indices [size - num_oov_buckets, size) of each table.
   num_oov_buckets: int = 1
-
-
-def parse_hidden_layers(spec: str) -> List[int]:
-  """'256,128' -> [256, 128]; '' -> []. Sizes must be positive integers."""
-  try:
-    sizes = [int(size) for size in spec.split(",") if size.strip()]
-  except ValueError as error:
-    raise ValueError(f"hidden_layers must be comma-separated integers, got {spec!r}.") from error
-  if any(size <= 0 for size in sizes):
-    # Keras accepts Dense(0), which silently turns the tower into a constant.
-    raise ValueError(f"hidden_layers sizes must be positive, got {spec!r}.")
-  return sizes
 
 
 def _embedding(size: int, dim: int, l2: float, name: str) -> tf.keras.layers.Embedding:
@@ -65,11 +53,6 @@ class MaskedMeanEmbedding(tf.keras.layers.Layer):
     return summed / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
 
 
-def _flat(tensor: tf.Tensor) -> tf.Tensor:
-  """[batch] or [batch, 1] -> [batch]."""
-  return tf.reshape(tensor, [-1])
-
-
 class QueryTower(tf.keras.Model):
   """User id embedding + timestamp bucket embedding + normalized timestamp -> embedding."""
 
@@ -79,13 +62,13 @@ class QueryTower(tf.keras.Model):
     self.user_embedding = _embedding(sizes.users, dim, config.l2_regularization, "user_id")
     self.time_embedding = _embedding(sizes.timestamp_buckets, max(dim // 4, 4),
                                      config.l2_regularization, "timestamp_bucket")
-    self.projection = _projection(parse_hidden_layers(config.hidden_layers), dim, "query_proj")
+    self.projection = _projection(config.hidden_layer_sizes, dim, "query_proj")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    time_value = tf.cast(_flat(inputs[features.TIMESTAMP_NORMALIZED]), tf.float32)
+    time_value = tf.cast(features.to_vector(inputs[features.TIMESTAMP_NORMALIZED]), tf.float32)
     return self.projection(tf.concat([
-        self.user_embedding(_flat(inputs[features.USER_ID_INDEX])),
-        self.time_embedding(_flat(inputs[features.TIMESTAMP_BUCKET])),
+        self.user_embedding(features.to_vector(inputs[features.USER_ID_INDEX])),
+        self.time_embedding(features.to_vector(inputs[features.TIMESTAMP_BUCKET])),
         time_value[:, tf.newaxis],
     ], axis=1))
 
@@ -100,12 +83,12 @@ class CandidateTower(tf.keras.Model):
     self.movie_embedding = _embedding(sizes.movies, dim, l2, "movie_id")
     self.title_embedding = MaskedMeanEmbedding(sizes.title_tokens, dim, l2, name="title")
     self.genre_embedding = MaskedMeanEmbedding(sizes.genres, dim, l2, name="genres")
-    self.projection = _projection(parse_hidden_layers(config.hidden_layers), dim,
+    self.projection = _projection(config.hidden_layer_sizes, dim,
                                   "candidate_proj")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return self.projection(tf.concat([
-        self.movie_embedding(_flat(inputs[features.MOVIE_ID_INDEX])),
+        self.movie_embedding(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
         self.title_embedding(inputs[features.TITLE_TOKENS]),
         self.genre_embedding(inputs[features.GENRE_INDICES]),
     ], axis=1))
@@ -158,7 +141,7 @@ class RetrievalModel(tfrs.models.Model):
 
     Unknown users at serving hash into one of the OOV buckets; each must have been trained.
     """
-    user_ids = _flat(inputs[features.USER_ID_INDEX])
+    user_ids = features.to_vector(inputs[features.USER_ID_INDEX])
     dropped = tf.random.uniform(tf.shape(user_ids)) < self._oov_user_rate
     oov = self._first_oov_user + tf.random.uniform(
         tf.shape(user_ids), maxval=self._num_oov_buckets, dtype=tf.int64)
@@ -168,7 +151,7 @@ class RetrievalModel(tfrs.models.Model):
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:
       inputs = self._drop_user_ids(inputs)
-    movie_ids = _flat(inputs[features.MOVIE_ID_INDEX])
+    movie_ids = features.to_vector(inputs[features.MOVIE_ID_INDEX])
     return self.task(
         self.query_embedding(inputs), self.candidate_embedding(inputs),
         candidate_sampling_probability=tf.gather(self._sampling_probability, movie_ids),

@@ -10,13 +10,8 @@ from typing import Any, Dict, Mapping, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import configs
-from trainer_module import features
-
-
-def _dense_1d(tensor: tf.Tensor) -> tf.Tensor:
-  """[batch, 1] raw feature (SchemaGen's inferred shape) -> [batch]."""
-  return tf.reshape(tensor, [-1])
+from contracts import configs
+from contracts import features
 
 
 def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
@@ -28,6 +23,24 @@ def title_tokens(titles: tf.Tensor) -> tf.SparseTensor:
   lowered = tf.strings.lower(titles, encoding="utf-8")
   cleaned = tf.strings.regex_replace(lowered, r"[^\p{L}\p{N}]+", " ")
   return tf.strings.split(tf.strings.strip(cleaned)).to_sparse()
+
+
+def clipped_z_score(values: tf.Tensor) -> tf.Tensor:
+  """z-score over the analyzed (training) data, with inputs clipped to its [min, max].
+
+  A query far outside the training time range (today's date on 1998 data) would otherwise
+  get a z-score no training example had, and that one input would swamp the user's
+  embedding: every user got nearly the same list. Clipped, such a query is treated as the
+  nearest trained time. float32 output.
+  """
+  clipped = tf.clip_by_value(values, tft.min(values), tft.max(values))
+  return tf.cast((clipped - tft.mean(values)) / _safe_std(values), tf.float32)
+
+
+def _safe_std(values: tf.Tensor) -> tf.Tensor:
+  """Standard deviation of the analyzed data; 1 when it is 0 (a single timestamp)."""
+  std = tf.sqrt(tft.var(values))
+  return tf.where(std > 0, std, tf.ones_like(std))
 
 
 def _vocabulary(x, name: str, options: configs.TransformConfig, **kwargs) -> Any:
@@ -51,10 +64,10 @@ def preprocessing_fn(inputs: Dict[str, Any],
   options = configs.TransformConfig.from_dict(custom_config)
   outputs = {}
 
-  user_id = _dense_1d(inputs[features.USER_ID])
+  user_id = features.to_vector(inputs[features.USER_ID])
   outputs[features.USER_ID_INDEX] = _vocabulary(user_id, features.USER_ID_VOCAB, options)
 
-  movie_id = _dense_1d(inputs[features.MOVIE_ID])
+  movie_id = features.to_vector(inputs[features.MOVIE_ID])
   outputs[features.MOVIE_ID_INDEX] = _vocabulary(movie_id, features.MOVIE_ID_VOCAB, options)
   # The same vocabulary with training counts, for the trainer's sampling-bias correction.
   # Not applied to anything: only the file is needed.
@@ -62,15 +75,15 @@ def preprocessing_fn(inputs: Dict[str, Any],
                  store_frequency=True)
 
   outputs[features.TITLE_TOKENS] = _vocabulary(
-      title_tokens(_dense_1d(inputs[features.MOVIE_TITLE])), features.TITLE_TOKEN_VOCAB,
+      title_tokens(features.to_vector(inputs[features.MOVIE_TITLE])), features.TITLE_TOKEN_VOCAB,
       options, frequency_threshold=options.title_token_min_count)
   outputs[features.GENRE_INDICES] = _vocabulary(
       inputs[features.MOVIE_GENRES], features.GENRE_VOCAB, options)
 
   # float64: Unix seconds need more than float32's 24-bit mantissa for exact boundaries.
-  timestamp = tf.cast(_dense_1d(inputs[features.TIMESTAMP]), tf.float64)
+  timestamp = tf.cast(features.to_vector(inputs[features.TIMESTAMP]), tf.float64)
   outputs[features.TIMESTAMP_BUCKET] = tft.bucketize(
       timestamp, num_buckets=options.timestamp_buckets)
-  outputs[features.TIMESTAMP_NORMALIZED] = tf.cast(tft.scale_to_z_score(timestamp), tf.float32)
-  outputs[features.TIMESTAMP_SECONDS] = _dense_1d(inputs[features.TIMESTAMP])
+  outputs[features.TIMESTAMP_NORMALIZED] = clipped_z_score(timestamp)
+  outputs[features.TIMESTAMP_SECONDS] = features.to_vector(inputs[features.TIMESTAMP])
   return outputs

@@ -8,8 +8,9 @@ in which case the highest version is used. The same model answers
 `saved_model_cli run --dir DIR/<version> --tag_set serve --signature_def serving_default
  --input_exprs 'user_id=["42"]'`.
 """
+import sys
 import warnings
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, Mapping, NamedTuple, Optional, Sequence
 
 # google-api-core (imported by TFX) warns at import that it will drop Python 3.11 in
 # 2027; nothing a user of this command can act on.
@@ -18,6 +19,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_cor
 from absl import app
 from absl import flags
 
+from contracts import features
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from trainer_module import export
 
@@ -59,35 +61,64 @@ def resolve_model_dir(model_dir: str) -> str:
   return f"{model_dir}/{versions[0]}"
 
 
+def check_request(user_ids: Sequence[str], k: int) -> None:
+  """Raises ValueError naming the flag for requests no model can answer."""
+  if not user_ids:
+    raise ValueError("--user_id: give at least one user id.")
+  if any(not user_id.strip() for user_id in user_ids):
+    raise ValueError(f"--user_id: user ids must be non-empty, got {list(user_ids)}.")
+  if k < 1:
+    raise ValueError(f"--k must be >= 1, got {k}.")
+
+
 def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
               timestamp: Optional[int] = None) -> List[List[Recommendation]]:
-  """Top-k recommendations per user from the serving model in `model_dir`."""
+  """Top-k recommendations per user from the serving model in `model_dir`.
+
+  Fewer than k come back when the model returns fewer (its serving_top_k, or the catalog
+  left after exclusions); blank slots are never returned.
+  """
+  check_request(user_ids, k)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
-  users = tf.constant(list(user_ids))
+  query = {features.USER_ID: tf.constant(list(user_ids))}
+  if timestamp is not None:
+    query[features.TIMESTAMP] = tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64))
   if exclude_seen:
     seen = export.read_seen_movies(model_dir)
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
     result = model.signatures[export.SERVING_EXCLUDE_SEEN](
-        user_id=users, exclude_movie_ids=exclude.to_tensor(default_value=""))
-  elif timestamp is not None:
-    result = model.signatures[export.SERVING_AT_TIME](
-        user_id=users, timestamp=tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64)))
+        **query, **{export.EXCLUDE_MOVIE_IDS: exclude.to_tensor(default_value="")})
   else:
-    result = model.signatures[export.SERVING_DEFAULT](user_id=users)
+    result = model.signatures[_signature_for(query)](**query)
   ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
                          result["score"].numpy())
   return [[Recommendation(i.decode(), t.decode(), float(s))
-           for i, t, s in zip(ids[row][:k], titles[row][:k], scores[row][:k])]
+           for i, t, s in zip(ids[row][:k], titles[row][:k], scores[row][:k]) if i]
           for row in range(len(user_ids))]
+
+
+def _signature_for(query: Mapping[str, tf.Tensor]) -> str:
+  """The serving signature whose inputs are exactly the query features given."""
+  for name, inputs in export.QUERY_SIGNATURE_INPUTS.items():
+    if name != export.SERVING_EXCLUDE_SEEN and set(inputs) == set(query):
+      return name
+  raise ValueError(f"No serving signature takes exactly {sorted(query)}.")
 
 
 def main(argv):
   del argv
   if FLAGS.exclude_seen and FLAGS.timestamp is not None:
     raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
-  rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
-                   FLAGS.timestamp)
+  try:
+    rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
+                     FLAGS.timestamp)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  returned = max(len(recommendations) for recommendations in rows)
+  if returned < FLAGS.k:
+    print(f"Note: --k {FLAGS.k} asked for more movies than the model returns ({returned}: "
+          "its serving_top_k, or the catalog left after exclusions).", file=sys.stderr)
   for user_id, recommendations in zip(FLAGS.user_id, rows):
     print(f"user {user_id}:")
     for rank, rec in enumerate(recommendations, start=1):

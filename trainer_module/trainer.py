@@ -4,6 +4,7 @@ The Trainer's `custom_config` carries {"trainer": TrainerConfig fields, "transfo
 TransformConfig fields} from pipeline/configs.py, and `catalog_files` (the movie catalog
 examples), which components.retrieval_trainer adds at run time.
 """
+import json
 import os
 import time
 from typing import Any, Dict, List, Mapping
@@ -14,17 +15,12 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from pipeline import configs
+from contracts import artifacts
+from contracts import configs
+from contracts import features
 from trainer_module import data
 from trainer_module import export
-from trainer_module import features
 from trainer_module import model as model_lib
-
-# Re-exported for callers of run_fn; defined in configs (light to import).
-CATALOG_FILES_KEY = configs.CATALOG_FILES_KEY
-TRAINER_KEY = configs.TRAINER_KEY
-TRANSFORM_KEY = configs.TRANSFORM_KEY
-
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,
                      transform_config: configs.TransformConfig) -> model_lib.VocabularySizes:
@@ -106,10 +102,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     fn_args: From the TFX Trainer; see the module docstring for `custom_config`.
   """
   custom_config = fn_args.custom_config or {}
-  trainer_config = configs.TrainerConfig.from_dict(custom_config.get(TRAINER_KEY))
-  transform_config = configs.TransformConfig.from_dict(custom_config.get(TRANSFORM_KEY))
-  if CATALOG_FILES_KEY not in custom_config:
-    raise ValueError(f"custom_config has no {CATALOG_FILES_KEY!r}: use "
+  trainer_config = configs.TrainerConfig.from_dict(custom_config.get(configs.TRAINER_KEY))
+  transform_config = configs.TransformConfig.from_dict(custom_config.get(configs.TRANSFORM_KEY))
+  if configs.CATALOG_FILES_KEY not in custom_config:
+    raise ValueError(f"custom_config has no {configs.CATALOG_FILES_KEY!r}: use "
                      "components.retrieval_trainer.RetrievalTrainer, which adds the catalog.")
   tf.keras.utils.set_random_seed(trainer_config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -121,17 +117,28 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   logging.info("Training on %d examples, validating on %d.", data.num_examples(train_data),
                data.num_examples(eval_data))
   model = build_model(tft_output, trainer_config, transform_config)
-  train(model, train_data, eval_data, trainer_config, fn_args.model_run_dir)
+  history = train(model, train_data, eval_data, trainer_config, fn_args.model_run_dir)
+  # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
+  model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
+  write_history(model_uri, history)
 
   export.export_all(
-      # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
-      model_uri=os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
+      model_uri=model_uri,
       serving_model_dir=fn_args.serving_model_dir, tft_output=tft_output,
       retrieval_model=model,
-      raw_catalog=data.read_raw_catalog(custom_config[CATALOG_FILES_KEY]),
+      raw_catalog=data.read_raw_catalog(custom_config[configs.CATALOG_FILES_KEY]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=trainer_config.serving_top_k,
       reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])),
       seen_movies=seen_movies(train_data, tft_output))
+
+
+def write_history(model_uri: str, history: Mapping[str, List[float]]) -> None:
+  """Per-epoch training history as JSON, where `artifacts.training_history_path` says."""
+  path = artifacts.training_history_path(model_uri)
+  tf.io.gfile.makedirs(model_uri)
+  with tf.io.gfile.GFile(path, "w") as f:
+    json.dump({name: [float(value) for value in values] for name, values in history.items()},
+              f, indent=1)
 
 
 def seen_movies(train_data: Mapping[str, tf.Tensor],

@@ -9,27 +9,25 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
+from components import component_params
 from components.movielens_example_gen import executor
-from components.movielens_example_gen import splits
+from contracts import artifacts
+from contracts import configs
 
 
 class MovieLensExampleGenSpec(types.ComponentSpec):
-  """Parameters and outputs of MovieLensExampleGen (see `executor.Options`)."""
+  """Parameters (the data location and the `configs.DataConfig` fields) and outputs."""
   PARAMETERS = {
       executor.DATA_DIR_KEY: component_spec.ExecutionParameter(type=str),
-      executor.SPLIT_METHOD_KEY: component_spec.ExecutionParameter(type=str),
-      executor.EVAL_FRACTION_KEY: component_spec.ExecutionParameter(type=float),
-      executor.SPLIT_SEED_KEY: component_spec.ExecutionParameter(type=int),
-      executor.MIN_RATING_KEY: component_spec.ExecutionParameter(type=float),
-      executor.MAX_BAD_LINES_KEY: component_spec.ExecutionParameter(type=int),
+      **component_params.execution_parameters(configs.DataConfig),
       # Changes when local data files change, so TFX's cache is not reused for new data.
       executor.INPUT_FINGERPRINT_KEY: component_spec.ExecutionParameter(
           type=str, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
-      executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
-      executor.MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      artifacts.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      artifacts.MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
   }
 
 
@@ -57,33 +55,21 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
   Reads ml-100k, ml-1m and the ml-latest / ml-20m / ml-25m CSV family, from a directory
   or the official zip (auto-detected). Outputs:
     examples: ratings with `features.RATING_FEATURES`, splits 'train' and 'eval'.
-    movies: the whole catalog (rated or not) with `features.MOVIE_FEATURES`, split
+    movies: the whole catalog (rated or not) with `features.CANDIDATE_FEATURES`, split
       'catalog'.
   """
   SPEC_CLASS = MovieLensExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, data_dir: str, split_method: str = executor.Options.split_method,
-               eval_fraction: float = executor.Options.eval_fraction,
-               split_seed: int = executor.Options.split_seed,
-               min_rating: float = executor.Options.min_rating,
-               max_bad_lines: int = executor.Options.max_bad_lines):
+  def __init__(self, data_dir: str, config: configs.DataConfig = configs.DataConfig()):
     """Constructs the component.
 
     Args:
       data_dir: A MovieLens directory or zip (local, gs:// or another TF filesystem).
-      split_method: 'random' (deterministic hash of user and movie) or 'temporal'
-        (global time cutoff).
-      eval_fraction: Fraction of ratings in the eval split.
-      split_seed: Seed of the random split.
-      min_rating: Keep only ratings >= this as positives; 0 keeps all.
-      max_bad_lines: Malformed lines tolerated (skipped, logged and listed in
-        `bad_lines.txt`) before the run fails.
+      config: How to split and filter the ratings; see `configs.DataConfig`.
     """
-    splits.validate(split_method, eval_fraction)
     spec = MovieLensExampleGenSpec(
-        data_dir=data_dir, split_method=split_method, eval_fraction=eval_fraction,
-        split_seed=split_seed, min_rating=min_rating, max_bad_lines=max_bad_lines,
+        data_dir=data_dir, **component_params.as_exec_properties(config),
         input_fingerprint=local_fingerprint(data_dir),
         examples=types.Channel(type=standard_artifacts.Examples),
         movies=types.Channel(type=standard_artifacts.Examples))

@@ -10,7 +10,7 @@ import pyarrow as pa
 from tfx_bsl.coders import example_coder
 
 from components.movielens_example_gen import formats
-from trainer_module import features
+from contracts import features
 
 
 def _single_values(values: pa.Array) -> pa.ListArray:

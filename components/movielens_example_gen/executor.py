@@ -19,54 +19,20 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
+from components import component_params
 from components.movielens_example_gen import encoding
 from components.movielens_example_gen import formats
 from components.movielens_example_gen import splits
-from pipeline import configs
+from contracts import artifacts
+from contracts import configs
 
-# Artifact keys and execution properties (shared with component.py).
-EXAMPLES_KEY = "examples"
-MOVIES_KEY = "movies"
+# Execution properties besides the DataConfig fields (shared with component.py).
 DATA_DIR_KEY = "data_dir"
-SPLIT_METHOD_KEY = "split_method"
-EVAL_FRACTION_KEY = "eval_fraction"
-SPLIT_SEED_KEY = "split_seed"
-MIN_RATING_KEY = "min_rating"
-MAX_BAD_LINES_KEY = "max_bad_lines"
 INPUT_FINGERPRINT_KEY = "input_fingerprint"
 
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
-CATALOG_SPLIT = "catalog"
-# Every line skipped under the tolerance is listed here, in the examples artifact.
-BAD_LINES_FILE = "bad_lines.txt"
 _SHARD_PREFIX = "data_tfrecord"
 _COUNTER_NAMESPACE = "MovieLensExampleGen"
 _BATCH_SIZE = 100_000
-
-
-_DEFAULTS = configs.DataConfig()
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """Execution properties of one ExampleGen run, validated (defaults: configs.DataConfig)."""
-  data_dir: str
-  split_method: str = _DEFAULTS.split_method
-  eval_fraction: float = _DEFAULTS.eval_fraction
-  split_seed: int = _DEFAULTS.split_seed
-  min_rating: float = _DEFAULTS.min_rating
-  max_bad_lines: int = _DEFAULTS.max_bad_lines
-
-  @classmethod
-  def from_exec_properties(cls, exec_properties: Mapping[str, Any]) -> "Options":
-    kwargs = {f.name: exec_properties[f.name] for f in dataclasses.fields(cls)
-              if exec_properties.get(f.name) is not None}
-    options = cls(**kwargs)
-    splits.validate(options.split_method, options.eval_fraction)
-    if options.max_bad_lines < 0:
-      raise ValueError(f"max_bad_lines must be >= 0, got {options.max_bad_lines}.")
-    return options
 
 
 @dataclasses.dataclass
@@ -141,7 +107,7 @@ def _write_shard(examples: List[bytes], split_dir: str, index: int) -> None:
 class _SplitEncodeWrite(beam.DoFn):
   """Assigns each rating of a batch to a split, encodes and writes one shard per split."""
 
-  def __init__(self, options: Options, catalog: Mapping[str, formats.Movie],
+  def __init__(self, options: configs.DataConfig, catalog: Mapping[str, formats.Movie],
                split_dirs: Mapping[str, str]):
     self._options = options
     self._catalog = catalog
@@ -153,14 +119,15 @@ class _SplitEncodeWrite(beam.DoFn):
 
   def process(self, indexed: _IndexedBatch, cutoff: Optional[int] = None) -> None:
     batch = indexed.batch
-    if self._options.split_method == splits.TEMPORAL:
+    if self._options.split_method == configs.TEMPORAL_SPLIT:
       is_eval = splits.temporal_eval_mask(batch.timestamps, cutoff)
     else:
       is_eval = splits.random_eval_mask(batch.user_ids, batch.movie_ids,
                                         self._options.eval_fraction, self._options.split_seed)
     keep = batch.ratings >= self._options.min_rating
     self._below_min_rating.inc(int((~keep).sum()))
-    for split, in_split in ((TRAIN_SPLIT, ~is_eval & keep), (EVAL_SPLIT, is_eval & keep)):
+    for split, in_split in ((artifacts.TRAIN_SPLIT, ~is_eval & keep),
+                            (artifacts.EVAL_SPLIT, is_eval & keep)):
       rows = np.flatnonzero(in_split)
       if not len(rows):
         continue
@@ -189,7 +156,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       input_dict: Unused; the data location is an execution property.
       output_dict: 'examples' (ratings, splits train and eval) and 'movies' (the catalog,
         split 'catalog'), each one Examples artifact.
-      exec_properties: See `Options`.
+      exec_properties: DATA_DIR_KEY, INPUT_FINGERPRINT_KEY (only a cache key) and the
+        fields of `configs.DataConfig`.
 
     Raises:
       formats.MovieLensFormatError: The data location or a required file is missing.
@@ -197,8 +165,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       ValueError: A split, or the catalog, came out empty.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
-    options = Options.from_exec_properties(exec_properties)
-    source = formats.detect_source(options.data_dir)
+    options = component_params.config_from_exec_properties(configs.DataConfig,
+                                                           exec_properties)
+    source = formats.detect_source(exec_properties[DATA_DIR_KEY])
     logging.info("Reading %s data from %s.", source.format, source.location)
 
     catalog, catalog_errors = formats.read_movies(source)
@@ -206,13 +175,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if not catalog:
       raise ValueError(f"The movie catalog {source.display_path(source.movies_file)} "
                        "has no movies.")
-    ratings_artifact = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
-    movies_artifact = artifact_utils.get_single_instance(output_dict[MOVIES_KEY])
+    ratings_artifact = artifact_utils.get_single_instance(output_dict[artifacts.EXAMPLES_KEY])
+    movies_artifact = artifact_utils.get_single_instance(output_dict[artifacts.MOVIES_KEY])
     self._write_catalog(catalog, movies_artifact)
 
     result = self._write_ratings(source, catalog, options, catalog_errors, ratings_artifact)
     counts = {split: _counter_value(result, f"{split}_examples")
-              for split in (TRAIN_SPLIT, EVAL_SPLIT)}
+              for split in (artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT)}
     bad_rating_lines = _counter_value(result, "bad_rating_lines")
     below_min_rating = _counter_value(result, "below_min_rating")
     _record_counts(ratings_artifact, movies_artifact, counts, len(catalog),
@@ -220,31 +189,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if catalog_errors.count + bad_rating_lines:
       logging.warning("Skipped %d malformed lines (tolerance %d); all listed in %s.",
                       catalog_errors.count + bad_rating_lines, options.max_bad_lines,
-                      os.path.join(ratings_artifact.uri, BAD_LINES_FILE))
+                      os.path.join(ratings_artifact.uri, artifacts.BAD_LINES_FILE))
     if below_min_rating:
       logging.info("Left out %d ratings below min_rating=%s.", below_min_rating,
                    options.min_rating)
     _check_not_empty(counts, options, below_min_rating)
-    logging.info("Wrote %d train and %d eval ratings, %d movies.", counts[TRAIN_SPLIT],
-                 counts[EVAL_SPLIT], len(catalog))
+    logging.info("Wrote %d train and %d eval ratings, %d movies.", counts[artifacts.TRAIN_SPLIT],
+                 counts[artifacts.EVAL_SPLIT], len(catalog))
 
   def _write_catalog(self, catalog: Mapping[str, formats.Movie],
                      movies_artifact: types.Artifact) -> None:
-    movies_artifact.split_names = artifact_utils.encode_split_names([CATALOG_SPLIT])
+    movies_artifact.split_names = artifact_utils.encode_split_names([artifacts.CATALOG_SPLIT])
     _mark_tf_examples(movies_artifact)
-    split_dir = artifact_utils.get_split_uri([movies_artifact], CATALOG_SPLIT)
+    split_dir = artifact_utils.get_split_uri([movies_artifact], artifacts.CATALOG_SPLIT)
     tf.io.gfile.makedirs(split_dir)
     _write_shard(encoding.movies_to_examples(list(catalog.values())), split_dir, 0)
 
   def _write_ratings(self, source: formats.MovieLensSource,
-                     catalog: Mapping[str, formats.Movie], options: Options,
+                     catalog: Mapping[str, formats.Movie], options: configs.DataConfig,
                      catalog_errors: formats.LineErrorLog,
                      ratings_artifact: types.Artifact) -> beam.runners.runner.PipelineResult:
     ratings_artifact.split_names = artifact_utils.encode_split_names(
-        [TRAIN_SPLIT, EVAL_SPLIT])
+        [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
     _mark_tf_examples(ratings_artifact)
     split_dirs = {split: artifact_utils.get_split_uri([ratings_artifact], split)
-                  for split in (TRAIN_SPLIT, EVAL_SPLIT)}
+                  for split in (artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT)}
     for split_dir in split_dirs.values():
       tf.io.gfile.makedirs(split_dir)
 
@@ -258,7 +227,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                              "bad_lines", main="batches"))
     batches = read.batches | "Redistribute" >> beam.Reshuffle()
     cutoff = None
-    if options.split_method == splits.TEMPORAL:
+    if options.split_method == configs.TEMPORAL_SPLIT:
       cutoff = beam.pvalue.AsSingleton(
           read.batches
           | "CollectTimestamps" >> beam.CombineGlobally(_CollectTimestamps(options.min_rating))
@@ -269,7 +238,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         [str(e) for e in catalog_errors.examples])] + [read.bad_lines]
                  | "AllBadLines" >> beam.Flatten())
     _ = bad_lines | "WriteBadLines" >> beam.io.WriteToText(
-        os.path.join(ratings_artifact.uri, BAD_LINES_FILE), shard_name_template="")
+        os.path.join(ratings_artifact.uri, artifacts.BAD_LINES_FILE), shard_name_template="")
     result = pipeline.run()
     result.wait_until_finish()
     return result
@@ -291,11 +260,13 @@ def _record_counts(ratings_artifact: types.Artifact, movies_artifact: types.Arti
   movies_artifact.set_int_custom_property("num_movies", num_movies)
 
 
-def _check_not_empty(counts: Mapping[str, int], options: Options, below_min_rating: int) -> None:
+def _check_not_empty(counts: Mapping[str, int], options: configs.DataConfig,
+                     below_min_rating: int) -> None:
   for split, count in counts.items():
     if count == 0:
       raise ValueError(
-          f"The {split} split is empty ({counts[TRAIN_SPLIT]} train, {counts[EVAL_SPLIT]} eval "
+          f"The {split} split is empty ({counts[artifacts.TRAIN_SPLIT]} train, "
+          f"{counts[artifacts.EVAL_SPLIT]} eval "
           f"ratings; {below_min_rating} below min_rating={options.min_rating}) with "
           f"split_method={options.split_method!r}, eval_fraction={options.eval_fraction}. "
           "Use more data, another eval_fraction or a lower min_rating.")

@@ -26,7 +26,7 @@ from typing import (BinaryIO, Container, Dict, Iterable, Iterator, List, Optiona
 import numpy as np
 import tensorflow as tf
 
-from trainer_module import features
+from contracts import features
 
 ML_100K = "ml-100k"
 ML_1M = "ml-1m"

@@ -7,10 +7,6 @@ from typing import Sequence
 
 import numpy as np
 
-RANDOM = "random"
-TEMPORAL = "temporal"
-METHODS = (RANDOM, TEMPORAL)
-
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -73,11 +69,3 @@ def temporal_cutoff(timestamps: np.ndarray, eval_fraction: float) -> int:
 def temporal_eval_mask(timestamps: np.ndarray, cutoff: int) -> np.ndarray:
   """True where a rating is at or after the temporal `cutoff`."""
   return np.asarray(timestamps) >= cutoff
-
-
-def validate(method: str, eval_fraction: float) -> None:
-  """Raises ValueError for an unknown method or an eval fraction outside (0, 1)."""
-  if method not in METHODS:
-    raise ValueError(f"Unknown split method {method!r}; expected one of {METHODS}.")
-  if not 0.0 < eval_fraction < 1.0:
-    raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}.")

@@ -8,7 +8,7 @@ reading ml-25m's 25M ratings needs ~100 MB of integer arrays, not the strings.
 """
 import dataclasses
 import os
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -16,8 +16,8 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
-from trainer_module import model_layout
-from trainer_module import features
+from contracts import artifacts
+from contracts import features
 
 _READ_BATCH_SIZE = 65_536
 _QUERY_BATCH_SIZE = 4_096
@@ -49,6 +49,11 @@ class EvalData:
   def sampled(self) -> bool:
     return len(self.user_ids) < self.total_eval_users
 
+  @property
+  def queries(self) -> Dict[str, np.ndarray]:
+    """Raw query features of each eval user's query (row i: user_ids[i])."""
+    return {features.USER_ID: self.user_ids, features.TIMESTAMP: self.query_timestamps}
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidates:
@@ -59,12 +64,12 @@ class Candidates:
   @classmethod
   def load(cls, model_uri: str) -> "Candidates":
     """Reads `candidate_embeddings/` of a Model artifact; checks the two files agree."""
-    ids_path = model_layout.movie_ids_path(model_uri)
-    embeddings_path = model_layout.embeddings_path(model_uri)
+    ids_path = artifacts.movie_ids_path(model_uri)
+    embeddings_path = artifacts.embeddings_path(model_uri)
     for path in (ids_path, embeddings_path):
       if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"The model has no {path}; is it a retrieval Trainer's "
-                                "output (see trainer_module/model_layout.py)?")
+                                "output (see contracts/artifacts.py)?")
     with tf.io.gfile.GFile(ids_path, "r") as f:
       movie_ids = f.read().splitlines()
     with tf.io.gfile.GFile(embeddings_path, "rb") as f:
@@ -104,28 +109,40 @@ def _check_candidates(movie_ids: List[str], embeddings: np.ndarray, ids_path: st
     raise ValueError(f"{embeddings_path} has NaN or infinite values.")
 
 
-def query_embeddings(model_uri: str, user_ids: np.ndarray,
-                     timestamps: np.ndarray) -> np.ndarray:
-  """Runs the query tower on every (user_id, timestamp); returns float32 [U, d]."""
-  path = model_layout.query_model_path(model_uri)
+def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.ndarray:
+  """Runs the query tower on every row of `queries`; returns float32 [U, d].
+
+  Args:
+    model_uri: A Model artifact (layout in contracts/artifacts.py).
+    queries: Raw query feature name -> values [U], covering every input of the query
+      model's signature (features.QUERY_FEATURES).
+  """
+  path = artifacts.query_model_path(model_uri)
   loaded = tf.saved_model.load(path)
-  if model_layout.QUERY_SIGNATURE not in loaded.signatures:
-    raise ValueError(f"The query model {path} has no '{model_layout.QUERY_SIGNATURE}' "
+  if artifacts.QUERY_SIGNATURE not in loaded.signatures:
+    raise ValueError(f"The query model {path} has no '{artifacts.QUERY_SIGNATURE}' "
                      f"signature; it has {sorted(loaded.signatures.keys())}.")
-  signature = loaded.signatures[model_layout.QUERY_SIGNATURE]
+  signature = loaded.signatures[artifacts.QUERY_SIGNATURE]
+  inputs = sorted(signature.structured_input_signature[1])
+  missing = [name for name in inputs if name not in queries]
+  if missing:
+    raise ValueError(f"The query model {path} takes {inputs}; the evaluator has no "
+                     f"values for {missing}.")
+  num_users = len(next(iter(queries.values())))
   batches = []
-  for start in range(0, len(user_ids), _QUERY_BATCH_SIZE):
+  for start in range(0, num_users, _QUERY_BATCH_SIZE):
     end = start + _QUERY_BATCH_SIZE
-    outputs = signature(**{features.USER_ID: tf.constant(user_ids[start:end], tf.string),
-                           features.TIMESTAMP: tf.constant(timestamps[start:end], tf.int64)})
-    if model_layout.EMBEDDING_OUTPUT not in outputs:
+    outputs = signature(**{name: tf.constant(queries[name][start:end],
+                                             features.RAW_FEATURES[name].dtype)
+                           for name in inputs})
+    if artifacts.EMBEDDING_OUTPUT not in outputs:
       raise ValueError(f"The query model {path} returns {sorted(outputs)}, not "
-                       f"'{model_layout.EMBEDDING_OUTPUT}'.")
-    batches.append(outputs[model_layout.EMBEDDING_OUTPUT].numpy())
+                       f"'{artifacts.EMBEDDING_OUTPUT}'.")
+    batches.append(outputs[artifacts.EMBEDDING_OUTPUT].numpy())
   embeddings = np.concatenate(batches).astype(np.float32, copy=False)
-  if embeddings.shape[:1] != (len(user_ids),) or embeddings.ndim != 2:
+  if embeddings.shape[:1] != (num_users,) or embeddings.ndim != 2:
     raise ValueError(f"The query model {path} returned shape {embeddings.shape} for "
-                     f"{len(user_ids)} users; expected [{len(user_ids)}, d].")
+                     f"{num_users} users; expected [{num_users}, d].")
   return embeddings
 
 
@@ -238,7 +255,7 @@ def _parse_fn(spec, movie_table: tf.lookup.StaticHashTable,
   """Serialized examples -> flat ids, timestamps and looked-up rows/columns."""
 
   def parse(serialized: tf.Tensor):
-    parsed = {name: tf.reshape(value, [-1])  # [batch, 1] -> [batch].
+    parsed = {name: features.to_vector(value)
               for name, value in tf.io.parse_example(serialized, spec).items()}
     parsed["movies"] = movie_table.lookup(parsed[features.MOVIE_ID])
     if user_table is not None:
@@ -254,7 +271,7 @@ def _check_in_catalog(batch, split: str) -> None:
     movie_ids = sorted({m.decode() for m in batch[features.MOVIE_ID][missing]})
     raise ValueError(
         f"Movie {movie_ids[0]!r} of the {split} split is not in the model's candidate "
-        f"catalog ({model_layout.CANDIDATES_DIR}/{model_layout.MOVIE_IDS_FILE})"
+        f"catalog ({artifacts.CANDIDATES_DIR}/{artifacts.MOVIE_IDS_FILE})"
         + (f", nor are {len(movie_ids) - 1} more in the same batch: {movie_ids[1:6]}"
            if len(movie_ids) > 1 else "")
         + ". The Trainer must export the whole catalog.")

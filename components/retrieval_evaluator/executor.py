@@ -23,27 +23,23 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils
 
-from components.movielens_example_gen import executor as example_gen_executor
+from components import component_params
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import metrics
-from pipeline import configs
+from contracts import artifacts
+from contracts import configs
 
-# Artifact keys and execution properties (shared with component.py).
+# Artifact keys (shared with component.py); the execution properties are the fields of
+# `configs.EvaluatorConfig`.
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
 BASELINE_MODEL_KEY = "baseline_model"
 EVALUATION_KEY = "evaluation"
 BLESSING_KEY = "blessing"
-KS_KEY = "ks"
-MIN_LIFT_OVER_POPULARITY_KEY = "min_lift_over_popularity"
-MAX_DROP_VS_BLESSED_KEY = "max_drop_vs_blessed"
-MAX_EVAL_USERS_KEY = "max_eval_users"
-SEED_KEY = "seed"
-BLESSING_K_KEY = "blessing_k"
 
 # Files of the `evaluation` artifact.
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.txt"
+METRICS_FILE = artifacts.METRICS_FILE
+REPORT_FILE = artifacts.REPORT_FILE
 # Sections of metrics.json.
 MODEL_SECTION = "model"
 POPULARITY_SECTION = "baseline_popularity"
@@ -51,53 +47,9 @@ BLESSED_SECTION = "baseline_blessed"
 BLESSED_FIELD = "blessed"
 REASONS_FIELD = "reasons"
 
-_DEFAULTS = configs.EvaluatorConfig()
 # Users scored at once: ~6 float arrays of [batch, catalog] (~0.25 GB each at 62k movies).
 _SCORE_BATCH_SIZE = 512
 _QUERY_TIME = "median timestamp of the user's eval ratings"
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """Execution properties of one evaluation, validated."""
-  ks: Tuple[int, ...] = (10, 50, 100)
-  min_lift_over_popularity: float = _DEFAULTS.min_lift_over_popularity
-  max_drop_vs_blessed: float = _DEFAULTS.max_drop_vs_blessed
-  max_eval_users: int = _DEFAULTS.max_eval_users  # <= 0: every eval user.
-  seed: int = 42
-  # The blessing compares hit_rate@blessing_k; that k is evaluated whatever `ks` says.
-  blessing_k: int = _DEFAULTS.blessing_k
-
-  def __post_init__(self):
-    if self.blessing_k < 1:
-      raise ValueError(f"blessing_k must be positive, got {self.blessing_k}.")
-    if not self.ks or any(int(k) != k or k < 1 for k in self.ks):
-      raise ValueError(f"ks must be positive integers, got {list(self.ks)}.")
-    if not 0 <= self.max_drop_vs_blessed < 1:
-      raise ValueError(f"max_drop_vs_blessed must be in [0, 1), got "
-                       f"{self.max_drop_vs_blessed}.")
-    if self.min_lift_over_popularity <= -1:
-      raise ValueError(f"min_lift_over_popularity must be > -1, got "
-                       f"{self.min_lift_over_popularity}.")
-
-  @property
-  def gate_metric(self) -> str:
-    """The metric the blessing compares."""
-    return f"hit_rate@{self.blessing_k}"
-
-  @property
-  def evaluated_ks(self) -> Tuple[int, ...]:
-    return tuple(sorted(set(int(k) for k in self.ks) | {self.blessing_k}))
-
-  @classmethod
-  def from_exec_properties(cls, exec_properties: Mapping[str, Any]) -> "Options":
-    kwargs = {f.name: exec_properties[f.name] for f in dataclasses.fields(cls)
-              if exec_properties.get(f.name) is not None}
-    if isinstance(kwargs.get(KS_KEY), str):  # The component passes a JSON list.
-      kwargs[KS_KEY] = json.loads(kwargs[KS_KEY])
-    if KS_KEY in kwargs:
-      kwargs[KS_KEY] = tuple(kwargs[KS_KEY])
-    return cls(**kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +61,7 @@ class Decision:
 
 def decide_blessing(model: Mapping[str, float], popularity: Mapping[str, float],
                     blessed_baseline: Optional[Mapping[str, float]],
-                    options: Options) -> Decision:
+                    options: configs.EvaluatorConfig) -> Decision:
   """Blesses iff the model beats popularity by the lift and keeps up with the blessed one.
 
   On `options.gate_metric`: model >= popularity * (1 + min_lift_over_popularity), and, with a
@@ -170,24 +122,25 @@ class Executor(tfx_evaluator_executor.Executor):
 
     Args:
       input_dict: 'examples' (raw ratings, splits train and eval), 'model' (see
-        model_layout.py) and optionally 'baseline_model' (the last blessed Model; an
+        artifacts.py) and optionally 'baseline_model' (the last blessed Model; an
         empty list on the first run).
       output_dict: 'evaluation' (ModelEvaluation) and 'blessing' (ModelBlessing).
-      exec_properties: See `Options`.
+      exec_properties: The fields of `configs.EvaluatorConfig`.
 
     Raises:
       ValueError: Malformed model outputs, empty splits, or a rated movie missing from
         the model's catalog.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
-    options = Options.from_exec_properties(exec_properties)
+    options = component_params.config_from_exec_properties(configs.EvaluatorConfig,
+                                                           exec_properties)
     model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
     baseline = (input_dict.get(BASELINE_MODEL_KEY) or [None])[0]
     candidates = data.Candidates.load(model.uri)
     eval_data = data.read_eval_data(
         artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
-        example_gen_executor.TRAIN_SPLIT, example_gen_executor.EVAL_SPLIT,
-        candidates.movie_ids, options.max_eval_users, options.seed)
+        artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
+        candidates.movie_ids, options.max_eval_users, options.eval_seed)
     logging.info("Evaluating %d eval users (%d pairs) on %d candidate movies.",
                  len(eval_data.user_ids), len(eval_data.eval_users),
                  len(candidates.movie_ids))
@@ -219,9 +172,9 @@ class Executor(tfx_evaluator_executor.Executor):
 
 
 def _evaluate_model(model_uri: str, candidates: data.Candidates, catalog: Sequence[str],
-                    eval_data: data.EvalData, options: Options) -> Dict[str, Any]:
+                    eval_data: data.EvalData, options: configs.EvaluatorConfig) -> Dict[str, Any]:
   """Metrics of one model; its catalog is aligned to the evaluated `catalog`."""
-  queries = data.query_embeddings(model_uri, eval_data.user_ids, eval_data.query_timestamps)
+  queries = data.query_embeddings(model_uri, eval_data.queries)
   embeddings, present = candidates.aligned_to(catalog)
   if queries.shape[1] != embeddings.shape[1]:
     raise ValueError(f"The model at {model_uri} has {queries.shape[1]}-d queries but "
@@ -253,7 +206,7 @@ def _popularity_score_fn(train_counts: np.ndarray) -> metrics.ScoreFn:
 
 
 def _evaluate(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
-              options: Options) -> Dict[str, Any]:
+              options: configs.EvaluatorConfig) -> Dict[str, Any]:
   values = metrics.evaluate_retrieval(
       score_fn, len(eval_data.train_counts), eval_data.eval_users, eval_data.eval_movies,
       eval_data.train_users, eval_data.train_movies, ks=options.evaluated_ks,
@@ -264,7 +217,7 @@ def _evaluate(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
   return values
 
 
-def _config(options: Options, model: types.Artifact,
+def _config(options: configs.EvaluatorConfig, model: types.Artifact,
             baseline: Optional[types.Artifact]) -> Dict[str, Any]:
   return {
       "ks": list(options.evaluated_ks),
@@ -272,7 +225,7 @@ def _config(options: Options, model: types.Artifact,
       "min_lift_over_popularity": options.min_lift_over_popularity,
       "max_drop_vs_blessed": options.max_drop_vs_blessed,
       "max_eval_users": options.max_eval_users,
-      "seed": options.seed,
+      "seed": options.eval_seed,
       "query_time": _QUERY_TIME,
       "model_uri": model.uri,
       "baseline_model_uri": baseline.uri if baseline is not None else None,

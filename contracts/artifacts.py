@@ -1,0 +1,71 @@
+"""Names and layouts of what the components hand each other: artifact keys, splits, files.
+
+Imports nothing heavy, so runners and components can share it without loading
+TensorFlow or Beam.
+
+Examples artifacts (MovieLensExampleGen):
+  EXAMPLES_KEY  ratings, splits TRAIN_SPLIT and EVAL_SPLIT, every raw feature; skipped
+                malformed lines listed in BAD_LINES_FILE at the artifact root.
+  MOVIES_KEY    the whole catalog (rated or not), split CATALOG_SPLIT, candidate features.
+
+Model artifact (the Trainer writes, the RetrievalEvaluator and run summary read), paths
+relative to `model.uri`:
+
+  Format-Serving/                     The serving SavedModel (TFX's path_utils).
+  query_model/                        SavedModel of the query tower, Transform included.
+      signature `serving_default`:    the required query features (contracts.features.
+                                      REQUIRED_QUERY_FEATURES) plus the optional ones,
+                                      each [None] -> {"embedding": tf.float32 [None, d]}.
+                                      Unknown users get the OOV embedding (never fails).
+  candidate_embeddings/movie_ids.txt  The whole catalog, one movie id a line (UTF-8).
+  candidate_embeddings/embeddings.npy float32 [num_movies, d]; row i is line i above.
+  training_history.json               Per-epoch lists: "mean_loss", "val_mean_loss",
+                                      "examples_per_second".
+
+ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at its root.
+"""
+import os
+
+# Splits.
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+CATALOG_SPLIT = "catalog"
+
+# MovieLensExampleGen outputs.
+EXAMPLES_KEY = "examples"
+MOVIES_KEY = "movies"
+# Every line skipped under the bad-line tolerance is listed here, in the examples artifact.
+BAD_LINES_FILE = "bad_lines.txt"
+
+# Model artifact layout.
+QUERY_MODEL_DIR = "query_model"
+CANDIDATES_DIR = "candidate_embeddings"
+MOVIE_IDS_FILE = "movie_ids.txt"
+EMBEDDINGS_FILE = "embeddings.npy"
+TRAINING_HISTORY_FILE = "training_history.json"
+QUERY_SIGNATURE = "serving_default"
+EMBEDDING_OUTPUT = "embedding"
+
+# ModelEvaluation artifact files.
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.txt"
+
+
+def query_model_path(model_uri: str) -> str:
+  """Directory of the query-tower SavedModel inside a Model artifact."""
+  return os.path.join(model_uri, QUERY_MODEL_DIR)
+
+
+def movie_ids_path(model_uri: str) -> str:
+  """Catalog movie ids file inside a Model artifact."""
+  return os.path.join(model_uri, CANDIDATES_DIR, MOVIE_IDS_FILE)
+
+
+def embeddings_path(model_uri: str) -> str:
+  """Candidate embeddings (.npy) inside a Model artifact."""
+  return os.path.join(model_uri, CANDIDATES_DIR, EMBEDDINGS_FILE)
+
+
+def training_history_path(model_uri: str) -> str:
+  """Per-epoch training history (JSON) inside a Model artifact."""
+  return os.path.join(model_uri, TRAINING_HISTORY_FILE)

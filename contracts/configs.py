@@ -1,0 +1,249 @@
+"""Every knob of the pipeline, with its default and its allowed values, in one place.
+
+Each group is a frozen dataclass. The runners turn every field into a command-line flag
+(pipeline/flags.py); the components derive their execution parameters from the same fields
+(components/component_params.py); the pipeline passes the Transform and Trainer groups to
+their user code as `custom_config`, which rebuilds them with `from_dict`.
+
+Every field declares its check next to its default, and a config checks all of them when it
+is built, so a bad value fails when the flags are parsed, before any component runs, with a
+message that names the flag. Defaults are chosen for real MovieLens (ml-100k to ml-25m),
+not only the synthetic data.
+"""
+import dataclasses
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Type, TypeVar
+
+PIPELINE_NAME = "tfrs-pipeline"
+
+# Import paths of the user code, installed with the project (also in the Kubeflow image).
+# Import paths rather than module files: nothing is uploaded when the pipeline compiles.
+PREPROCESSING_FN = "trainer_module.preprocessing.preprocessing_fn"
+RUN_FN = "trainer_module.trainer.run_fn"
+
+# Beam on one machine: in-process DirectRunner. It starts in a second where the
+# multi-processing mode spends ~10 s a worker importing TensorFlow, which only pays off
+# on data far above ml-1m. The Kubeflow runner defaults to multi-processing.
+LOCAL_BEAM_PIPELINE_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+# Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig fields, TRANSFORM_KEY:
+# TransformConfig fields, CATALOG_FILES_KEY: catalog file patterns (added at run time by
+# components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
+TRAINER_KEY = "trainer"
+TRANSFORM_KEY = "transform"
+CATALOG_FILES_KEY = "catalog_files"
+CODE_FINGERPRINT_KEY = "code_fingerprint"
+
+# Split methods of DataConfig.split_method.
+RANDOM_SPLIT = "random"
+TEMPORAL_SPLIT = "temporal"
+
+_T = TypeVar("_T")
+# A check returns None when the value is allowed, else what is allowed ("must be ...").
+Check = Callable[[Any], Optional[str]]
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+def positive(value: Any) -> Optional[str]:
+  return None if value > 0 else "must be > 0"
+
+
+def non_negative(value: Any) -> Optional[str]:
+  return None if value >= 0 else "must be >= 0"
+
+
+def at_least(minimum: float) -> Check:
+  return lambda value: None if value >= minimum else f"must be >= {minimum}"
+
+
+def in_range(low: float, high: float, include_low: bool = True,
+             include_high: bool = False) -> Check:
+  """low <= value < high by default; the brackets in the message say which ends count."""
+  def check(value: Any) -> Optional[str]:
+    above = value >= low if include_low else value > low
+    below = value <= high if include_high else value < high
+    return None if above and below else (
+        f"must be in {'[' if include_low else '('}{low}, {high}{']' if include_high else ')'}")
+  return check
+
+
+def one_of(*choices: str) -> Check:
+  return lambda value: None if value in choices else f"must be one of {list(choices)}"
+
+
+def parse_int_list(spec: str, name: str) -> List[int]:
+  """'256,128' -> [256, 128]; '' -> []. Every entry must be a positive integer.
+
+  Raises:
+    ValueError: Naming `name` (the flag), when an entry is not a positive integer.
+  """
+  try:
+    values = [int(part) for part in spec.split(",") if part.strip()]
+  except ValueError as error:
+    raise ValueError(f"{name} must be comma-separated integers, got {spec!r}.") from error
+  if any(value <= 0 for value in values):
+    # Keras accepts Dense(0), which silently turns a tower into a constant.
+    raise ValueError(f"{name} sizes must be positive, got {spec!r}.")
+  return values
+
+
+def parse_hidden_layers(spec: str) -> List[int]:
+  """TrainerConfig.hidden_layers: '256,128' -> [256, 128]; '' -> []."""
+  return parse_int_list(spec, "hidden_layers")
+
+
+def _int_list(name: str, allow_empty: bool = True) -> Check:
+  def check(value: str) -> Optional[str]:
+    try:
+      values = parse_int_list(value, name)
+    except ValueError:
+      return "must be comma-separated positive integers"
+    return None if values or allow_empty else "must list at least one positive integer"
+  return check
+
+
+def _field(default: Any, help_text: str, check: Optional[Check] = None) -> Any:
+  return dataclasses.field(default=default, metadata={"help": help_text, "check": check})
+
+
+class _Config:
+  """Checks every field on construction; rebuilds from `dataclasses.asdict` form."""
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if field.type in (int, float) and (isinstance(value, bool)
+                                         or not isinstance(value, (int, float))):
+        raise ValueError(f"--{field.name} must be a number, got {value!r}.")
+      check = field.metadata.get("check")
+      problem = check(value) if check else None
+      if problem:
+        raise ValueError(f"--{field.name} {problem}, got {value!r}.")
+
+  @classmethod
+  def from_dict(cls: Type[_T], values: Optional[Mapping[str, Any]]) -> _T:
+    """Rebuilds a config from its `dataclasses.asdict` form, ignoring unknown keys."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in (values or {}).items() if k in known})
+
+
+# ------------------------------------------------------------------------------- groups
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Config):
+  """How MovieLensExampleGen reads and splits the ratings."""
+  split_method: str = _field(
+      RANDOM_SPLIT, "Train/eval split: 'random' (deterministic hash of user and movie, the "
+      "TFRS tutorials' protocol) or 'temporal' (global time cutoff).",
+      one_of(RANDOM_SPLIT, TEMPORAL_SPLIT))
+  eval_fraction: float = _field(0.2, "Fraction of ratings in the eval split.",
+                                in_range(0.0, 1.0, include_low=False))
+  split_seed: int = _field(42, "Seed of the random split.")
+  min_rating: float = _field(
+      0.0, "Keep only ratings >= this as positives (e.g. 4); 0 keeps every rating.",
+      in_range(0.0, 5.0, include_high=True))
+  max_bad_lines: int = _field(
+      0, "Malformed input lines tolerated (skipped and listed) before the run fails.",
+      non_negative)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticDataConfig(_Config):
+  """Size of the built-in synthetic data, used when no --data_dir is given."""
+  synthetic_users: int = _field(943, "Users in the synthetic data (ml-100k: 943).", positive)
+  synthetic_movies: int = _field(1682, "Movies in the synthetic data (ml-100k: 1682).",
+                                 positive)
+  synthetic_ratings: int = _field(100_000, "Ratings in the synthetic data.", positive)
+  synthetic_seed: int = _field(42, "Seed of the synthetic data.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig(_Config):
+  """Knobs of trainer_module.preprocessing.preprocessing_fn."""
+  timestamp_buckets: int = _field(
+      100, "Quantile buckets of the rating timestamp (query tower input).", at_least(2))
+  title_token_min_count: int = _field(
+      2, "Title tokens seen fewer times in training map to the OOV bucket.", non_negative)
+  num_oov_buckets: int = _field(
+      1, "Out-of-vocabulary buckets per vocabulary (>= 1); unknown ids hash into them, "
+      "and the trainer trains every user OOV bucket (--oov_user_rate).", at_least(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig(_Config):
+  """Hyperparameters of the two-tower retrieval model (trainer_module/)."""
+  embedding_dim: int = _field(64, "Size of the final query and candidate embeddings.",
+                              positive)
+  hidden_layers: str = _field(
+      "", "Comma-separated ReLU layer sizes in each tower before the final linear "
+      "projection, e.g. '256,128'; empty for none.", _int_list("hidden_layers"))
+  optimizer: str = _field("adam", "Optimizer: 'adam' or 'adagrad'.", one_of("adam", "adagrad"))
+  learning_rate: float = _field(0.005, "Learning rate.", positive)
+  batch_size: int = _field(
+      1024, "Training batch size; also the number of in-batch negatives per example. "
+      "The in-batch softmax costs O(batch_size^2) per batch: on CPU, 1024 trains ~5x "
+      "faster per example than 4096 (benchmarks/trainer_throughput.py).", at_least(2))
+  epochs: int = _field(8, "Passes over the training split.", positive)
+  temperature: float = _field(
+      0.1, "Softmax temperature of the retrieval loss (embeddings are L2-normalized).",
+      positive)
+  l2_regularization: float = _field(0.0, "L2 penalty on the embedding tables.", non_negative)
+  oov_user_rate: float = _field(
+      0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "
+      "so unknown users at serving get a trained (popularity-like) embedding.",
+      in_range(0.0, 1.0, include_high=True))
+  max_title_tokens: int = _field(16, "Title tokens kept per movie (the rest are cut).",
+                                 positive)
+  serving_top_k: int = _field(100, "Movies returned by the exported serving model.", positive)
+  seed: int = _field(42, "Seed of initialization and shuffling.")
+
+  @property
+  def hidden_layer_sizes(self) -> List[int]:
+    return parse_hidden_layers(self.hidden_layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorConfig(_Config):
+  """Full-catalog evaluation and the blessing that gates the Pusher."""
+  ks: str = _field("10,50,100", "Comma-separated cutoffs of hit_rate, recall and "
+                   "top_k_accuracy; blessing_k is always added.",
+                   _int_list("ks", allow_empty=False))
+  blessing_k: int = _field(
+      100, "The blessing compares hit_rate@blessing_k (keep it well below the catalog "
+      "size).", positive)
+  min_lift_over_popularity: float = _field(
+      0.1, "Bless only if the model's hit_rate@blessing_k beats the popularity "
+      "baseline's by this relative margin (0.1 = 10% better).", in_range(-1.0, float("inf"),
+                                                                         include_low=False))
+  max_drop_vs_blessed: float = _field(
+      0.02, "Bless only if hit_rate@blessing_k is at most this much (relative) below the "
+      "latest blessed model's, re-evaluated on the same eval split.", in_range(0.0, 1.0))
+  max_eval_users: int = _field(
+      20_000, "Evaluate a seeded sample of this many eval users (0: all). Full-catalog "
+      "scoring costs users x movies; ml-25m has 162k users and 62k movies.", non_negative)
+  eval_seed: int = _field(42, "Seed of the eval-user sample (--max_eval_users).")
+
+  @property
+  def evaluated_ks(self) -> Tuple[int, ...]:
+    """The cutoffs evaluated: `ks` and `blessing_k`, sorted."""
+    return tuple(sorted(set(parse_int_list(self.ks, "ks")) | {self.blessing_k}))
+
+  @property
+  def gate_metric(self) -> str:
+    """The metric the blessing compares."""
+    return f"hit_rate@{self.blessing_k}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """All knob groups of the pipeline (the synthetic data size is the local runner's)."""
+  data: DataConfig = DataConfig()
+  transform: TransformConfig = TransformConfig()
+  trainer: TrainerConfig = TrainerConfig()
+  evaluator: EvaluatorConfig = EvaluatorConfig()
+
+
+# The groups every runner exposes as flags, by PipelineConfig field.
+PIPELINE_CONFIG_GROUPS = {field.name: field.type for field in dataclasses.fields(PipelineConfig)}
