@@ -29,6 +29,7 @@ setuptools.setup(
         "kfp>=2.13,<3",
         "kfp-pipeline-spec>=0.6,<0.7",
         "numpy>=1.26,<2",
+        "matplotlib>=3.8,<4",
         "absl-py>=0.9,<2",
     ],
 )
