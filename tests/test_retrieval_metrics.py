@@ -4,7 +4,9 @@ import math
 import numpy as np
 import pytest
 
+from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import scoring
 
 # 3 users x 6 movies. User 2 has a three-way tie at the top.
 SCORES = np.array([
@@ -52,7 +54,7 @@ def test_hand_computed_example_every_metric():
 
 
 def test_metric_names_match_evaluate_retrieval_keys():
-  assert metrics.metric_names((3, 1, 2)) == tuple(_evaluate(ks=(3, 1, 2)))
+  assert metric_names.retrieval_names((3, 1, 2)) == tuple(_evaluate(ks=(3, 1, 2)))
 
 
 def test_exclusion_only_changes_excluded_metrics():
@@ -177,11 +179,12 @@ def test_matches_brute_force_and_is_batch_invariant(seed):
 
 
 def test_popularity_scores_are_train_counts():
-  scores = metrics.popularity_scores(np.array([0, 2, 2, 5, 2]), 7)
-  np.testing.assert_array_equal(scores, [1, 0, 3, 0, 0, 1, 0])
+  score_fn = scoring.popularity_score_fn(np.array([1, 0, 3, 0, 0, 1, 0]))
+  scores = score_fn(np.array([0, 1]))
+  np.testing.assert_array_equal(scores, [[1, 0, 3, 0, 0, 1, 0]] * 2)
   assert scores.dtype.kind == "f"
   result = metrics.evaluate_retrieval(
-      lambda rows: np.broadcast_to(scores, (len(rows), 7)), 7, np.array([0, 1]),
+      score_fn, 7, np.array([0, 1]),
       np.array([2, 5]), np.array([0]), np.array([2]), ks=(1,))
   # User 0 rated movie 2 (the most popular) in train, so its top 1 is movie 0.
   assert result["hit_rate@1"] == 0.0
@@ -206,3 +209,75 @@ def test_wrong_score_shape_is_rejected():
   with pytest.raises(ValueError, match="shape"):
     metrics.evaluate_retrieval(lambda rows: np.zeros([len(rows), 5]), 6, np.array([0]),
                                np.array([1]), np.array([], int), np.array([], int))
+
+
+def _random_problem(seed, num_users=37, num_movies=60):
+  rng = np.random.default_rng(seed)
+  scores = rng.integers(0, 4, size=[num_users, num_movies]).astype(np.float32)
+  return (_score_fn(scores), num_movies, rng.integers(0, num_users, 150),
+          rng.integers(0, num_movies, 150), rng.integers(0, num_users, 600),
+          rng.integers(0, num_movies, 600))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_curves_equal_the_metrics_at_every_k(seed):
+  rankings = metrics.rank(*_random_problem(seed), depth=100, batch_size=8)
+  curves = metrics.curves(rankings, max_k=100)
+  assert len(curves["hit_rate"]) == len(curves["recall"]) == 100
+  every_k = metrics.summarize(rankings, range(1, 101))
+  for k in range(1, 101):
+    assert curves["hit_rate"][k - 1] == every_k[f"hit_rate@{k}"]
+    assert curves["recall"][k - 1] == pytest.approx(every_k[f"recall@{k}"], abs=1e-12)
+  assert np.all(np.diff(curves["hit_rate"]) >= 0)
+  # 60 movies: from k = 60 on everything rankable is ranked; flat afterwards.
+  assert curves["hit_rate"][59] == curves["hit_rate"][99] > curves["hit_rate"][9]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_user_slice_equals_evaluating_those_users_alone(seed):
+  score_fn, num_movies, eval_users, eval_movies, train_users, train_movies = (
+      _random_problem(seed))
+  rankings = metrics.rank(score_fn, num_movies, eval_users, eval_movies, train_users,
+                          train_movies, depth=20)
+  chosen = rankings.users[rankings.users % 3 == 0]
+  keep = np.isin(eval_users, chosen)
+  alone = metrics.evaluate_retrieval(score_fn, num_movies, eval_users[keep],
+                                     eval_movies[keep], train_users, train_movies,
+                                     ks=(1, 5, 20))
+  sliced = metrics.summarize(rankings, (1, 5, 20), user_mask=rankings.users % 3 == 0)
+  assert sliced == pytest.approx(alone, abs=1e-12)
+  assert sliced["num_eval_users"] == len(chosen)
+
+
+def test_rank_keeps_each_pairs_rank_and_each_users_top_slots():
+  rankings = metrics.rank(_score_fn(SCORES), 6, np.asarray(EVAL[0]), np.asarray(EVAL[1]),
+                          np.asarray(TRAIN[0]), np.asarray(TRAIN[1]), depth=6)
+  # Pairs sorted by user then movie: (0,1) (0,4) (1,3) (2,2) (2,5); see the hand example.
+  np.testing.assert_array_equal(rankings.pair_movies, [1, 4, 3, 2, 5])
+  np.testing.assert_array_equal(rankings.ranks, [0, 3, 0, 2, 5])
+  np.testing.assert_array_equal(rankings.unexcluded_ranks, [1, 4, 2, 2, 5])
+  # Slots beyond the movies left after exclusion are empty.
+  np.testing.assert_array_equal(rankings.top_movies[1], [3, 2, 1, 0] + [-1] * 6)
+  np.testing.assert_array_equal(rankings.top_movies[0], [1, 2, 3, 4, 5] + [-1] * 5)
+
+
+def test_pairs_beyond_the_ranked_depth_are_not_ranked():
+  rankings = metrics.rank(_score_fn(SCORES), 6, np.asarray(EVAL[0]), np.asarray(EVAL[1]),
+                          np.asarray(TRAIN[0]), np.asarray(TRAIN[1]), depth=1)
+  # The depth is raised to 10 (the top slots); with 6 movies all of them are ranked.
+  assert rankings.depth == 6
+  big = metrics.rank(*_random_problem(0, num_movies=60), depth=10)
+  assert big.depth == 10 and big.ranks.max() == metrics.NOT_RANKED
+  assert big.ranks[big.ranks != metrics.NOT_RANKED].max() <= 9
+  with pytest.raises(ValueError, match="deeper than the ranking"):
+    metrics.summarize(big, (20,))
+
+
+def test_an_empty_user_slice_has_counts_and_no_rates():
+  rankings = metrics.rank(_score_fn(SCORES), 6, np.asarray(EVAL[0]), np.asarray(EVAL[1]),
+                          np.asarray(TRAIN[0]), np.asarray(TRAIN[1]), depth=6)
+  empty = metrics.summarize(rankings, (1,), user_mask=np.zeros(3, bool))
+  assert empty["num_eval_users"] == 0 and empty["num_eval_pairs"] == 0
+  assert empty["hit_rate@1"] is None and empty["ndcg@10"] is None
+  with pytest.raises(ValueError, match="user_mask"):
+    metrics.summarize(rankings, (1,), user_mask=np.ones(4, bool))

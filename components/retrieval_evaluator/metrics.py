@@ -1,9 +1,11 @@
 """Full-catalog retrieval metrics, in numpy.
 
 Users are rows of a query table and movies are columns 0..M-1 of the catalog. A scoring
-function gives each user a score for every movie; these metrics rank the whole catalog
-for every eval user, in batches of users, so memory stays at a few [batch, M] arrays
-even for 162k users x 62k movies (ml-25m).
+function gives each user a score for every movie; `rank` ranks the whole catalog for every
+eval user, in batches of users, so memory stays at a few [batch, M] arrays even for 162k
+users x 62k movies (ml-25m). It keeps, for each eval (user, movie) pair, the rank its movie
+got, and each user's top slots: every metric, of all users or of a slice of them, is then
+a cheap reduction of those (`summarize`, `curves`).
 
 Ranking rules, the same for every metric:
   * Higher score ranks first; equal scores rank the lower movie column first, so results
@@ -14,34 +16,51 @@ Ranking rules, the same for every metric:
   * Eval (user, movie) pairs are de-duplicated. An eval pair whose movie the user also
     rated in train stays in the denominators but cannot be a hit with exclusion.
 """
-from typing import Callable, Dict, Sequence, Tuple
+import dataclasses
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-# Fixed depths of the ranking-quality and diversity metrics.
-NDCG_K = 10
-COVERAGE_K = 10
+from components.retrieval_evaluator import metric_names as names
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
+# Rank of a pair whose movie is not among the ranked top `depth` (or was excluded).
+NOT_RANKED = np.iinfo(np.int32).max
+# Marks an empty recommended slot (every remaining movie scored -inf).
+EMPTY_SLOT = -1
 
-def popularity_scores(train_movies: np.ndarray, num_movies: int) -> np.ndarray:
-  """Number of train ratings of each movie column, as float32 scores [num_movies].
 
-  float32 holds counts exactly up to 2**24 ratings of one movie, far above MovieLens
-  (ml-25m's most rated movie has ~80k), and halves the ranking's memory traffic.
+@dataclasses.dataclass(frozen=True)
+class Rankings:
+  """Where each eval pair's movie ranked for its user, and every user's top slots.
+
+  Attributes:
+    num_movies: Catalog size M.
+    users: Eval user rows [U], ascending.
+    pair_users: Position in `users` of each distinct eval pair's user [N], ascending.
+    pair_movies: Movie column of each eval pair [N].
+    ranks: 0-based rank of the pair's movie with train movies excluded [N];
+      NOT_RANKED when it is beyond the ranked depth or excluded.
+    unexcluded_ranks: The same without the exclusion [N].
+    top_movies: Each user's SLOTS_K best movies with exclusion, best first [U, SLOTS_K];
+      EMPTY_SLOT where fewer movies could be ranked.
+    depth: How many movies were ranked per user; ranks below it are exact.
   """
-  train_movies = _as_index_array(train_movies, "train_movies")
-  _check_range(train_movies, num_movies, "train_movies")
-  return np.bincount(train_movies, minlength=num_movies).astype(np.float32)
+  num_movies: int
+  users: np.ndarray
+  pair_users: np.ndarray
+  pair_movies: np.ndarray
+  ranks: np.ndarray
+  unexcluded_ranks: np.ndarray
+  top_movies: np.ndarray
+  depth: int
 
-
-def metric_names(ks: Sequence[int]) -> Tuple[str, ...]:
-  """Names of the metrics `evaluate_retrieval` returns, in its order."""
-  ks = _validate_ks(ks)
-  return (tuple(f"hit_rate@{k}" for k in ks) + tuple(f"recall@{k}" for k in ks)
-          + (f"ndcg@{NDCG_K}",) + tuple(f"top_k_accuracy@{k}" for k in ks)
-          + (f"coverage@{COVERAGE_K}", "num_eval_users", "num_eval_pairs"))
+  def pairs_of(self, user_mask: Optional[np.ndarray]) -> np.ndarray:
+    """Bool [N]: the pairs of the users selected by a bool [U] mask (None: all)."""
+    if user_mask is None:
+      return np.ones(len(self.ranks), bool)
+    return np.asarray(user_mask, bool)[self.pair_users]
 
 
 def evaluate_retrieval(score_fn: ScoreFn, num_movies: int,
@@ -62,6 +81,73 @@ def evaluate_retrieval(score_fn: ScoreFn, num_movies: int,
     batch_size: Users scored and ranked at once; the results do not depend on it.
 
   Returns:
+    See `summarize`.
+
+  Raises:
+    ValueError: Misaligned or out-of-range inputs, no eval pairs, bad `ks` or
+      `batch_size`, or `score_fn` returning a wrong shape or NaN.
+  """
+  ks = names.validate_ks(ks)
+  rankings = rank(score_fn, num_movies, eval_users, eval_movies, train_users, train_movies,
+                  depth=max(ks), batch_size=batch_size)
+  return summarize(rankings, ks)
+
+
+def rank(score_fn: ScoreFn, num_movies: int, eval_users: np.ndarray,
+         eval_movies: np.ndarray, train_users: np.ndarray, train_movies: np.ndarray,
+         depth: int, batch_size: int = 1024) -> Rankings:
+  """Ranks the whole catalog for every eval user, with and without train exclusion.
+
+  Args:
+    score_fn, num_movies, eval_users, eval_movies, train_users, train_movies,
+      batch_size: As in `evaluate_retrieval`.
+    depth: Rank exactly the top `depth` movies per user (at least NDCG_K and SLOTS_K
+      are always ranked; at most the catalog). Metrics at k <= depth are exact.
+
+  Returns:
+    The ranks of every distinct eval pair and each user's top slots.
+
+  Raises:
+    ValueError: As in `evaluate_retrieval`.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+  if depth < 1:
+    raise ValueError(f"depth must be >= 1, got {depth}.")
+  eval_pairs = _Pairs(*_pair_arrays(eval_users, eval_movies, num_movies, "eval"))
+  train_pairs = _Pairs(*_pair_arrays(train_users, train_movies, num_movies, "train"))
+  if not len(eval_pairs):
+    raise ValueError("There are no eval pairs to evaluate.")
+  depth = min(num_movies, max(depth, names.NDCG_K, names.SLOTS_K))
+  users = eval_pairs.unique_users
+  ranks = np.full(len(eval_pairs), NOT_RANKED, np.int32)
+  unexcluded_ranks = np.full(len(eval_pairs), NOT_RANKED, np.int32)
+  top_movies = np.full([len(users), names.SLOTS_K], EMPTY_SLOT, np.int64)
+  for start in range(0, len(users), batch_size):
+    batch = users[start:start + batch_size]
+    scores = _checked_scores(score_fn, batch, num_movies)
+    pairs = eval_pairs.range_of(batch)
+    keys = eval_pairs.keys_in(pairs, start, num_movies)
+    _record_ranks(unexcluded_ranks, pairs, keys, *_top_k(scores, depth), num_movies)
+    train_rows = train_pairs.rows_of(batch)
+    if len(train_rows[0]):
+      scores[train_rows] = -np.inf
+    columns, valid = _top_k(scores, depth)
+    _record_ranks(ranks, pairs, keys, columns, valid, num_movies)
+    slots = columns[:, :names.SLOTS_K]
+    top_movies[start:start + len(batch), :slots.shape[1]] = np.where(
+        valid[:, :names.SLOTS_K], slots, EMPTY_SLOT)
+  return Rankings(num_movies=num_movies, users=users,
+                  pair_users=np.searchsorted(users, eval_pairs.users),
+                  pair_movies=eval_pairs.movies, ranks=ranks,
+                  unexcluded_ranks=unexcluded_ranks, top_movies=top_movies, depth=depth)
+
+
+def summarize(rankings: Rankings, ks: Sequence[int],
+              user_mask: Optional[np.ndarray] = None) -> Dict[str, float]:
+  """The retrieval metrics of all users, or of the users in a bool [U] `user_mask`.
+
+  Returns (names from metric_names.retrieval_names, in that order):
     `hit_rate@k`: fraction of eval pairs whose movie is in the user's top k, train
       movies excluded. `recall@k`: per user, eval movies in top k / eval movies, train
       movies excluded, averaged over eval users. `ndcg@10`: binary-relevance NDCG,
@@ -69,107 +155,129 @@ def evaluate_retrieval(score_fn: ScoreFn, num_movies: int,
     `top_k_accuracy@k`: hit_rate@k without the exclusion (what TFRS FactorizedTopK
       reports). `coverage@10`: fraction of the catalog in at least one eval user's
       top 10, train movies excluded. `num_eval_users`, `num_eval_pairs` (distinct).
+    With no user selected, every rate is None and the counts are 0.
 
   Raises:
-    ValueError: Misaligned or out-of-range inputs, no eval pairs, bad `ks` or
-      `batch_size`, or `score_fn` returning a wrong shape or NaN.
+    ValueError: Bad `ks`, a k deeper than the ranking, or a mask of the wrong shape.
   """
-  ks = _validate_ks(ks)
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-  eval_pairs = _Pairs(*_pair_arrays(eval_users, eval_movies, num_movies, "eval"))
-  train_pairs = _Pairs(*_pair_arrays(train_users, train_movies, num_movies, "train"))
-  if not len(eval_pairs):
-    raise ValueError("There are no eval pairs to evaluate.")
-  depth = min(num_movies, max(max(ks), NDCG_K, COVERAGE_K))
-  totals = _Totals(ks, num_movies)
-  users = eval_pairs.unique_users
-  for start in range(0, len(users), batch_size):
-    batch = users[start:start + batch_size]
-    scores = _checked_scores(score_fn, batch, num_movies)
-    relevant = np.zeros(scores.shape, bool)
-    relevant[eval_pairs.rows_of(batch)] = True
-    totals.add_unexcluded(relevant, *_top_k(scores, depth))
-    train_rows = train_pairs.rows_of(batch)
-    if len(train_rows[0]):
-      scores[train_rows] = -np.inf
-    totals.add_excluded(relevant, *_top_k(scores, depth))
-  return totals.result(num_users=len(users), num_pairs=len(eval_pairs))
+  ks = _checked_ks(rankings, ks)
+  users = _user_mask(rankings, user_mask)
+  pairs = rankings.pairs_of(users)
+  num_users, num_pairs = int(users.sum()), int(pairs.sum())
+  values: Dict[str, Optional[float]] = dict.fromkeys(names.retrieval_names(ks))
+  values[names.NUM_EVAL_USERS], values[names.NUM_EVAL_PAIRS] = num_users, num_pairs
+  if not num_users:
+    return values
+  ranks, user_of = rankings.ranks[pairs], rankings.pair_users[pairs]
+  relevant = np.bincount(rankings.pair_users, minlength=len(users))
+  for k in ks:
+    hits = ranks < k
+    values[names.at(names.HIT_RATE, k)] = hits.sum() / num_pairs
+    hits_per_user = np.bincount(user_of[hits], minlength=len(users))
+    values[names.at(names.RECALL, k)] = float(
+        (hits_per_user[users] / relevant[users]).sum() / num_users)
+    values[names.at(names.TOP_K_ACCURACY, k)] = (
+        (rankings.unexcluded_ranks[pairs] < k).sum() / num_pairs)
+  values[names.at(names.NDCG, names.NDCG_K)] = _ndcg(ranks, user_of, relevant, users)
+  top = rankings.top_movies[users]
+  values[names.at(names.COVERAGE, names.SLOTS_K)] = (
+      len(np.unique(top[top != EMPTY_SLOT])) / rankings.num_movies)
+  return {name: float(v) if isinstance(v, np.floating) else v for name, v in values.items()}
+
+
+def curves(rankings: Rankings, max_k: int = names.CURVE_MAX_K) -> Dict[str, list]:
+  """hit_rate@k and recall@k for k = 1..max_k, over all users: {family: [max_k values]}.
+
+  Entry k - 1 equals `summarize`'s value at k; the curves are cumulative counts of the
+  ranks, so they cost one pass over the pairs.
+  """
+  _checked_ks(rankings, [max_k])
+  ranked = rankings.ranks < max_k
+  hits_at = np.cumsum(np.bincount(rankings.ranks[ranked], minlength=max_k))
+  relevant = np.bincount(rankings.pair_users, minlength=len(rankings.users))
+  # Each hit adds 1 / (its user's eval movies) to that user's recall.
+  weights = 1.0 / relevant[rankings.pair_users[ranked]]
+  recall_at = np.cumsum(np.bincount(rankings.ranks[ranked], weights, minlength=max_k))
+  return {names.HIT_RATE: (hits_at / len(rankings.ranks)).tolist(),
+          names.RECALL: (recall_at / len(rankings.users)).tolist()}
+
+
+def _ndcg(ranks: np.ndarray, user_of: np.ndarray, relevant: np.ndarray,
+          users: np.ndarray) -> float:
+  """Mean binary-relevance NDCG@NDCG_K of the selected users."""
+  in_top = ranks < names.NDCG_K
+  gains = 1.0 / np.log2(ranks[in_top] + 2.0)  # Rank r (0-based): 1 / log2(r + 2).
+  dcg = np.bincount(user_of[in_top], gains, minlength=len(users))
+  ideal_dcg = np.cumsum(1.0 / np.log2(np.arange(names.NDCG_K) + 2.0))
+  ideal = ideal_dcg[np.minimum(relevant[users], names.NDCG_K) - 1]
+  return float((dcg[users] / ideal).sum() / users.sum())
+
+
+def _checked_ks(rankings: Rankings, ks: Sequence[int]) -> Tuple[int, ...]:
+  ks = names.validate_ks(ks)
+  # Below the catalog size, a k deeper than the ranking would silently undercount.
+  if max(ks) > rankings.depth and rankings.depth < rankings.num_movies:
+    raise ValueError(f"k = {max(ks)} is deeper than the ranking ({rankings.depth} "
+                     "movies per user); rank with a larger depth.")
+  return ks
+
+
+def _user_mask(rankings: Rankings, user_mask: Optional[np.ndarray]) -> np.ndarray:
+  if user_mask is None:
+    return np.ones(len(rankings.users), bool)
+  user_mask = np.asarray(user_mask)
+  if user_mask.dtype != bool or user_mask.shape != rankings.users.shape:
+    raise ValueError(f"user_mask must be bool of shape {rankings.users.shape}, got "
+                     f"{user_mask.dtype} {user_mask.shape}.")
+  return user_mask
+
+
+def _record_ranks(ranks: np.ndarray, pairs: slice, keys: np.ndarray, columns: np.ndarray,
+                  valid: np.ndarray, num_movies: int) -> None:
+  """Writes the rank of every batch pair found in the ranked columns into `ranks`.
+
+  `keys` are the batch's pairs as (position in batch) * M + movie, ascending; a ranked
+  slot (b, r) holding movie m is pair key b * M + m, found by binary search.
+  """
+  if not len(keys):
+    return
+  slot_keys = np.arange(len(columns))[:, None] * num_movies + columns
+  found = np.minimum(np.searchsorted(keys, slot_keys), len(keys) - 1)
+  is_pair = (keys[found] == slot_keys) & valid
+  rows, slot_ranks = np.nonzero(is_pair)
+  ranks[pairs.start + found[rows, slot_ranks]] = slot_ranks
 
 
 class _Pairs:
-  """(user, movie) pairs sorted by user, to fetch a batch of users' pairs quickly."""
+  """(user, movie) pairs sorted by user then movie, to fetch a batch's pairs quickly."""
 
   def __init__(self, users: np.ndarray, movies: np.ndarray):
     order = np.lexsort((movies, users))
-    self._users = users[order]
-    self._movies = movies[order]
-    self.unique_users = np.unique(self._users)
+    self.users = users[order]
+    self.movies = movies[order]
+    self.unique_users = np.unique(self.users)
 
   def __len__(self) -> int:
-    return len(self._users)
+    return len(self.users)
+
+  def range_of(self, batch_users: np.ndarray) -> slice:
+    """The pairs of a run of consecutive `unique_users`, as a slice of the sorted pairs."""
+    return slice(int(np.searchsorted(self.users, batch_users[0], "left")),
+                 int(np.searchsorted(self.users, batch_users[-1], "right")))
+
+  def keys_in(self, pairs: slice, start: int, num_movies: int) -> np.ndarray:
+    """Keys (user's position in its batch) * M + movie of `pairs`, ascending."""
+    positions = np.searchsorted(self.unique_users, self.users[pairs]) - start
+    return positions * num_movies + self.movies[pairs]
 
   def rows_of(self, batch_users: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(position in `batch_users`, movie) of every pair of those users; for fancy indexing."""
-    starts = np.searchsorted(self._users, batch_users, "left")
-    lengths = np.searchsorted(self._users, batch_users, "right") - starts
+    starts = np.searchsorted(self.users, batch_users, "left")
+    lengths = np.searchsorted(self.users, batch_users, "right") - starts
     positions = np.repeat(np.arange(len(batch_users)), lengths)
     # Index of the j-th output element: its group's start + its offset inside the group.
     group_offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return positions, self._movies[group_offsets + np.arange(lengths.sum())]
-
-
-class _Totals:
-  """Running sums of the per-user metric terms over batches."""
-
-  def __init__(self, ks: Sequence[int], num_movies: int):
-    self._ks = ks
-    self._hits = {k: 0 for k in ks}  # Eval pairs retrieved, with exclusion.
-    self._recall = {k: 0.0 for k in ks}
-    self._unexcluded_hits = {k: 0 for k in ks}
-    self._ndcg = 0.0
-    self._covered = np.zeros([num_movies], bool)
-    self._discounts = 1.0 / np.log2(np.arange(2, NDCG_K + 2))  # Rank r: 1/log2(r + 1).
-    self._ideal_dcg = np.cumsum(self._discounts)  # [n - 1]: n relevant movies on top.
-
-  def add_unexcluded(self, relevant: np.ndarray, columns: np.ndarray,
-                     valid: np.ndarray) -> None:
-    hits_at = _cumulative_hits(relevant, columns, valid)
-    for k in self._ks:
-      self._unexcluded_hits[k] += int(hits_at(k).sum())
-
-  def add_excluded(self, relevant: np.ndarray, columns: np.ndarray,
-                   valid: np.ndarray) -> None:
-    num_relevant = relevant.sum(axis=1)
-    hits_at = _cumulative_hits(relevant, columns, valid)
-    for k in self._ks:
-      self._hits[k] += int(hits_at(k).sum())
-      self._recall[k] += float((hits_at(k) / num_relevant).sum())
-    is_hit = relevant[np.arange(len(columns))[:, None], columns[:, :NDCG_K]] & valid[:, :NDCG_K]
-    dcg = is_hit.astype(np.float64) @ self._discounts[:is_hit.shape[1]]
-    ideal = self._ideal_dcg[np.minimum(num_relevant, NDCG_K) - 1]
-    self._ndcg += float((dcg / ideal).sum())
-    self._covered[columns[:, :COVERAGE_K][valid[:, :COVERAGE_K]]] = True
-
-  def result(self, num_users: int, num_pairs: int) -> Dict[str, float]:
-    values = {}
-    values.update({f"hit_rate@{k}": self._hits[k] / num_pairs for k in self._ks})
-    values.update({f"recall@{k}": self._recall[k] / num_users for k in self._ks})
-    values[f"ndcg@{NDCG_K}"] = self._ndcg / num_users
-    values.update({f"top_k_accuracy@{k}": self._unexcluded_hits[k] / num_pairs
-                   for k in self._ks})
-    values[f"coverage@{COVERAGE_K}"] = float(self._covered.mean())
-    values["num_eval_users"] = num_users
-    values["num_eval_pairs"] = num_pairs
-    return values
-
-
-def _cumulative_hits(relevant: np.ndarray, columns: np.ndarray,
-                     valid: np.ndarray) -> Callable[[int], np.ndarray]:
-  """Returns k -> relevant movies per user among the top k ([B] ints)."""
-  is_hit = relevant[np.arange(len(columns))[:, None], columns] & valid
-  cumulative = np.cumsum(is_hit, axis=1)
-  return lambda k: cumulative[:, min(k, cumulative.shape[1]) - 1]
+    return positions, self.movies[group_offsets + np.arange(lengths.sum())]
 
 
 def _top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -246,9 +354,3 @@ def _check_range(movies: np.ndarray, num_movies: int, name: str) -> None:
     raise ValueError(f"num_movies must be >= 1, got {num_movies}.")
   if len(movies) and (movies.min() < 0 or movies.max() >= num_movies):
     raise ValueError(f"{name} has columns outside [0, {num_movies}).")
-
-
-def _validate_ks(ks: Sequence[int]) -> Tuple[int, ...]:
-  if not ks or any(int(k) != k or k < 1 for k in ks):
-    raise ValueError(f"ks must be positive integers, got {list(ks)}.")
-  return tuple(sorted({int(k) for k in ks}))
