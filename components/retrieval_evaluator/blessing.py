@@ -1,0 +1,102 @@
+"""The blessing policy: does the model beat its baseline, and keep up with the last blessed one?
+
+One gate metric, `<gate_metric>@<blessing_k>` (default hit_rate@100), compared with:
+  * the baseline named by `bless_against` (popularity or EASE): the model must reach
+    baseline * (1 + its minimum lift);
+  * the last blessed model, when there is one: at most `max_drop_vs_blessed` below it.
+A model that retrieves nothing is never blessed. Every check, passed or failed, and where
+the model stands against the baseline that is not gated, becomes one line of `reasons`.
+"""
+import dataclasses
+from typing import List, Mapping, Optional, Tuple
+
+from components.retrieval_evaluator import metric_names as names
+
+POPULARITY = "popularity"
+EASE = "ease"
+BASELINES = (POPULARITY, EASE)
+# How the reasons and reports name each baseline.
+BASELINE_LABELS = {POPULARITY: "popularity", EASE: "EASE"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """The verdict and one plain-words line per check, passed or failed."""
+  blessed: bool
+  reasons: List[str]
+
+
+def gate_metric(config) -> str:
+  """The metric the blessing compares, e.g. 'hit_rate@100' (an EvaluatorConfig)."""
+  return names.gate_name(config.gate_metric, config.blessing_k)
+
+
+def min_lift(config, baseline: str) -> float:
+  """The relative margin by which the model must beat `baseline`."""
+  return {POPULARITY: config.min_lift_over_popularity,
+          EASE: config.min_lift_over_ease}[baseline]
+
+
+def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                    blessed_baseline: Optional[Mapping[str, float]], config) -> Decision:
+  """Blesses iff the model beats the gated baseline by its lift and keeps up with the
+  blessed one.
+
+  Args:
+    model: The model's metrics.
+    baselines: {POPULARITY: metrics, EASE: metrics}; the one `config.bless_against`
+      names is gated on, the others are reported.
+    blessed_baseline: The last blessed model's metrics, or None.
+    config: An EvaluatorConfig (gate_metric, blessing_k, bless_against,
+      min_lift_over_popularity, min_lift_over_ease, max_drop_vs_blessed).
+  """
+  metric = gate_metric(config)
+  value = model[metric]
+  against = config.bless_against
+  if against not in baselines:
+    raise ValueError(f"bless_against is {against!r} but there are only the "
+                     f"{sorted(baselines)} baselines.")
+  checks = [_lift_check(metric, value, baselines[against][metric], min_lift(config, against),
+                        against)]
+  checks += [(True, _standing(metric, value, values[metric], name, against))
+             for name, values in baselines.items() if name != against]
+  if blessed_baseline is None:
+    checks.append((True, f"No blessed baseline model yet: only the "
+                   f"{BASELINE_LABELS[against]} check applies."))
+  else:
+    checks.append(_blessed_check(metric, value, blessed_baseline[metric],
+                                 config.max_drop_vs_blessed))
+  if value <= 0:
+    checks.append((False, f"Failed: the model retrieved none of the eval movies in its "
+                   f"users' top {config.blessing_k} ({metric} = 0)."))
+  return Decision(all(ok for ok, _ in checks), [reason for _, reason in checks])
+
+
+def _lift_check(metric: str, value: float, baseline: float, lift: float,
+                name: str) -> Tuple[bool, str]:
+  needed = baseline * (1 + lift)
+  ok = value >= needed
+  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
+              f"is {'at least' if ok else 'below'} {1 + lift:.2f}x the "
+              f"{BASELINE_LABELS[name]} baseline's ({baseline:.4f}, so at least "
+              f"{needed:.4f} is needed).")
+
+
+def _standing(metric: str, value: float, baseline: float, name: str, against: str) -> str:
+  """Where the model stands against a baseline the gate does not use."""
+  label = BASELINE_LABELS[name]
+  if baseline <= 0:
+    return (f"Not gated (bless_against={against}): the model's {metric} is {value:.4f}, "
+            f"the {label} baseline's is 0.")
+  return (f"Not gated (bless_against={against}): the model's {metric} ({value:.4f}) is "
+          f"{value / baseline:.2f}x the {label} baseline's ({baseline:.4f}).")
+
+
+def _blessed_check(metric: str, value: float, baseline: float,
+                   max_drop: float) -> Tuple[bool, str]:
+  needed = baseline * (1 - max_drop)
+  ok = value >= needed
+  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
+              f"is {'within' if ok else 'more than'} {max_drop:.1%} "
+              f"{'of' if ok else 'below'} the last blessed model's ({baseline:.4f}, so at "
+              f"least {needed:.4f} is needed).")

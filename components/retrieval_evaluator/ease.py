@@ -1,0 +1,193 @@
+"""EASE (Steck 2019), the closed-form item-item baseline that the Evaluator fits on train.
+
+    B = I - P·diag(1/diag(P)),   P = (XᵀX + λI)⁻¹,   diag(B) = 0,
+
+with X the binary user x item matrix of the train split: B[i, j] = -P[i, j] / P[j, j], the
+weights of a ridge regression of item j's column on every other item's column. A user's
+score of item j is x_u · B[:, j]. On ml-latest-small (random 80/20 split, seen movies
+excluded) λ = 200 gives hit_rate@10 ≈ 0.097 and hit_rate@100 ≈ 0.376; a retrieval model
+that does not reach it is not yet worth its training.
+
+Cost: the Gram matrix and its inverse are dense [n, n] float64 (8 n² bytes, inverted in
+place) plus the float32 weights (4 n²): 4.8 GB and a few minutes on 2 cores at n = 20,000.
+Items are therefore capped at `max_items`, the most rated ones (`select_items`); the
+others, like movies with no train rating (which EASE cannot score), are never recommended.
+"""
+import dataclasses
+import resource
+import time
+from typing import Dict, Tuple
+
+from absl import logging
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+
+from components.retrieval_evaluator import metrics
+
+# Train ratings per chunk of users when accumulating XᵀX: bounds the sparse product's size.
+_GRAM_CHUNK_RATINGS = 2_000_000
+# Rows per block when mirroring the inverse's lower triangle onto its upper one.
+_MIRROR_BLOCK = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Ease:
+  """Fitted EASE weights over a subset of the catalog.
+
+  Attributes:
+    items: Catalog columns the weights cover, ascending [n].
+    weights: float32 [n, n], B restricted to `items`; zero diagonal.
+    num_movies: Catalog size M.
+    info: How it was fitted (metrics.json's "ease" section), see `fit`.
+  """
+  items: np.ndarray
+  weights: np.ndarray
+  num_movies: int
+  info: Dict[str, object]
+
+  def score_fn(self, users: np.ndarray, movies: np.ndarray,
+               num_users: int) -> metrics.ScoreFn:
+    """Scores of user rows from their train (row, movie column) pairs.
+
+    Returns:
+      rows [B] -> float32 [B, M]: x_u · B over `items`, -inf for every other movie.
+    """
+    item_of = np.full(self.num_movies, -1, np.int64)
+    item_of[self.items] = np.arange(len(self.items))
+    x = binary_matrix(users, item_of[movies], num_users, len(self.items), np.float32)
+    covers_catalog = len(self.items) == self.num_movies
+
+    def score(rows: np.ndarray) -> np.ndarray:
+      item_scores = np.asarray(x[rows] @ self.weights)
+      if covers_catalog:
+        return item_scores
+      scores = np.full([len(rows), self.num_movies], -np.inf, np.float32)
+      scores[:, self.items] = item_scores
+      return scores
+
+    return score
+
+
+def select_items(train_counts: np.ndarray, max_items: int) -> Tuple[np.ndarray, bool]:
+  """The catalog columns EASE models: rated in train, the `max_items` most rated.
+
+  Returns:
+    (items ascending, truncated): truncated is True when more movies were rated than
+    `max_items`; ties at the cut keep the lower columns.
+  """
+  if max_items < 1:
+    raise ValueError(f"max_items must be >= 1, got {max_items}.")
+  rated = np.flatnonzero(np.asarray(train_counts) > 0)
+  if len(rated) <= max_items:
+    return rated, False
+  most_rated = np.argsort(-np.asarray(train_counts), kind="stable")[:max_items]
+  return np.sort(most_rated), True
+
+
+def binary_matrix(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int,
+                  dtype=np.float64) -> sparse.csr_matrix:
+  """The 0/1 user x item matrix of (user, item) pairs; items < 0 are left out."""
+  keep = np.asarray(items) >= 0
+  users, items = np.asarray(users)[keep], np.asarray(items)[keep]
+  x = sparse.csr_matrix((np.ones(len(users), dtype), (users, items)),
+                        shape=(num_users, num_items))
+  x.sum_duplicates()
+  x.data[:] = 1  # A movie rated twice by a user is still one interaction.
+  return x
+
+
+def gram_matrix(x: sparse.csr_matrix) -> np.ndarray:
+  """Dense XᵀX (float64), accumulated over chunks of users to bound the sparse product."""
+  num_items = x.shape[1]
+  gram = np.zeros([num_items, num_items], np.float64)
+  row_ends = np.searchsorted(x.indptr, np.arange(_GRAM_CHUNK_RATINGS, x.nnz,
+                                                 _GRAM_CHUNK_RATINGS))
+  bounds = [0, *row_ends.tolist(), x.shape[0]]
+  for start, end in zip(bounds[:-1], bounds[1:]):
+    if end > start:
+      chunk = x[start:end]
+      product = (chunk.T @ chunk).tocoo()  # No duplicate (row, col): += is exact.
+      gram[product.row, product.col] += product.data
+  return gram
+
+
+def weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
+  """B = I - P·diag(1/diag(P)), P = (gram + l2·I)⁻¹, zero diagonal; overwrites `gram`.
+
+  The inverse is a Cholesky factorization and inversion (LAPACK potrf/potri), in place:
+  gram + l2·I is symmetric positive definite for l2 > 0.
+  """
+  if not l2 > 0:
+    raise ValueError(f"The EASE l2 penalty must be > 0, got {l2}.")
+  gram[np.diag_indices_from(gram)] += l2
+  # gram is symmetric, so its transpose is the same matrix in Fortran order, which LAPACK
+  # can overwrite without a copy; its "upper" triangle is gram's lower one.
+  factor, info = lapack.dpotrf(gram.T, lower=0, clean=0, overwrite_a=1)
+  _check_lapack(info, "factorize")
+  inverse, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
+  _check_lapack(info, "invert")
+  precision = inverse.T  # C order again; its lower triangle holds P.
+  _mirror_lower_triangle(precision)
+  diagonal = np.diag(precision).copy()
+  precision /= -diagonal[None, :]
+  np.fill_diagonal(precision, 0.0)
+  return precision
+
+
+def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
+        train_counts: np.ndarray, l2: float, max_items: int) -> Ease:
+  """Fits EASE on train (user, movie column) pairs of every train user.
+
+  Args:
+    users: User index of each train rating, in [0, num_users).
+    movies: Catalog column of each train rating.
+    num_users: Number of train users.
+    train_counts: Train ratings per catalog column [M] (decides which items are modelled).
+    l2: The ridge penalty λ (> 0).
+    max_items: At most this many items, the most rated.
+
+  Returns:
+    The weights, and `info`: l2, num_items, num_movies, rated_movies, max_items,
+    truncated, fit_seconds, working_bytes (the dense matrices' size) and
+    peak_rss_bytes (the process's peak resident memory after the fit).
+  """
+  started = time.perf_counter()
+  items, truncated = select_items(train_counts, max_items)
+  if not len(items):
+    raise ValueError("EASE needs train ratings; the train split has none.")
+  item_of = np.full(len(train_counts), -1, np.int64)
+  item_of[items] = np.arange(len(items))
+  gram = gram_matrix(binary_matrix(users, item_of[movies], num_users, len(items)))
+  weights = weights_from_gram(gram, l2).astype(np.float32)
+  del gram
+  info = {
+      "l2": float(l2), "num_items": int(len(items)), "num_movies": int(len(train_counts)),
+      "rated_movies": int((np.asarray(train_counts) > 0).sum()), "max_items": int(max_items),
+      "truncated": bool(truncated), "fit_seconds": round(time.perf_counter() - started, 2),
+      "working_bytes": int(12 * len(items) ** 2),
+      # ru_maxrss is in KiB on Linux.
+      "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+  }
+  logging.info("EASE: fitted %d items (%s) with l2 %g in %.1f s; dense matrices %.0f MiB, "
+               "process peak RSS %.0f MiB.", len(items),
+               f"the {max_items} most rated of {info['rated_movies']} rated movies"
+               if truncated else "every movie rated in train", l2, info["fit_seconds"],
+               info["working_bytes"] / 2**20, info["peak_rss_bytes"] / 2**20)
+  return Ease(items=items, weights=weights, num_movies=len(train_counts), info=info)
+
+
+def _mirror_lower_triangle(matrix: np.ndarray) -> None:
+  """Copies the lower triangle onto the upper one, in blocks of rows (little extra memory)."""
+  n = len(matrix)
+  for start in range(0, n, _MIRROR_BLOCK):
+    end = min(start + _MIRROR_BLOCK, n)
+    block = matrix[start:end, start:end]
+    block[...] = np.tril(block) + np.tril(block, -1).T
+    matrix[start:end, end:] = matrix[end:, start:end].T
+
+
+def _check_lapack(info: int, what: str) -> None:
+  if info != 0:
+    raise np.linalg.LinAlgError(
+        f"EASE could not {what} XᵀX + λI (LAPACK info {info}); is the l2 penalty > 0?")

@@ -1,0 +1,93 @@
+"""EASE against hand-computed weights, and its score function inside the metrics."""
+import numpy as np
+import pytest
+
+from components.retrieval_evaluator import ease
+from components.retrieval_evaluator import metrics
+
+# 4 users x 3 items. Items 0 and 1 are rated together by users 0 and 1; user 2 rated
+# item 0 twice (one interaction); user 3 rated only item 2.
+USERS = np.array([0, 0, 1, 1, 2, 2, 3])
+ITEMS = np.array([0, 1, 0, 1, 0, 0, 2])
+
+
+def test_gram_matrix_of_the_binary_interactions():
+  x = ease.binary_matrix(USERS, ITEMS, 4, 3)
+  np.testing.assert_array_equal(x.toarray(), [[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 1]])
+  np.testing.assert_array_equal(ease.gram_matrix(x), [[3, 2, 0], [2, 2, 0], [0, 0, 1]])
+
+
+def test_weights_match_the_hand_computed_closed_form():
+  # XᵀX + λI with λ = 1: [[4, 2, 0], [2, 3, 0], [0, 0, 2]]. Its inverse P: the 2x2 block
+  # [[4, 2], [2, 3]] has determinant 8, so P = [[3/8, -2/8, 0], [-2/8, 4/8, 0], [0, 0, 1/2]].
+  # B[i, j] = -P[i, j] / P[j, j]: B[1, 0] = (2/8) / (3/8) = 2/3, B[0, 1] = (2/8) / (4/8)
+  # = 1/2; item 2 shares no user with the others: zero weights; diagonal zero.
+  gram = ease.gram_matrix(ease.binary_matrix(USERS, ITEMS, 4, 3))
+  weights = ease.weights_from_gram(gram, l2=1.0)
+  np.testing.assert_allclose(weights, [[0, 1 / 2, 0], [2 / 3, 0, 0], [0, 0, 0]], atol=1e-12)
+
+
+def test_two_items_reduce_to_a_one_variable_ridge_regression():
+  # With two items, B[0, 1] is the ridge coefficient of column 1 on column 0:
+  # x0·x1 / (x0·x0 + λ) = 2 / (3 + 5).
+  gram = ease.gram_matrix(ease.binary_matrix(USERS[:6], ITEMS[:6], 3, 2))
+  weights = ease.weights_from_gram(gram, l2=5.0)
+  assert weights[0, 1] == pytest.approx(2 / 8)
+  assert weights[1, 0] == pytest.approx(2 / 7)  # x0·x1 / (x1·x1 + λ) = 2 / (2 + 5).
+
+
+def test_weights_match_a_dense_reference_on_random_data():
+  rng = np.random.default_rng(0)
+  x = (rng.random([300, 80]) < 0.1).astype(np.float64)
+  precision = np.linalg.inv(x.T @ x + 20 * np.eye(80))
+  expected = np.eye(80) - precision / np.diag(precision)[None, :]
+  np.fill_diagonal(expected, 0)
+  users, items = np.nonzero(x)
+  weights = ease.weights_from_gram(ease.gram_matrix(ease.binary_matrix(users, items, 300, 80)),
+                                   l2=20.0)
+  np.testing.assert_allclose(weights, expected, atol=1e-12)
+
+
+def test_select_items_keeps_rated_movies_and_caps_at_the_most_rated():
+  counts = np.array([5, 0, 9, 1, 5, 0])
+  items, truncated = ease.select_items(counts, max_items=10)
+  np.testing.assert_array_equal(items, [0, 2, 3, 4])
+  assert not truncated
+  items, truncated = ease.select_items(counts, max_items=2)
+  # 9 ratings, then a tie at 5 between columns 0 and 4: the lower column stays.
+  np.testing.assert_array_equal(items, [0, 2])
+  assert truncated
+  with pytest.raises(ValueError, match="max_items"):
+    ease.select_items(counts, max_items=0)
+
+
+def test_fit_and_score_rank_like_the_hand_computed_weights():
+  # Catalog of 5 movies: columns 0, 1, 2 are the items above, 3 is never rated, 4 is
+  # rated once by a user but cut by max_items = 3.
+  users = np.append(USERS, 4)
+  movies = np.append(ITEMS, 4)
+  counts = np.bincount(movies, minlength=5)
+  model = ease.fit(users, movies, num_users=5, train_counts=counts, l2=1.0, max_items=3)
+  np.testing.assert_array_equal(model.items, [0, 1, 2])
+  assert model.weights.dtype == np.float32
+  assert model.info["truncated"] and model.info["num_items"] == 3
+  assert model.info["rated_movies"] == 4 and model.info["num_movies"] == 5
+  assert model.info["working_bytes"] == 12 * 9 and model.info["fit_seconds"] >= 0
+  # Score two eval users: row 0 rated item 0 only, row 1 rated items 0 and 2.
+  score = model.score_fn(np.array([0, 1, 1]), np.array([0, 0, 2]), num_users=2)
+  scores = score(np.array([0, 1]))
+  np.testing.assert_allclose(scores[:, :3], [[0, 1 / 2, 0], [0, 1 / 2, 0]], atol=1e-6)
+  assert np.all(np.isneginf(scores[:, 3:]))  # Not modelled: never recommended.
+  # Through the metrics: with item 0 excluded, item 1 is row 0's top movie.
+  result = metrics.evaluate_retrieval(score, 5, np.array([0, 1]), np.array([1, 4]),
+                                      np.array([0, 1, 1]), np.array([0, 0, 2]), ks=(1, 5))
+  assert result["hit_rate@1"] == 0.5
+  assert result["hit_rate@5"] == 0.5  # Movie 4 is never retrieved, even at k = 5.
+
+
+def test_fit_rejects_a_bad_penalty_and_empty_train():
+  counts = np.bincount(ITEMS, minlength=3)
+  with pytest.raises(ValueError, match="l2"):
+    ease.fit(USERS, ITEMS, 4, counts, l2=0.0, max_items=10)
+  with pytest.raises(ValueError, match="needs train ratings"):
+    ease.fit(np.array([], int), np.array([], int), 0, np.zeros(3, int), l2=1.0, max_items=10)
