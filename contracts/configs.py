@@ -204,36 +204,58 @@ class TrainerConfig(_Config):
     return parse_hidden_layers(self.hidden_layers)
 
 
+# Choices of EvaluatorConfig: the metric families the blessing can gate on and the
+# baselines it can bless against (components/retrieval_evaluator/metric_names.py and
+# blessing.py spell the same names; tests/test_retrieval_evaluator.py checks they agree).
+GATE_METRICS = ("hit_rate", "recall", "top_k_accuracy")
+BLESSING_BASELINES = ("popularity", "ease")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluatorConfig(_Config):
-  """Full-catalog evaluation and the blessing that gates the Pusher."""
+  """Full-catalog evaluation, its baselines and report, and the blessing that gates the
+  Pusher."""
   ks: str = _field("10,50,100", "Comma-separated cutoffs of hit_rate, recall and "
                    "top_k_accuracy; blessing_k is always added.",
                    _int_list("ks", allow_empty=False))
   blessing_k: int = _field(
-      100, "The blessing compares hit_rate@blessing_k (keep it well below the catalog "
+      100, "The blessing compares <gate_metric>@blessing_k (keep it well below the catalog "
       "size).", positive)
+  gate_metric: str = _field(
+      "hit_rate", "Metric family the blessing compares, at blessing_k: hit_rate, recall or "
+      "top_k_accuracy.", one_of(*GATE_METRICS))
+  bless_against: str = _field(
+      "popularity", "Baseline the model must beat to be blessed: 'popularity' or 'ease'. "
+      "The report always shows both.", one_of(*BLESSING_BASELINES))
   min_lift_over_popularity: float = _field(
-      0.1, "Bless only if the model's hit_rate@blessing_k beats the popularity "
-      "baseline's by this relative margin (0.1 = 10% better).", in_range(-1.0, float("inf"),
-                                                                         include_low=False))
+      0.1, "With --bless_against popularity: bless only if the gate metric beats the "
+      "popularity baseline's by this relative margin (0.1 = 10% better).",
+      in_range(-1.0, float("inf"), include_low=False))
+  min_lift_over_ease: float = _field(
+      0.0, "With --bless_against ease: bless only if the gate metric beats EASE's by this "
+      "relative margin (0 = at least equal).", in_range(-1.0, float("inf"), include_low=False))
   max_drop_vs_blessed: float = _field(
-      0.02, "Bless only if hit_rate@blessing_k is at most this much (relative) below the "
+      0.02, "Bless only if the gate metric is at most this much (relative) below the "
       "latest blessed model's, re-evaluated on the same eval split.", in_range(0.0, 1.0))
   max_eval_users: int = _field(
       20_000, "Evaluate a seeded sample of this many eval users (0: all). Full-catalog "
       "scoring costs users x movies; ml-25m has 162k users and 62k movies.", non_negative)
-  eval_seed: int = _field(42, "Seed of the eval-user sample (--max_eval_users).")
+  eval_seed: int = _field(
+      42, "Seed of the eval-user sample (--max_eval_users) and of the report's example "
+      "users.")
+  ease_l2: float = _field(
+      200.0, "L2 penalty (lambda) of the EASE baseline, fitted on the train split.", positive)
+  ease_max_items: int = _field(
+      20_000, "EASE models at most this many movies, the most rated (its fit needs "
+      "12 x items^2 bytes); the others are never recommended by it.", positive)
+  report_users: int = _field(
+      5, "Users shown in the HTML report with their last rated movies and top 10s.",
+      non_negative)
 
   @property
   def evaluated_ks(self) -> Tuple[int, ...]:
     """The cutoffs evaluated: `ks` and `blessing_k`, sorted."""
     return tuple(sorted(set(parse_int_list(self.ks, "ks")) | {self.blessing_k}))
-
-  @property
-  def gate_metric(self) -> str:
-    """The metric the blessing compares."""
-    return f"hit_rate@{self.blessing_k}"
 
 
 @dataclasses.dataclass(frozen=True)

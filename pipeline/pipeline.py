@@ -107,7 +107,8 @@ def create_components(data_dir: str, serving_dir: str,
   ).with_id("latest_blessed_model_resolver")
   evaluator = evaluator_component.RetrievalEvaluator(
       examples=ratings, model=trainer.outputs["model"],
-      baseline_model=latest_blessed.outputs["model"], config=config.evaluator)
+      baseline_model=latest_blessed.outputs["model"],
+      movies=example_gen.outputs[artifacts.MOVIES_KEY], config=config.evaluator)
 
   # Pushes only when the evaluator blessed the model.
   pusher = tfx.components.Pusher(

@@ -2,8 +2,10 @@
 
 Keys of the summary (also written as <pipeline_root>/run_summary.json):
   model, baseline_popularity   Evaluator metrics (hit_rate@k, recall@k, ndcg@10, ...).
+  baseline_ease                The same for the EASE baseline.
   baseline_blessed             Metrics of the latest previously blessed model, or None.
   blessed, blessing_reasons    The Evaluator's verdict and why.
+  evaluation_report            Path of the Evaluator's HTML report.
   pushed_model                 Where the Pusher wrote the model, or None.
   component_seconds            Wall seconds per component (0 for cached ones).
   cached_components            Components whose results were reused.
@@ -26,6 +28,7 @@ from tfx.utils import path_utils
 from components import retrieval_trainer
 from components.retrieval_evaluator import component as evaluator_component
 from components.retrieval_evaluator import executor as evaluator_executor
+from components.retrieval_evaluator import results as evaluator_results
 from contracts import features
 from trainer_module import recommend
 
@@ -109,12 +112,14 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig,
   summary: Dict[str, Any] = {"component_seconds": seconds, "cached_components": cached}
   evaluation = by_node.get(_EVALUATOR, {}).get(evaluator_executor.EVALUATION_KEY)
   if evaluation:
-    metrics = evaluator_executor.load_metrics(evaluation[0].uri)
-    summary.update(model=metrics[evaluator_executor.MODEL_SECTION],
-                   baseline_popularity=metrics[evaluator_executor.POPULARITY_SECTION],
-                   baseline_blessed=metrics.get(evaluator_executor.BLESSED_SECTION),
-                   blessed=metrics[evaluator_executor.BLESSED_FIELD],
-                   blessing_reasons=metrics.get(evaluator_executor.REASONS_FIELD, []))
+    metrics = evaluator_results.load(evaluation[0].uri)
+    summary.update(model=metrics[evaluator_results.MODEL_SECTION],
+                   baseline_popularity=metrics[evaluator_results.POPULARITY_SECTION],
+                   baseline_ease=metrics.get(evaluator_results.EASE_SECTION),
+                   baseline_blessed=metrics.get(evaluator_results.BLESSED_SECTION),
+                   blessed=metrics[evaluator_results.BLESSED_FIELD],
+                   blessing_reasons=metrics.get(evaluator_results.REASONS_FIELD, []),
+                   evaluation_report=evaluator_results.html_report_path(evaluation[0].uri))
   summary["pushed_model"] = _pushed_destination(
       by_node.get(_PUSHER, {}).get(specs.PUSHED_MODEL_KEY, []))
   model = by_node.get(_TRAINER, {}).get(specs.MODEL_KEY)
@@ -136,13 +141,19 @@ def format_text(summary: Mapping[str, Any]) -> str:
   """A short human-readable rendering of the summary."""
   lines = []
   if "model" in summary:
-    lines.append(f"{'metric':<20}{'model':>10}{'popularity':>12}")
+    baselines = [(key, label) for key, label in (("baseline_popularity", "popularity"),
+                                                 ("baseline_ease", "EASE"))
+                 if summary.get(key)]
+    lines.append(f"{'metric':<20}{'model':>10}"
+                 + "".join(f"{label:>12}" for _, label in baselines))
     for name in summary["model"]:
       if "@" in name:
-        lines.append(f"{name:<20}{summary['model'][name]:>10.4f}"
-                     f"{summary['baseline_popularity'][name]:>12.4f}")
+        lines.append(f"{name:<20}{_cell(summary['model'].get(name)):>10}" + "".join(
+            f"{_cell(summary[key].get(name)):>12}" for key, _ in baselines))
     lines.append(f"blessed: {summary['blessed']}")
     lines.extend(f"  {reason}" for reason in summary.get("blessing_reasons", []))
+    if summary.get("evaluation_report"):
+      lines.append(f"evaluation report: {summary['evaluation_report']}")
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
   lines.append("component wall seconds: " + ", ".join(
       f"{node} {secs:.1f}" + (" (cached)" if node in summary["cached_components"] else "")
@@ -152,3 +163,7 @@ def format_text(summary: Mapping[str, Any]) -> str:
   if "wall_seconds" in summary:
     lines.append(f"total wall time: {summary['wall_seconds']:.1f} s")
   return "\n".join(lines)
+
+
+def _cell(value: Optional[float]) -> str:
+  return "-" if value is None else f"{value:.4f}"

@@ -72,7 +72,7 @@ def test_fit_and_score_rank_like_the_hand_computed_weights():
   assert model.weights.dtype == np.float32
   assert model.info["truncated"] and model.info["num_items"] == 3
   assert model.info["rated_movies"] == 4 and model.info["num_movies"] == 5
-  assert model.info["working_bytes"] == 12 * 9 and model.info["fit_seconds"] >= 0
+  assert model.info["working_mib"] == round(12 * 9 / 2**20, 1) and model.info["fit_seconds"] >= 0
   # Score two eval users: row 0 rated item 0 only, row 1 rated items 0 and 2.
   score = model.score_fn(np.array([0, 1, 1]), np.array([0, 0, 2]), num_users=2)
   scores = score(np.array([0, 1]))

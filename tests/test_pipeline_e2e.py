@@ -61,6 +61,11 @@ def test_summary_reports_model_baseline_and_push(pipeline_run):
       "MovieLensExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
       "AnomaliesGate", "Transform", "RetrievalTrainer", "RetrievalEvaluator", "Pusher"}
   assert len(summary["example_recommendations"]) == 3
+  # EASE is always reported, and the HTML report's path is printed with the summary.
+  assert 0.0 < summary["baseline_ease"]["hit_rate@100"] <= 1.0
+  assert os.path.isfile(summary["evaluation_report"])
+  assert f"evaluation report: {summary['evaluation_report']}" in run_summary.format_text(
+      summary)
 
 
 def test_rerun_reuses_cached_results(pipeline_run):

@@ -4,10 +4,17 @@ The data has 8 taste groups of 5 users; group g rates only movies of block g (50
 popular ones more often). A model whose user and movie embeddings are the one-hot group
 and block knows everything there is to know; one with random embeddings knows nothing.
 """
+import base64
+import html
+import html.parser
+import io
 import json
 import os
+import re
+import shutil
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 from tfx import types
@@ -18,10 +25,14 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from components import component_params
+from components.retrieval_evaluator import blessing as blessing_lib
 from components.retrieval_evaluator import component
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import executor
+from components.retrieval_evaluator import ease
+from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import results as results_lib
 from contracts import artifacts
 from contracts import configs
 from contracts import features
@@ -161,7 +172,32 @@ def workdir(tmp_path_factory):
   }
 
 
-def run_evaluator(workdir, name, model, baseline=None, **exec_properties):
+def _write_catalog(uri: str) -> standard_artifacts.Examples:
+  """MovieLensExampleGen's `movies` output: every movie's id and title, split 'catalog'."""
+  artifact = standard_artifacts.Examples()
+  artifact.uri = uri
+  artifact.split_names = artifact_utils.encode_split_names(["catalog"])
+  split_dir = artifact_utils.get_split_uri([artifact], "catalog")
+  os.makedirs(split_dir)
+  with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000.gz"),
+                            options="GZIP") as writer:
+    for movie, movie_id in enumerate(MOVIE_IDS):
+      feature = {
+          features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[movie_id.encode()])),
+          features.MOVIE_TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[_title(movie).encode()])),
+      }
+      writer.write(tf.train.Example(
+          features=tf.train.Features(feature=feature)).SerializeToString())
+  return artifact
+
+
+def _title(movie: int) -> str:
+  return f"Película {movie} <&> (1999)"  # Non-ASCII and HTML-special on purpose.
+
+
+def run_evaluator(workdir, name, model, baseline=None, movies=None, **exec_properties):
   evaluation = standard_artifacts.ModelEvaluation()
   evaluation.uri = str(workdir["root"] / name / "evaluation")
   blessing = standard_artifacts.ModelBlessing()
@@ -169,9 +205,11 @@ def run_evaluator(workdir, name, model, baseline=None, **exec_properties):
   input_dict = {executor.EXAMPLES_KEY: [workdir["examples"]], executor.MODEL_KEY: [model]}
   if baseline is not None:
     input_dict[executor.BASELINE_MODEL_KEY] = [baseline]
+  if movies is not None:
+    input_dict[executor.MOVIES_KEY] = [movies]
   executor.Executor().Do(input_dict, {executor.EVALUATION_KEY: [evaluation],
                                       executor.BLESSING_KEY: [blessing]}, exec_properties)
-  return executor.load_metrics(evaluation.uri), evaluation, blessing
+  return results_lib.load(evaluation.uri), evaluation, blessing
 
 
 def _column(movie: int) -> int:
@@ -187,6 +225,15 @@ def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100)):
       lambda rows: score_matrix[rows], score_matrix.shape[1],
       np.array([u for u, _ in eval_]), np.array([m for _, m in eval_]),
       np.array([u for u, _ in train]), np.array([m for _, m in train]), ks=ks)
+
+
+def _ease_matrix(l2=200.0):
+  """EASE scores of every user and catalog column, fitted here from RATINGS' train pairs."""
+  train = [(u, _column(m)) for u, m, _, s in RATINGS if s == "train"]
+  users, movies = np.array(train).T
+  fitted = ease.fit(users, movies, len(USER_IDS), np.bincount(movies, minlength=NUM_MOVIES),
+                    l2=l2, max_items=20_000)
+  return fitted.score_fn(users, movies, len(USER_IDS))(np.arange(len(USER_IDS)))
 
 
 def _popularity_matrix():
@@ -216,6 +263,13 @@ def test_oracle_model_is_blessed_with_expected_metrics(workdir):
   assert {k: results["baseline_popularity"][k] for k in expected_popularity} == (
       pytest.approx(expected_popularity))
   assert 0 < expected_popularity["hit_rate@100"] < 1 / 1.1
+  # EASE, fitted on the same train pairs and scored on the same pairs and exclusions.
+  expected_ease = _expected_metrics(_ease_matrix())
+  assert {k: results["baseline_ease"][k] for k in expected_ease} == (
+      pytest.approx(expected_ease))
+  # EASE models the movies rated in train, all of them below ease_max_items.
+  assert results["ease"]["num_items"] == len({m for _, m, _, s in RATINGS if s == "train"})
+  assert not results["ease"]["truncated"]
   assert results["baseline_blessed"] is None
   assert results["blessed"] is True
   assert any(r.startswith("Passed") and "popularity" in r for r in results["reasons"])
@@ -226,10 +280,10 @@ def test_oracle_model_is_blessed_with_expected_metrics(workdir):
   assert blessing.get_int_custom_property("blessed") == 1
   assert blessing.get_int_custom_property("current_model_id") == 11
   assert model_utils.is_model_blessed(blessing)
-  with open(os.path.join(evaluation.uri, executor.REPORT_FILE)) as f:
+  with open(os.path.join(evaluation.uri, results_lib.REPORT_FILE)) as f:
     report = f.read()
   assert report.splitlines()[0].split() == [
-      "metric", "|", "model", "|", "popularity", "|", "blessed-baseline"]
+      "metric", "|", "model", "|", "popularity", "|", "EASE", "|", "blessed-baseline"]
   assert "hit_rate@100 " in report and "1.0000" in report and "Blessed: yes" in report
 
 
@@ -277,10 +331,12 @@ def test_small_drop_vs_blessed_is_tolerated(workdir):
 def test_load_metrics_round_trips_metrics_json(workdir):
   results, evaluation, _ = run_evaluator(workdir, "round_trip", workdir["oracle"],
                                          ks="5,20")
-  with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, results_lib.METRICS_FILE)) as f:
     assert json.load(f) == results
-  assert set(results) == {"model", "baseline_popularity", "baseline_blessed", "blessed",
-                          "reasons", "config"}
+  assert set(results) == {"model", "baseline_popularity", "baseline_ease",
+                          "baseline_blessed", "blessed", "reasons", "ease", "slices",
+                          "curves", "popularity_histogram", "examples", "training_history",
+                          "config"}
   # The gate's k=100 is always evaluated.
   assert results["config"]["ks"] == [5, 20, 100]
   assert list(results["model"])[:3] == ["hit_rate@5", "hit_rate@20", "hit_rate@100"]
@@ -294,6 +350,9 @@ def test_eval_users_are_sampled_deterministically(workdir):
   assert first["model"]["num_eval_pairs"] == 12 * EVAL_PER_USER
   assert first["model"]["sampled_eval_users"] == 12
   assert first["model"]["total_eval_users"] == 40
+  # Everything but EASE's measured fit time and memory is the same.
+  for results in (first, second):
+    del results["ease"]["fit_seconds"], results["ease"]["peak_rss_mib"]
   assert first == second
 
 
@@ -367,3 +426,214 @@ def test_kfp_v2_entrypoint_treats_it_as_an_evaluator():
       kubeflow_v2_run_executor)
   assert issubclass(executor.Executor, tfx_evaluator.Executor)
   assert executor.BLESSING_KEY == "blessing"  # The key the entrypoint looks up.
+
+
+def test_blessing_against_ease_uses_its_own_lift_and_names_ease(workdir):
+  # Group 0's users point away from their block: hit_rate@100 = 7/8. EASE cannot retrieve
+  # eval movies nobody rated in train, so here it is a little below that.
+  results, _, blessing = run_evaluator(workdir, "broken_vs_ease", workdir["broken"],
+                                       bless_against="ease", min_lift_over_ease=0.1)
+  model, ease_value = results["model"]["hit_rate@100"], results["baseline_ease"]["hit_rate@100"]
+  assert model == pytest.approx(7 / 8)
+  assert ease_value < model < ease_value * 1.1
+  assert results["blessed"] is False
+  assert results["reasons"][0].startswith("Failed") and "1.10x the EASE baseline's" in (
+      results["reasons"][0])
+  assert any(r.startswith("Not gated (bless_against=ease)") and "popularity baseline's" in r
+             for r in results["reasons"])
+  assert blessing.get_int_custom_property("blessed") == 0
+  # The default lift over EASE, 0, only asks the model to match it.
+  level, _, _ = run_evaluator(workdir, "broken_vs_ease_level", workdir["broken"],
+                              bless_against="ease")
+  assert level["blessed"] is True
+  assert level["config"]["bless_against"] == "ease"
+  assert level["reasons"][0].startswith("Passed") and "EASE" in level["reasons"][0]
+  # Gating on popularity (the default), EASE is still reported, with the ratio.
+  default, _, _ = run_evaluator(workdir, "broken_vs_popularity", workdir["broken"],
+                                min_lift_over_ease=0.1)
+  assert default["blessed"] is True
+  assert any(r.startswith("Not gated (bless_against=popularity)")
+             and f"{model / ease_value:.2f}x the EASE baseline's" in r
+             for r in default["reasons"])
+
+
+def test_gate_metric_is_configurable(workdir):
+  results, _, _ = run_evaluator(workdir, "gate_recall", workdir["random"],
+                                gate_metric="recall", blessing_k=50)
+  assert results["config"]["gate_metric"] == "recall@50"
+  assert results["config"]["ks"] == [10, 50, 100]
+  assert "the model's recall@50" in results["reasons"][0]
+
+
+def test_slices_and_curves_agree_with_the_overall_metrics(workdir):
+  results, _, _ = run_evaluator(workdir, "slices", workdir["random"])
+  sections = ("model", "baseline_popularity", "baseline_ease")
+  definitions = results["slices"]["definitions"]
+  buckets = definitions["user_activity"]["buckets"]
+  # Every user has TRAIN_PER_USER train ratings: one count, so "few" holds everyone.
+  assert definitions["user_activity"]["boundaries"] == [TRAIN_PER_USER, TRAIN_PER_USER]
+  assert [b["num_users"] for b in buckets.values()] == [40, 0, 0]
+  assert definitions["long_tail"]["num_head_movies"] + (
+      definitions["long_tail"]["num_tail_movies"]) == NUM_MOVIES
+  for section in sections:
+    slices_ = results["slices"][section]
+    overall = results[section]
+    # The only non-empty bucket is everyone: its metrics are the overall ones.
+    shared = [name for name in slices_["few_ratings"] if name in overall]
+    assert len(shared) == len(metric_names.user_slice_names((10, 50, 100)))
+    assert {k: slices_["few_ratings"][k] for k in shared} == pytest.approx(
+        {k: overall[k] for k in shared})
+    assert slices_["some_ratings"]["num_eval_users"] == 0
+    assert slices_["some_ratings"]["hit_rate@10"] is None
+    curves = results["curves"][section]
+    for k in (10, 50, 100):
+      assert curves["hit_rate"][k - 1] == pytest.approx(overall[f"hit_rate@{k}"])
+      assert curves["recall"][k - 1] == pytest.approx(overall[f"recall@{k}"])
+  assert results["curves"]["k"] == list(range(1, 101))
+  # Popularity recommends the head only; the histogram's shares sum to 1.
+  assert results["baseline_popularity"]["tail_share@10"] == 0.0
+  histogram = results["popularity_histogram"]
+  for key in ("catalog",) + sections:
+    assert sum(histogram[key]) == pytest.approx(1.0)
+
+
+def test_ease_max_items_cuts_the_catalog_and_the_report_says_so(workdir):
+  results, evaluation, _ = run_evaluator(workdir, "ease_cut", workdir["random"],
+                                         ease_max_items=100)
+  assert results["ease"]["truncated"] is True and results["ease"]["num_items"] == 100
+  with open(os.path.join(evaluation.uri, results_lib.REPORT_FILE)) as f:
+    assert "covers the 100 most rated movies only (ease_max_items" in f.read()
+  # EASE never recommends the movies it does not model: fewer than 100 are covered.
+  assert results["baseline_ease"]["coverage@10"] <= 100 / NUM_MOVIES
+
+
+class _ReportParser(html.parser.HTMLParser):
+  """Collects <img> sources, <td> cells (attributes and text) and external references."""
+
+  def __init__(self):
+    super().__init__()
+    self.images, self.cells, self.external = [], [], []
+    self._cell = None
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag == "img":
+      self.images.append(attrs["src"])
+    if tag == "td":
+      self._cell = (attrs, [])
+    for name in ("src", "href"):
+      if attrs.get(name, "").startswith(("http:", "https:", "//")):
+        self.external.append(attrs[name])
+
+  def handle_endtag(self, tag):
+    if tag == "td" and self._cell is not None:
+      self.cells.append((self._cell[0], "".join(self._cell[1]).strip()))
+      self._cell = None
+
+  def handle_data(self, data):
+    if self._cell is not None:
+      self._cell[1].append(data)
+
+
+def _value_at(metrics_json, key):
+  value = metrics_json
+  for part in key.split("/"):
+    value = value[int(part)] if isinstance(value, list) else value[part]
+  return value
+
+
+def _assert_shown_as(text, value, key):
+  if value is None:
+    assert text == "-", key
+  elif isinstance(value, bool):
+    assert text == ("yes" if value else "no"), key
+  elif isinstance(value, int):
+    assert text == str(value), key
+  elif isinstance(value, float):
+    # Rounded to the decimals shown (a tie such as .25 to one decimal may go either way).
+    decimals = len(text.split(".")[1])
+    assert decimals >= 1, key
+    assert abs(float(text) - value) <= 0.5 * 10**-decimals * (1 + 1e-9), key
+  else:
+    assert text == value, key
+
+
+def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir, tmp_path):
+  model_dir = tmp_path / "model_with_history"
+  shutil.copytree(workdir["oracle"].uri, model_dir)
+  history = {"mean_loss": [5.5, 4.25, 3.875], "val_mean_loss": [5.75, 5.0, 4.5],
+             "examples_per_second": [30123.5, 35210.25, 36000.0]}
+  (model_dir / artifacts.TRAINING_HISTORY_FILE).write_text(json.dumps(history))
+  model = standard_artifacts.Model()
+  model.uri, model.id = str(model_dir), 21
+  movies = _write_catalog(str(tmp_path / "movies"))
+  results, evaluation, _ = run_evaluator(workdir, "html", model, baseline=workdir["broken"],
+                                         movies=movies, report_users=3)
+  with open(results_lib.html_report_path(evaluation.uri), encoding="utf-8") as f:
+    page = f.read()
+  parser = _ReportParser()
+  parser.feed(page)
+  assert parser.external == []
+  # Curves, slices, popularity histogram and loss: each a PNG embedded in the page.
+  assert len(parser.images) == 4
+  for src in parser.images:
+    assert src.startswith("data:image/png;base64,")
+    with PIL.Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as image:
+      assert image.format == "PNG" and image.width > 300 and image.height > 200
+      image.verify()
+  keyed = [(attrs["data-key"], text) for attrs, text in parser.cells if "data-key" in attrs]
+  for key, text in keyed:
+    _assert_shown_as(text, _value_at(results, key), key)
+  # Every number in a table cell is one of them.
+  unkeyed = [text for attrs, text in parser.cells if "data-key" not in attrs]
+  assert not [t for t in unkeyed if re.fullmatch(r"[-+]?[\d.,]+%?", t)]
+  keys = {key for key, _ in keyed}
+  assert {"model/hit_rate@100", "baseline_ease/hit_rate@100", "baseline_blessed/hit_rate@100",
+          "slices/baseline_ease/many_ratings/recall@10", "ease/l2",
+          "training_history/val_mean_loss/2", "examples/2/user_id"} <= keys
+  assert len(keyed) > 150
+  # Example users: titles from the catalog (escaped), each model's top 10.
+  assert len(results["examples"]) == 3
+  example = results["examples"][0]
+  assert len(example["top"]["model"]) == 10 and len(example["top"]["baseline_ease"]) == 10
+  assert example["last_rated"][0].startswith("Película")
+  assert html.escape(example["last_rated"][0]) in page
+  assert results["training_history"] == history
+
+
+def test_html_report_says_when_the_training_history_is_missing(workdir):
+  results, evaluation, _ = run_evaluator(workdir, "no_history", workdir["random"])
+  assert results["training_history"] is None
+  with open(results_lib.html_report_path(evaluation.uri), encoding="utf-8") as f:
+    page = f.read()
+  assert "Training history: not available" in page
+  assert page.count("<img ") == 3
+  # Without the catalog, the example users' movies are shown by id.
+  assert results["examples"][0]["top"]["model"][0]["title"] in MOVIE_IDS
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(bless_against="random"), "bless_against"),
+    (dict(gate_metric="ndcg"), "gate_metric"),
+    (dict(ks="10,x"), "ks must be"),
+    (dict(ks=""), "ks must list"),
+    (dict(ease_l2=0.0), "ease_l2"),
+    (dict(ease_max_items=0), "ease_max_items"),
+    (dict(min_lift_over_ease=-1.0), "min_lift_over_ease"),
+    (dict(max_drop_vs_blessed=1.5), "max_drop_vs_blessed"),
+])
+def test_bad_evaluator_config_is_rejected_at_construction(change, message):
+  with pytest.raises(ValueError, match=message):
+    component.RetrievalEvaluator(examples=types.Channel(type=standard_artifacts.Examples),
+                                 model=types.Channel(type=standard_artifacts.Model),
+                                 config=configs.EvaluatorConfig(**change))
+
+
+def test_config_choices_match_the_evaluator_names():
+  # configs.py cannot import the evaluator (it is a lower layer); the names must agree.
+  for family in metric_names.GATE_FAMILIES:
+    assert configs.EvaluatorConfig(gate_metric=family).gate_metric == family
+  for baseline in blessing_lib.BASELINES:
+    assert configs.EvaluatorConfig(bless_against=baseline).bless_against == baseline
+  assert set(configs.GATE_METRICS) == set(metric_names.GATE_FAMILIES)
+  assert set(configs.BLESSING_BASELINES) == set(blessing_lib.BASELINES)

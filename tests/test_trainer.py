@@ -545,6 +545,7 @@ def test_trained_model_beats_untrained(fixture_data, trained_uri, untrained_uri)
 def _evaluate(fixture_data, model_uri, workdir):
   """Runs the RetrievalEvaluator executor on an exported model; returns metrics.json."""
   from components.retrieval_evaluator import executor as evaluator  # pylint: disable=g-import-not-at-top
+  from components.retrieval_evaluator import results  # pylint: disable=g-import-not-at-top
   from tfx.types import artifact_utils, standard_artifacts  # pylint: disable=g-import-not-at-top
   examples = standard_artifacts.Examples()
   examples.uri = os.path.dirname(os.path.dirname(fixture_data.raw_train_pattern))
@@ -560,7 +561,7 @@ def _evaluate(fixture_data, model_uri, workdir):
                            evaluator.BLESSING_KEY: [blessing]},
                           # hit_rate@100 saturates on this 160-movie catalog.
                           {"blessing_k": 10})
-  return evaluator.load_metrics(evaluation.uri), blessing
+  return results.load(evaluation.uri), blessing
 
 
 def test_evaluator_refuses_the_untrained_model(fixture_data, trained_uri, untrained_uri,

@@ -20,6 +20,8 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
       executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
       executor.BASELINE_MODEL_KEY: component_spec.ChannelParameter(
           type=standard_artifacts.Model, optional=True),
+      executor.MOVIES_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Examples, optional=True),
   }
   OUTPUTS = {
       executor.EVALUATION_KEY: component_spec.ChannelParameter(
@@ -35,8 +37,9 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
   Reads the raw ratings (not Transform's output: the query tower holds the Transform
   graph) and the Trainer's query tower and candidate embeddings (contracts/artifacts.py).
   Outputs:
-    evaluation: metrics.json (model, popularity and blessed-baseline metrics, verdict,
-      reasons, config) and report.txt; read it with `executor.load_metrics`.
+    evaluation: metrics.json (model, popularity, EASE and blessed-baseline metrics,
+      slices, curves, verdict, reasons, config), report.txt and report.html; read
+      metrics.json with `results.load`.
     blessing: a ModelBlessing (BLESSED / NOT_BLESSED file, custom property `blessed`)
       as the stock Evaluator writes it, for the stock Pusher and
       LatestBlessedModelStrategy.
@@ -46,6 +49,7 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                baseline_model: Optional[types.BaseChannel] = None,
+               movies: Optional[types.BaseChannel] = None,
                config: configs.EvaluatorConfig = configs.EvaluatorConfig()):
     """Constructs the component.
 
@@ -53,11 +57,14 @@ class RetrievalEvaluator(base_beam_component.BaseBeamComponent):
       examples: Raw ratings Examples (MovieLensExampleGen), splits 'train' and 'eval'.
       model: The Trainer's Model (layout in contracts/artifacts.py).
       baseline_model: The latest blessed Model (a LatestBlessedModelStrategy Resolver's
-        output), or None to compare with popularity only.
-      config: Cutoffs, sample size and blessing thresholds; see `configs.EvaluatorConfig`.
+        output), or None to compare with the popularity and EASE baselines only.
+      movies: The movie catalog Examples (MovieLensExampleGen's `movies`), for the
+        titles in the HTML report; without it the report shows movie ids.
+      config: Cutoffs, sample size, baselines, report and blessing thresholds; see
+        `configs.EvaluatorConfig` (validated when it is built).
     """
     spec = RetrievalEvaluatorSpec(
-        examples=examples, model=model, baseline_model=baseline_model,
+        examples=examples, model=model, baseline_model=baseline_model, movies=movies,
         **component_params.as_exec_properties(config),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing))

@@ -4,9 +4,11 @@ Everything is turned into integer arrays once: users become rows of a query tabl
 eval users, sorted by id, possibly sampled) and movies become columns in the order of the
 current model's catalog (`candidate_embeddings/movie_ids.txt`). Only three raw features
 are parsed (user_id, movie_id, timestamp), and the string lookups run inside tf.data, so
-reading ml-25m's 25M ratings needs ~100 MB of integer arrays, not the strings.
+reading ml-25m's 25M ratings needs a few hundred MB of integer arrays, not the strings.
+The movie titles (for the report) come from the small catalog, when it is given.
 """
 import dataclasses
+import json
 import os
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -22,6 +24,9 @@ from contracts import features
 _READ_BATCH_SIZE = 65_536
 _QUERY_BATCH_SIZE = 4_096
 _MISSING = -1
+# Train users are told apart by a 62-bit hash of their id (computed inside tf.data): for
+# ml-25m's 162k users the chance of any collision is about 1e-9.
+_USER_HASH_BUCKETS = 2**62
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +38,11 @@ class EvalData:
     query_timestamps: int64 [U], the timestamp each user's query is made at.
     eval_users, eval_movies: Eval (row, column) pairs of these users.
     train_users, train_movies: Train (row, column) pairs of these users (exclusion).
+    train_timestamps: Timestamp of each of those train pairs.
     train_counts: int64 [M], train ratings of each movie, over ALL train users.
+    all_train_users, all_train_movies: Every train rating as (user index in
+      [0, num_train_users), column), int32: what EASE is fitted on.
+    num_train_users: Distinct users of the train split.
     total_eval_users: Eval users before sampling.
   """
   user_ids: np.ndarray
@@ -42,7 +51,11 @@ class EvalData:
   eval_movies: np.ndarray
   train_users: np.ndarray
   train_movies: np.ndarray
+  train_timestamps: np.ndarray
   train_counts: np.ndarray
+  all_train_users: np.ndarray
+  all_train_movies: np.ndarray
+  num_train_users: int
   total_eval_users: int
 
   @property
@@ -171,28 +184,32 @@ def read_eval_data(examples: types.Artifact, train_split: str, eval_split: str,
   eval_movies, timestamps = np.concatenate(eval_movies), np.concatenate(timestamps)
   eval_users, eval_movies, timestamps, ids = _sample_users(
       all_ids, eval_users.reshape(-1), eval_movies, timestamps, max_eval_users, seed)
-  train_users, train_movies, train_counts = _read_train(
-      examples, train_split, movie_table, ids, len(catalog))
+  train = _read_train(examples, train_split, movie_table, ids, len(catalog))
   return EvalData(user_ids=ids, query_timestamps=_median_per_user(eval_users, timestamps,
                                                                    len(ids)),
-                  eval_users=eval_users, eval_movies=eval_movies, train_users=train_users,
-                  train_movies=train_movies, train_counts=train_counts,
-                  total_eval_users=len(all_ids))
+                  eval_users=eval_users, eval_movies=eval_movies, total_eval_users=len(all_ids),
+                  **train)
 
 
 def _read_train(examples: types.Artifact, split: str, movie_table: tf.lookup.StaticHashTable,
-                user_ids: np.ndarray,
-                num_movies: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Train pairs of the eval users, and every movie's train count (all users)."""
+                user_ids: np.ndarray, num_movies: int) -> Dict[str, object]:
+  """The eval users' train pairs, every movie's train count and every train rating."""
   user_table = _lookup_table(user_ids)
-  users, movies = [], []
+  users, movies, timestamps, all_hashes, all_movies = [], [], [], [], []
   counts = np.zeros([num_movies], np.int64)
   for batch in _read_split(examples, split, movie_table, user_table):
     counts += np.bincount(batch.movies, minlength=num_movies)
     is_eval_user = batch.users != _MISSING
     users.append(batch.users[is_eval_user])
     movies.append(batch.movies[is_eval_user])
-  return np.concatenate(users), np.concatenate(movies), counts
+    timestamps.append(batch.timestamps[is_eval_user])
+    all_hashes.append(batch.user_hashes)
+    all_movies.append(batch.movies.astype(np.int32))
+  hashes, all_users = np.unique(np.concatenate(all_hashes), return_inverse=True)
+  return dict(train_users=np.concatenate(users), train_movies=np.concatenate(movies),
+              train_timestamps=np.concatenate(timestamps), train_counts=counts,
+              all_train_users=all_users.reshape(-1).astype(np.int32),
+              all_train_movies=np.concatenate(all_movies), num_train_users=len(hashes))
 
 
 def _sample_users(user_ids: np.ndarray, users: np.ndarray, movies: np.ndarray,
@@ -221,6 +238,7 @@ def _median_per_user(users: np.ndarray, timestamps: np.ndarray, num_users: int) 
 class _Batch:
   user_ids: np.ndarray  # bytes
   users: Optional[np.ndarray]  # Rows from the user table, or None without one.
+  user_hashes: np.ndarray  # int64 hash of each user id.
   movies: np.ndarray  # Catalog columns.
   timestamps: np.ndarray
 
@@ -244,8 +262,8 @@ def _read_split(examples: types.Artifact, split: str,
   for batch in dataset.as_numpy_iterator():
     _check_in_catalog(batch, split)
     num_ratings += len(batch["movies"])
-    yield _Batch(batch[features.USER_ID], batch.get("users"), batch["movies"],
-                 batch[features.TIMESTAMP])
+    yield _Batch(batch[features.USER_ID], batch.get("users"), batch["user_hashes"],
+                 batch["movies"], batch[features.TIMESTAMP])
   if not num_ratings:
     raise ValueError(f"The {split} split of the examples ({split_dir}) has no ratings.")
 
@@ -258,6 +276,8 @@ def _parse_fn(spec, movie_table: tf.lookup.StaticHashTable,
     parsed = {name: features.to_vector(value)
               for name, value in tf.io.parse_example(serialized, spec).items()}
     parsed["movies"] = movie_table.lookup(parsed[features.MOVIE_ID])
+    parsed["user_hashes"] = tf.strings.to_hash_bucket_fast(parsed[features.USER_ID],
+                                                           _USER_HASH_BUCKETS)
     if user_table is not None:
       parsed["users"] = user_table.lookup(parsed[features.USER_ID])
     return parsed
@@ -283,3 +303,35 @@ def _lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
       tf.lookup.KeyValueTensorInitializer(
           tf.constant(np.asarray(keys), tf.string), tf.range(len(keys), dtype=tf.int64)),
       default_value=_MISSING)
+
+
+def read_titles(movies: types.Artifact, split: str, catalog: Sequence[str]) -> List[str]:
+  """The title of each catalog movie, from the catalog examples (MovieLensExampleGen's
+  `movies`); a movie missing there keeps its id as title."""
+  split_dir = artifact_utils.get_split_uri([movies], split)
+  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
+  if not files:
+    raise ValueError(f"The {split} split of the movie catalog has no files in {split_dir}.")
+  spec = features.raw_feature_spec((features.MOVIE_ID, features.MOVIE_TITLE))
+  title_of = {}
+  dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH_SIZE)
+  for serialized in dataset.as_numpy_iterator():
+    parsed = tf.io.parse_example(serialized, spec)
+    ids = features.to_vector(parsed[features.MOVIE_ID]).numpy()
+    titles = features.to_vector(parsed[features.MOVIE_TITLE]).numpy()
+    title_of.update(zip((i.decode() for i in ids), (t.decode() for t in titles)))
+  return [title_of.get(movie_id, movie_id) for movie_id in catalog]
+
+
+def read_training_history(model_uri: str) -> Optional[Dict[str, List[float]]]:
+  """The Trainer's per-epoch history in the Model artifact, or None when it has none."""
+  path = artifacts.training_history_path(model_uri)
+  if not tf.io.gfile.exists(path):
+    logging.info("No training history at %s; the report says so.", path)
+    return None
+  with tf.io.gfile.GFile(path, "r") as f:
+    history = json.load(f)
+  if not isinstance(history, dict):
+    raise ValueError(f"{path} must hold a JSON object of per-epoch lists, got "
+                     f"{type(history).__name__}.")
+  return history

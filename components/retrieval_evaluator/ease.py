@@ -149,8 +149,8 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
 
   Returns:
     The weights, and `info`: l2, num_items, num_movies, rated_movies, max_items,
-    truncated, fit_seconds, working_bytes (the dense matrices' size) and
-    peak_rss_bytes (the process's peak resident memory after the fit).
+    truncated, fit_seconds, working_mib (the dense matrices' size, MiB) and
+    peak_rss_mib (the process's peak resident memory after the fit, MiB).
   """
   started = time.perf_counter()
   items, truncated = select_items(train_counts, max_items)
@@ -165,15 +165,15 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
       "l2": float(l2), "num_items": int(len(items)), "num_movies": int(len(train_counts)),
       "rated_movies": int((np.asarray(train_counts) > 0).sum()), "max_items": int(max_items),
       "truncated": bool(truncated), "fit_seconds": round(time.perf_counter() - started, 2),
-      "working_bytes": int(12 * len(items) ** 2),
+      "working_mib": round(12 * len(items) ** 2 / 2**20, 1),
       # ru_maxrss is in KiB on Linux.
-      "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
   }
   logging.info("EASE: fitted %d items (%s) with l2 %g in %.1f s; dense matrices %.0f MiB, "
                "process peak RSS %.0f MiB.", len(items),
                f"the {max_items} most rated of {info['rated_movies']} rated movies"
                if truncated else "every movie rated in train", l2, info["fit_seconds"],
-               info["working_bytes"] / 2**20, info["peak_rss_bytes"] / 2**20)
+               info["working_mib"], info["peak_rss_mib"])
   return Ease(items=items, weights=weights, num_movies=len(train_counts), info=info)
 
 

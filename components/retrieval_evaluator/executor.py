@@ -1,31 +1,36 @@
-"""Executor of RetrievalEvaluator: full-catalog retrieval metrics and a model blessing.
+"""Executor of RetrievalEvaluator: orchestration only.
 
 TFMA's Evaluator scores given (query, label) examples; a retrieval model must instead rank
-the whole catalog for each user. This executor embeds every eval user once with the
-Trainer's query tower, scores all candidates with one matrix product per batch of users,
-and compares the model with two baselines on the same users and pairs:
-  * popularity: every user gets the movies with the most train ratings;
-  * the last blessed model (optional `baseline_model` input).
-The blessing decides on `hit_rate@blessing_k`, 100 by default (see `decide_blessing`), and
-is written the way the stock Evaluator writes it, so the stock Pusher and
-LatestBlessedModelStrategy accept it.
+the whole catalog for each user. This executor reads the inputs (data.py), ranks the
+catalog for every eval user with the model and each baseline on the same users, pairs and
+exclusions (metrics.py), and hands the rankings to the parts that summarize them:
+  * baselines: popularity (scoring.py), EASE fitted on train (ease.py), and the last
+    blessed model (optional `baseline_model` input);
+  * slices and popularity bias (slices.py), curves (metrics.py), example users (examples.py);
+  * the blessing policy (blessing.py), the reports (report.py) and the output files
+    (results.py). The blessing is written the way the stock Evaluator writes it, so the
+    stock Pusher and LatestBlessedModelStrategy accept it.
 """
 import dataclasses
-import json
-import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 from tfx import types
-from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils
 
 from components import component_params
+from components.retrieval_evaluator import blessing
 from components.retrieval_evaluator import data
+from components.retrieval_evaluator import ease
+from components.retrieval_evaluator import examples
+from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import report
+from components.retrieval_evaluator import results as results_lib
+from components.retrieval_evaluator import scoring
+from components.retrieval_evaluator import slices
 from contracts import artifacts
 from contracts import configs
 
@@ -34,73 +39,13 @@ from contracts import configs
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
 BASELINE_MODEL_KEY = "baseline_model"
+MOVIES_KEY = artifacts.MOVIES_KEY
 EVALUATION_KEY = "evaluation"
 BLESSING_KEY = "blessing"
-
-# Files of the `evaluation` artifact.
-METRICS_FILE = artifacts.METRICS_FILE
-REPORT_FILE = artifacts.REPORT_FILE
-# Sections of metrics.json.
-MODEL_SECTION = "model"
-POPULARITY_SECTION = "baseline_popularity"
-BLESSED_SECTION = "baseline_blessed"
-BLESSED_FIELD = "blessed"
-REASONS_FIELD = "reasons"
 
 # Users scored at once: ~6 float arrays of [batch, catalog] (~0.25 GB each at 62k movies).
 _SCORE_BATCH_SIZE = 512
 _QUERY_TIME = "median timestamp of the user's eval ratings"
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-  """The verdict and one plain-words line per check, passed or failed."""
-  blessed: bool
-  reasons: List[str]
-
-
-def decide_blessing(model: Mapping[str, float], popularity: Mapping[str, float],
-                    blessed_baseline: Optional[Mapping[str, float]],
-                    options: configs.EvaluatorConfig) -> Decision:
-  """Blesses iff the model beats popularity by the lift and keeps up with the blessed one.
-
-  On `options.gate_metric`: model >= popularity * (1 + min_lift_over_popularity), and, with a
-  blessed baseline, model >= baseline * (1 - max_drop_vs_blessed). A model that
-  retrieves no eval movie at all is never blessed, even against a zero baseline.
-  """
-  metric = options.gate_metric
-  value = model[metric]
-  checks = [_popularity_check(metric, value, popularity[metric],
-                              options.min_lift_over_popularity)]
-  if blessed_baseline is None:
-    checks.append((True, "No blessed baseline model yet: only the popularity check "
-                   "applies."))
-  else:
-    checks.append(_blessed_check(metric, value, blessed_baseline[metric],
-                                 options.max_drop_vs_blessed))
-  if value <= 0:
-    checks.append((False, f"Failed: the model retrieved none of the eval movies in "
-                   f"its users' top {options.blessing_k} ({metric} = 0)."))
-  return Decision(all(ok for ok, _ in checks), [reason for _, reason in checks])
-
-
-def _popularity_check(metric: str, value: float, baseline: float,
-                      min_lift: float) -> Tuple[bool, str]:
-  needed = baseline * (1 + min_lift)
-  ok = value >= needed
-  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
-              f"is {'at least' if ok else 'below'} {1 + min_lift:.2f}x the popularity "
-              f"baseline's ({baseline:.4f}, so at least {needed:.4f} is needed).")
-
-
-def _blessed_check(metric: str, value: float, baseline: float,
-                   max_drop: float) -> Tuple[bool, str]:
-  needed = baseline * (1 - max_drop)
-  ok = value >= needed
-  return ok, (f"{'Passed' if ok else 'Failed'}: the model's {metric} ({value:.4f}) "
-              f"is {'within' if ok else 'more than'} {max_drop:.1%} "
-              f"{'of' if ok else 'below'} the last blessed model's ({baseline:.4f}, so at "
-              f"least {needed:.4f} is needed).")
 
 
 # Subclassing TFX's Evaluator executor, whose Do() is entirely replaced, is what makes the
@@ -113,17 +58,12 @@ class Executor(tfx_evaluator_executor.Executor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    """Writes the evaluation (metrics.json, report.txt) and the blessing.
-
-    metrics.json: {"model": {metric: value}, "baseline_popularity": {...},
-    "baseline_blessed": {...} or null, "blessed": bool, "reasons": [str],
-    "config": {...}}; metric names as in `metrics.evaluate_retrieval`, plus
-    `total_eval_users` and `sampled_eval_users` (0: all eval users were evaluated).
+    """Writes the evaluation (metrics.json, report.txt, report.html) and the blessing.
 
     Args:
       input_dict: 'examples' (raw ratings, splits train and eval), 'model' (see
-        artifacts.py) and optionally 'baseline_model' (the last blessed Model; an
-        empty list on the first run).
+        contracts/artifacts.py), optionally 'baseline_model' (the last blessed Model; an
+        empty list on the first run) and 'movies' (the catalog, for titles).
       output_dict: 'evaluation' (ModelEvaluation) and 'blessing' (ModelBlessing).
       exec_properties: The fields of `configs.EvaluatorConfig`.
 
@@ -132,50 +72,73 @@ class Executor(tfx_evaluator_executor.Executor):
         the model's catalog.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
-    options = component_params.config_from_exec_properties(configs.EvaluatorConfig,
-                                                           exec_properties)
+    config = component_params.config_from_exec_properties(configs.EvaluatorConfig,
+                                                          exec_properties)
     model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
     baseline = (input_dict.get(BASELINE_MODEL_KEY) or [None])[0]
-    candidates = data.Candidates.load(model.uri)
+    movies = (input_dict.get(MOVIES_KEY) or [None])[0]
+    catalog = data.Candidates.load(model.uri).movie_ids
     eval_data = data.read_eval_data(
         artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
-        artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
-        candidates.movie_ids, options.max_eval_users, options.eval_seed)
+        artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT, catalog, config.max_eval_users,
+        config.eval_seed)
     logging.info("Evaluating %d eval users (%d pairs) on %d candidate movies.",
-                 len(eval_data.user_ids), len(eval_data.eval_users),
-                 len(candidates.movie_ids))
+                 len(eval_data.user_ids), len(eval_data.eval_users), len(catalog))
 
-    model_metrics = _evaluate_model(model.uri, candidates, candidates.movie_ids,
-                                    eval_data, options)
-    popularity_metrics = _evaluate(_popularity_score_fn(eval_data.train_counts),
-                                   eval_data, options)
-    blessed_metrics = None
-    if baseline is not None:
-      blessed_metrics = _evaluate_model(baseline.uri, data.Candidates.load(baseline.uri),
-                                        candidates.movie_ids, eval_data, options)
-    decision = decide_blessing(model_metrics, popularity_metrics, blessed_metrics, options)
+    rankings, ease_info = _rank_every_model(model, baseline, catalog, eval_data, config)
+    titles = (data.read_titles(movies, artifacts.CATALOG_SPLIT, catalog)
+              if movies is not None else list(catalog))
+    results = evaluation_results(rankings, eval_data, config, ease_info, titles)
+    results[results_lib.HISTORY_FIELD] = data.read_training_history(model.uri)
+    results[results_lib.CONFIG_FIELD] = _config(config, model, baseline)
+    decision = blessing.decide_blessing(
+        results[results_lib.MODEL_SECTION],
+        {blessing.POPULARITY: results[results_lib.POPULARITY_SECTION],
+         blessing.EASE: results[results_lib.EASE_SECTION]},
+        results[results_lib.BLESSED_SECTION], config)
+    results[results_lib.BLESSED_FIELD] = decision.blessed
+    results[results_lib.REASONS_FIELD] = decision.reasons
 
-    results = {
-        MODEL_SECTION: model_metrics,
-        POPULARITY_SECTION: popularity_metrics,
-        BLESSED_SECTION: blessed_metrics,
-        BLESSED_FIELD: decision.blessed,
-        REASONS_FIELD: decision.reasons,
-        "config": _config(options, model, baseline),
-    }
+    text_report = report.text(results)
     evaluation = artifact_utils.get_single_instance(output_dict[EVALUATION_KEY])
-    report = format_report(results)
-    _write_evaluation(evaluation.uri, results, report)
-    blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
-    write_blessing(blessing, decision, model, baseline)
-    logging.info("Retrieval evaluation:\n%s", report)
+    paths = results_lib.write(evaluation.uri, results, text_report, report.html(results))
+    results_lib.write_blessing(artifact_utils.get_single_instance(output_dict[BLESSING_KEY]),
+                               decision, model, baseline)
+    logging.info("Retrieval evaluation:\n%s", text_report)
+    logging.info("Evaluation report: %s", paths[results_lib.HTML_REPORT_FILE])
 
 
-def _evaluate_model(model_uri: str, candidates: data.Candidates, catalog: Sequence[str],
-                    eval_data: data.EvalData, options: configs.EvaluatorConfig) -> Dict[str, Any]:
-  """Metrics of one model; its catalog is aligned to the evaluated `catalog`."""
+def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
+                      catalog: List[str], eval_data: data.EvalData,
+                      config: configs.EvaluatorConfig):
+  """{section: Rankings} of the model and every baseline, and how EASE was fitted."""
+  fitted = ease.fit(eval_data.all_train_users, eval_data.all_train_movies,
+                    eval_data.num_train_users, eval_data.train_counts, config.ease_l2,
+                    config.ease_max_items)
+  score_fns = {
+      results_lib.MODEL_SECTION: _embedding_score_fn(model.uri, catalog, eval_data),
+      results_lib.POPULARITY_SECTION: scoring.popularity_score_fn(eval_data.train_counts),
+      results_lib.EASE_SECTION: fitted.score_fn(eval_data.train_users,
+                                                eval_data.train_movies,
+                                                len(eval_data.user_ids)),
+  }
+  if baseline is not None:
+    score_fns[results_lib.BLESSED_SECTION] = _embedding_score_fn(baseline.uri, catalog,
+                                                                 eval_data)
+  depth = max(max(config.evaluated_ks), names.CURVE_MAX_K)
+  rankings = {section: metrics.rank(score_fn, len(catalog), eval_data.eval_users,
+                                    eval_data.eval_movies, eval_data.train_users,
+                                    eval_data.train_movies, depth=depth,
+                                    batch_size=_SCORE_BATCH_SIZE)
+              for section, score_fn in score_fns.items()}
+  return rankings, fitted.info
+
+
+def _embedding_score_fn(model_uri: str, catalog: List[str],
+                        eval_data: data.EvalData) -> metrics.ScoreFn:
+  """A two-tower model's scores; its catalog is aligned to the evaluated `catalog`."""
   queries = data.query_embeddings(model_uri, eval_data.queries)
-  embeddings, present = candidates.aligned_to(catalog)
+  embeddings, present = data.Candidates.load(model_uri).aligned_to(catalog)
   if queries.shape[1] != embeddings.shape[1]:
     raise ValueError(f"The model at {model_uri} has {queries.shape[1]}-d queries but "
                      f"{embeddings.shape[1]}-d candidate embeddings.")
@@ -183,124 +146,62 @@ def _evaluate_model(model_uri: str, candidates: data.Candidates, catalog: Sequen
     # A baseline trained before new movies appeared cannot retrieve them.
     logging.warning("%d of %d catalog movies are missing from the catalog of %s; they "
                     "are never retrieved by it.", (~present).sum(), len(present), model_uri)
-  return _evaluate(_embedding_score_fn(queries, embeddings, present), eval_data, options)
+  return scoring.embedding_score_fn(queries, embeddings, present)
 
 
-def _embedding_score_fn(queries: np.ndarray, candidates: np.ndarray,
-                        present: np.ndarray) -> metrics.ScoreFn:
-  candidates_t = np.ascontiguousarray(candidates.T)
-  absent = np.flatnonzero(~present)
+def evaluation_results(rankings: Mapping[str, metrics.Rankings], eval_data: data.EvalData,
+                       config: configs.EvaluatorConfig, ease_info: Mapping[str, Any],
+                       titles: List[str]) -> Dict[str, Any]:
+  """Everything metrics.json holds except the verdict, the history and the config."""
+  ks = config.evaluated_ks
+  counts = eval_data.train_counts
+  activity = slices.user_activity(
+      np.bincount(eval_data.train_users, minlength=len(eval_data.user_ids)))
+  tail = slices.long_tail(counts)
+  results: Dict[str, Any] = {section: None for section in results_lib.SECTIONS}
+  slice_results: Dict[str, Any] = {results_lib.SLICE_DEFINITIONS: {
+      "user_activity": activity.describe(), "long_tail": tail.describe()}}
+  curves: Dict[str, Any] = {results_lib.CURVE_K: list(range(1, names.CURVE_MAX_K + 1))}
+  for section, ranked in rankings.items():
+    results[section] = {
+        **metrics.summarize(ranked, ks),
+        **slices.popularity_bias(ranked, counts, tail.is_tail),
+        names.TOTAL_EVAL_USERS: eval_data.total_eval_users,
+        names.SAMPLED_EVAL_USERS: len(eval_data.user_ids) if eval_data.sampled else 0,
+    }
+    slice_results[section] = slices.slice_metrics(ranked, ks, activity, tail, counts)
+    curves[section] = metrics.curves(ranked)
+  results[results_lib.EASE_FIELD] = dict(ease_info)
+  results[results_lib.SLICES_FIELD] = slice_results
+  results[results_lib.CURVES_FIELD] = curves
+  results[results_lib.HISTOGRAM_FIELD] = slices.popularity_histogram(
+      {section: ranked.top_movies for section, ranked in rankings.items()}, counts)
+  results[results_lib.EXAMPLES_FIELD] = examples.example_users(
+      eval_data.user_ids, eval_data.train_users, eval_data.train_movies,
+      eval_data.train_timestamps, titles,
+      {s: rankings[s] for s in (results_lib.MODEL_SECTION, results_lib.EASE_SECTION)},
+      config.report_users, config.eval_seed)
+  _log_slices(activity, tail)
+  return results
 
-  def score(rows: np.ndarray) -> np.ndarray:
-    scores = queries[rows] @ candidates_t
-    scores[:, absent] = -np.inf
-    return scores
 
-  return score
-
-
-def _popularity_score_fn(train_counts: np.ndarray) -> metrics.ScoreFn:
-  """Every user gets the same scores: the movie's train count (float32, exact here)."""
-  scores = train_counts.astype(np.float32)
-  return lambda rows: np.broadcast_to(scores, (len(rows), len(scores)))
+def _log_slices(activity: slices.UserActivity, tail: slices.LongTail) -> None:
+  low, high = activity.boundaries
+  logging.info("User-activity slices (train ratings per eval user): few <= %d < some <= "
+               "%d < many. Long tail: movies with < %d train ratings (%d movies).", low,
+               high, tail.min_head_ratings, int(tail.is_tail.sum()))
 
 
-def _evaluate(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
-              options: configs.EvaluatorConfig) -> Dict[str, Any]:
-  values = metrics.evaluate_retrieval(
-      score_fn, len(eval_data.train_counts), eval_data.eval_users, eval_data.eval_movies,
-      eval_data.train_users, eval_data.train_movies, ks=options.evaluated_ks,
-      batch_size=_SCORE_BATCH_SIZE)
-  values["total_eval_users"] = eval_data.total_eval_users
-  # 0: every eval user was evaluated; otherwise the size of the seeded sample.
-  values["sampled_eval_users"] = len(eval_data.user_ids) if eval_data.sampled else 0
-  return values
-
-
-def _config(options: configs.EvaluatorConfig, model: types.Artifact,
+def _config(config: configs.EvaluatorConfig, model: types.Artifact,
             baseline: Optional[types.Artifact]) -> Dict[str, Any]:
+  """metrics.json's config: the EvaluatorConfig fields, with `ks` as the evaluated list
+  and `gate_metric` as the full metric name; the query time and the model URIs."""
   return {
-      "ks": list(options.evaluated_ks),
-      "gate_metric": options.gate_metric,
-      "min_lift_over_popularity": options.min_lift_over_popularity,
-      "max_drop_vs_blessed": options.max_drop_vs_blessed,
-      "max_eval_users": options.max_eval_users,
-      "seed": options.eval_seed,
+      **dataclasses.asdict(config),
+      "ks": list(config.evaluated_ks),
+      "gate_metric": blessing.gate_metric(config),
       "query_time": _QUERY_TIME,
       "model_uri": model.uri,
       "baseline_model_uri": baseline.uri if baseline is not None else None,
   }
 
-
-def format_report(results: Mapping[str, Any]) -> str:
-  """A plain-text table: metric | model | popularity | blessed-baseline, then the verdict."""
-  model, popularity = results[MODEL_SECTION], results[POPULARITY_SECTION]
-  blessed = results[BLESSED_SECTION] or {}
-  header = ("metric", "model", "popularity", "blessed-baseline")
-  rows = [header] + [(name, _cell(model[name]), _cell(popularity.get(name)),
-                      _cell(blessed.get(name))) for name in model]
-  widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-  lines = [" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                      for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
-  lines.insert(1, "-+-".join("-" * w for w in widths))
-  lines.append("")
-  lines.append(f"Blessed: {'yes' if results['blessed'] else 'no'}")
-  lines += [f"  - {reason}" for reason in results["reasons"]]
-  return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-  if value is None:
-    return "-"
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    return str(int(value))
-  return f"{value:.4f}"
-
-
-def _write_evaluation(uri: str, results: Mapping[str, Any], report: str) -> None:
-  tf.io.gfile.makedirs(uri)
-  with tf.io.gfile.GFile(os.path.join(uri, METRICS_FILE), "w") as f:
-    f.write(json.dumps(results, indent=2, default=_json_default))
-  with tf.io.gfile.GFile(os.path.join(uri, REPORT_FILE), "w") as f:
-    f.write(report)
-
-
-def _json_default(value: Any) -> Any:
-  if isinstance(value, np.generic):
-    return value.item()
-  raise TypeError(f"Not JSON serializable: {value!r}")
-
-
-def write_blessing(blessing: types.Artifact, decision: Decision, model: types.Artifact,
-                   baseline: Optional[types.Artifact]) -> None:
-  """BLESSED or NOT_BLESSED file and the custom properties the stock Evaluator sets.
-
-  The stock Pusher pushes iff `blessed` == 1; LatestBlessedModelStrategy finds the model
-  of a blessing with `blessed` == 1 by `current_model_id`.
-  """
-  tf.io.gfile.makedirs(blessing.uri)
-  file_name = (evaluator_constants.BLESSED_FILE_NAME if decision.blessed
-               else evaluator_constants.NOT_BLESSED_FILE_NAME)
-  with tf.io.gfile.GFile(os.path.join(blessing.uri, file_name), "w") as f:
-    f.write("\n".join(decision.reasons) + "\n")
-  blessing.set_int_custom_property(
-      evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-      evaluator_constants.BLESSED_VALUE if decision.blessed
-      else evaluator_constants.NOT_BLESSED_VALUE)
-  blessing.set_string_custom_property(
-      evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
-  blessing.set_int_custom_property(
-      evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-  if baseline is not None:
-    blessing.set_string_custom_property(
-        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
-    blessing.set_int_custom_property(
-        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
-  blessing.set_string_custom_property(
-      evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, " ".join(decision.reasons))
-
-
-def load_metrics(evaluation_uri: str) -> Dict[str, Any]:
-  """Reads metrics.json of an `evaluation` artifact (layout: see `Executor.Do`)."""
-  with tf.io.gfile.GFile(os.path.join(evaluation_uri, METRICS_FILE), "r") as f:
-    return json.load(f)

@@ -6,8 +6,9 @@ pyplot state, no display and no backend selection, so this runs in any executor 
 import io
 from typing import Any, Mapping, Optional, Sequence
 
-from matplotlib.backends import backend_agg
 from matplotlib import figure
+from matplotlib import ticker
+from matplotlib.backends import backend_agg
 import numpy as np
 
 from components.retrieval_evaluator import metric_names as names
@@ -65,8 +66,10 @@ def slices_png(results: Mapping[str, Any], ks: Sequence[int]) -> bytes:
                     [_SLICE_LABELS[name] for name in slice_names], rotation=15)
     axes.set(title=metric, ylim=(0, None))
     axes.grid(axis="y", alpha=0.3)
-  fig.axes[0].legend(loc="upper left", fontsize="small")
-  return _png(fig)
+  # One legend for all panels, above them, so it never hides a bar.
+  fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="upper center",
+             ncol=len(sections), frameon=False)
+  return _png(fig, top=0.86)
 
 
 def popularity_png(results: Mapping[str, Any]) -> bytes:
@@ -100,6 +103,7 @@ def loss_png(history: Mapping[str, Sequence[float]]) -> bytes:
     if values:
       axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
   axes.set(xlabel="epoch", ylabel="mean loss", title="Retrieval loss per epoch")
+  axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   axes.legend()
   axes.grid(alpha=0.3)
   return _png(fig)
@@ -115,9 +119,10 @@ def _bin_label(low: int, high: int) -> str:
   return str(low) if high == low + 1 else f"{low}-{high - 1}"
 
 
-def _png(fig: figure.Figure) -> bytes:
+def _png(fig: figure.Figure, top: float = 1.0) -> bytes:
+  """The figure as PNG bytes; `top` < 1 leaves room above the panels for a legend."""
   backend_agg.FigureCanvasAgg(fig)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 1, top))
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")
   return buffer.getvalue()

@@ -22,14 +22,15 @@ _MISSING = "-"
 
 
 def format_value(value: Any) -> str:
-  """How a reported number is written: ints as is, floats with 4 decimals, None as '-'."""
+  """How a reported number is written: ints as is, floats with 4 decimals (1 from 1000
+  on), booleans as yes/no, None as '-'."""
   if value is None:
     return _MISSING
   if isinstance(value, bool):
     return "yes" if value else "no"
   if isinstance(value, int):
     return str(value)
-  return f"{value:.4f}"
+  return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def text(results: Mapping[str, Any]) -> str:
@@ -43,7 +44,7 @@ def text(results: Mapping[str, Any]) -> str:
   lines += ["", _activity_sentence(results), _tail_sentence(results)]
   slice_rows = [[f"{name} {metric}"] + [
       format_value(_slice(results, s, name).get(metric)) for s in sections]
-                for name, metric in _slice_rows(results)]
+                for name, metric in _slice_rows(results, compact=True)]
   lines += _text_table(["slice metric"] + header[1:], slice_rows)
   lines += ["", f"Blessed: {'yes' if results[results_lib.BLESSED_FIELD] else 'no'}"]
   lines += [f"  - {reason}" for reason in results[results_lib.REASONS_FIELD]]
@@ -218,12 +219,14 @@ def lookup(results: Mapping[str, Any], key: str) -> Any:
   return value
 
 
-def _slice_rows(results: Mapping[str, Any]) -> List[tuple]:
-  """(slice, metric) rows of the slice tables."""
+def _slice_rows(results: Mapping[str, Any], compact: bool = False) -> List[tuple]:
+  """(slice, metric) rows of the slice tables; `compact`: hit rates and tail share only."""
   ks = results[results_lib.CONFIG_FIELD]["ks"]
-  user_metrics = [names.at(family, k) for family in _SLICE_FAMILIES for k in ks] + [
-      names.at(names.NDCG, names.NDCG_K), *names.popularity_bias_names(),
-      names.NUM_EVAL_USERS]
+  families = (names.HIT_RATE,) if compact else _SLICE_FAMILIES
+  user_metrics = [names.at(family, k) for family in families for k in ks]
+  user_metrics += ([names.at(names.TAIL_SHARE, names.SLOTS_K)] if compact else
+                   [names.at(names.NDCG, names.NDCG_K), *names.popularity_bias_names()])
+  user_metrics.append(names.NUM_EVAL_USERS)
   rows = [(name, metric) for name in slices_lib.ACTIVITY_SLICES for metric in user_metrics]
   rows += [(slices_lib.LONG_TAIL_SLICE, names.at(names.HIT_RATE, k)) for k in ks]
   rows.append((slices_lib.LONG_TAIL_SLICE, names.NUM_EVAL_PAIRS))
@@ -252,15 +255,16 @@ def _tail_sentence(results: Mapping[str, Any]) -> str:
 
 def _ease_sentence(ease: Mapping[str, Any]) -> str:
   if ease["truncated"]:
-    scope = (f"the {ease['num_items']} most rated movies only (ease_max_items; "
+    scope = (f"covers the {ease['num_items']} most rated movies only (ease_max_items; "
              f"{ease['rated_movies']} were rated in train): the other "
              f"{ease['num_movies'] - ease['num_items']} catalog movies are never "
              "recommended by it")
   else:
-    scope = (f"the {ease['num_items']} movies rated in train (of {ease['num_movies']} in "
-             "the catalog; unrated ones cannot be scored and are never recommended)")
-  return (f"EASE (l2 {ease['l2']:g}) was fitted on {scope}, in {ease['fit_seconds']:.1f} s "
-          f"({ease['working_bytes'] / 2**20:.0f} MiB of dense matrices).")
+    scope = (f"covers the {ease['num_items']} movies rated in train (of "
+             f"{ease['num_movies']} in the catalog; unrated ones cannot be scored and are "
+             "never recommended by it)")
+  return (f"EASE (l2 {ease['l2']:g}; fitted in {ease['fit_seconds']:.1f} s with "
+          f"{ease['working_mib']:.0f} MiB of dense matrices) {scope}.")
 
 
 def _column_label(section: str) -> str:

@@ -1,4 +1,4 @@
-"""The `evaluation` artifact's files, and the public reader of its metrics.json.
+"""The Evaluator's outputs: the `evaluation` files, the blessing, and the public reader.
 
 Files at the artifact's root:
   metrics.json   Everything the Evaluator measured and decided (layout below).
@@ -12,7 +12,7 @@ metrics.json, one JSON object:
   baseline_blessed    The same for the last blessed model, or null.
   blessed, reasons    The verdict and one line per check (blessing.decide_blessing).
   ease                How EASE was fitted: l2, num_items, num_movies, rated_movies,
-                      max_items, truncated, fit_seconds, working_bytes, peak_rss_bytes.
+                      max_items, truncated, fit_seconds, working_mib, peak_rss_mib.
   slices              {"definitions": {"user_activity": ..., "long_tail": ...},
                        section: {slice: {metric: value}}} (see slices.py).
   curves              {"k": [1..100], section: {"hit_rate": [...], "recall": [...]}}.
@@ -23,13 +23,17 @@ metrics.json, one JSON object:
                       examples_per_second), or null when the model has none.
   config              The evaluation's settings and the model URIs.
 Other code (the run summary, notebooks) reads it with `load`, not by path.
+
+The `blessing` artifact is written as the stock Evaluator writes it (`write_blessing`).
 """
 import json
 import os
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
+from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.txt"
@@ -89,6 +93,41 @@ def load(evaluation_uri: str) -> Dict[str, Any]:
 def html_report_path(evaluation_uri: str) -> str:
   """Where the HTML report of an `evaluation` artifact is."""
   return os.path.join(evaluation_uri, HTML_REPORT_FILE)
+
+
+def write_blessing(blessing_artifact: types.Artifact, decision, model: types.Artifact,
+                   baseline: Optional[types.Artifact]) -> None:
+  """BLESSED or NOT_BLESSED file and the custom properties the stock Evaluator sets.
+
+  The stock Pusher pushes iff `blessed` == 1; LatestBlessedModelStrategy finds the model
+  of a blessing with `blessed` == 1 by `current_model_id`.
+
+  Args:
+    blessing_artifact: The ModelBlessing output.
+    decision: A `blessing.Decision` (verdict and reasons).
+    model: The evaluated Model.
+    baseline: The last blessed Model, or None.
+  """
+  tf.io.gfile.makedirs(blessing_artifact.uri)
+  file_name = (evaluator_constants.BLESSED_FILE_NAME if decision.blessed
+               else evaluator_constants.NOT_BLESSED_FILE_NAME)
+  with tf.io.gfile.GFile(os.path.join(blessing_artifact.uri, file_name), "w") as f:
+    f.write("\n".join(decision.reasons) + "\n")
+  blessing_artifact.set_int_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+      evaluator_constants.BLESSED_VALUE if decision.blessed
+      else evaluator_constants.NOT_BLESSED_VALUE)
+  blessing_artifact.set_string_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+  blessing_artifact.set_int_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+  if baseline is not None:
+    blessing_artifact.set_string_custom_property(
+        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
+    blessing_artifact.set_int_custom_property(
+        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
+  blessing_artifact.set_string_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, " ".join(decision.reasons))
 
 
 def _json_default(value: Any) -> Any:
