@@ -637,3 +637,30 @@ def test_config_choices_match_the_evaluator_names():
     assert configs.EvaluatorConfig(bless_against=baseline).bless_against == baseline
   assert set(configs.GATE_METRICS) == set(metric_names.GATE_FAMILIES)
   assert set(configs.BLESSING_BASELINES) == set(blessing_lib.BASELINES)
+
+
+def test_tfma_reads_the_metrics_per_slice_and_model(workdir):
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  results, evaluation, _ = run_evaluator(workdir, "tfma", workdir["broken"],
+                                         baseline=workdir["oracle"])
+  records = list(tfma.load_metrics(evaluation.uri))
+  by_slice = {tuple((k.column, k.bytes_value.decode()) for k in r.slice_key.single_slice_keys):
+              {(e.key.model_name, e.key.name): e.value.double_value.value
+               for e in r.metric_keys_and_values} for r in records}
+  assert set(by_slice) == {(), (("user_activity", "few_ratings"),),
+                           (("user_activity", "some_ratings"),),
+                           (("user_activity", "many_ratings"),),
+                           (("movie_popularity", "long_tail"),)}
+  overall = by_slice[()]
+  assert overall[("candidate", "hit_rate@100")] == results["model"]["hit_rate@100"]
+  assert overall[("ease_baseline", "ndcg@10")] == results["baseline_ease"]["ndcg@10"]
+  assert overall[("baseline", "recall@50")] == results["baseline_blessed"]["recall@50"]
+  tail = by_slice[(("movie_popularity", "long_tail"),)]
+  assert tail[("popularity_baseline", "hit_rate@10")] == (
+      results["slices"]["baseline_popularity"]["long_tail"]["hit_rate@10"])
+  # Empty buckets have no rates, only their counts.
+  some = by_slice[(("user_activity", "some_ratings"),)]
+  assert some == {(model, "num_eval_users"): 0.0 for model in (
+      "candidate", "popularity_baseline", "ease_baseline", "baseline")} | {
+          (model, "num_eval_pairs"): 0.0 for model in (
+              "candidate", "popularity_baseline", "ease_baseline", "baseline")}

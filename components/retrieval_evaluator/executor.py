@@ -8,7 +8,7 @@ exclusions (metrics.py), and hands the rankings to the parts that summarize them
     blessed model (optional `baseline_model` input);
   * slices and popularity bias (slices.py), curves (metrics.py), example users (examples.py);
   * the blessing policy (blessing.py), the reports (report.py) and the output files
-    (results.py). The blessing is written the way the stock Evaluator writes it, so the
+    (results.py; tfma_metrics.py for TFMA's readers). The blessing is written the way the stock Evaluator writes it, so the
     stock Pusher and LatestBlessedModelStrategy accept it.
 """
 import dataclasses
@@ -31,6 +31,7 @@ from components.retrieval_evaluator import report
 from components.retrieval_evaluator import results as results_lib
 from components.retrieval_evaluator import scoring
 from components.retrieval_evaluator import slices
+from components.retrieval_evaluator import tfma_metrics
 from contracts import artifacts
 from contracts import configs
 
@@ -102,6 +103,7 @@ class Executor(tfx_evaluator_executor.Executor):
     text_report = report.text(results)
     evaluation = artifact_utils.get_single_instance(output_dict[EVALUATION_KEY])
     paths = results_lib.write(evaluation.uri, results, text_report, report.html(results))
+    tfma_metrics.write(evaluation.uri, results)
     results_lib.write_blessing(artifact_utils.get_single_instance(output_dict[BLESSING_KEY]),
                                decision, model, baseline)
     logging.info("Retrieval evaluation:\n%s", text_report)

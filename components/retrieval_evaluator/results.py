@@ -4,6 +4,8 @@ Files at the artifact's root:
   metrics.json   Everything the Evaluator measured and decided (layout below).
   report.txt     The plain-text report (also logged).
   report.html    The self-contained HTML report: tables and embedded PNG plots.
+  metrics-*.tfrecord  The same numbers as TFMA MetricsForSlice records (tfma_metrics.py),
+                 for `tfma.load_metrics`.
 
 metrics.json, one JSON object:
   model, baseline_popularity, baseline_ease
