@@ -37,8 +37,10 @@ import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.txt"
+from contracts import artifacts
+
+METRICS_FILE = artifacts.METRICS_FILE
+REPORT_FILE = artifacts.REPORT_FILE
 HTML_REPORT_FILE = "report.html"
 
 # Sections with one {metric: value} each, in report order.
