@@ -89,7 +89,7 @@ class Executor(tfx_evaluator_executor.Executor):
     rankings, ease_info = _rank_every_model(model, baseline, catalog, eval_data, config)
     titles = (data.read_titles(movies, artifacts.CATALOG_SPLIT, catalog)
               if movies is not None else list(catalog))
-    results = evaluation_results(rankings, eval_data, config, ease_info, titles)
+    results = _evaluation_results(rankings, eval_data, config, ease_info, titles)
     results[results_lib.HISTORY_FIELD] = data.read_training_history(model.uri)
     results[results_lib.CONFIG_FIELD] = _config(config, model, baseline)
     decision = blessing.decide_blessing(
@@ -151,7 +151,7 @@ def _embedding_score_fn(model_uri: str, catalog: List[str],
   return scoring.embedding_score_fn(queries, embeddings, present)
 
 
-def evaluation_results(rankings: Mapping[str, metrics.Rankings], eval_data: data.EvalData,
+def _evaluation_results(rankings: Mapping[str, metrics.Rankings], eval_data: data.EvalData,
                        config: configs.EvaluatorConfig, ease_info: Mapping[str, Any],
                        titles: List[str]) -> Dict[str, Any]:
   """Everything metrics.json holds except the verdict, the history and the config."""
