@@ -73,3 +73,19 @@ def test_unknown_baseline_is_rejected():
   with pytest.raises(ValueError, match="bless_against"):
     blessing.decide_blessing({"hit_rate@100": 0.5}, {blessing.POPULARITY: POPULARITY},
                              None, configs.EvaluatorConfig(bless_against="ease"))
+
+
+def test_a_catalog_not_larger_than_blessing_k_is_named_as_the_reason():
+  # Everything hits when the top k is the whole catalog: equal to the baselines.
+  equal = {"hit_rate@100": 1.0, "recall@100": 1.0}
+  decision = blessing.decide_blessing(
+      equal, {blessing.POPULARITY: equal, blessing.EASE: equal}, None,
+      configs.EvaluatorConfig(min_lift_over_popularity=0.0), catalog_size=80)
+  assert not decision.blessed
+  assert any("the catalog has 80 movies, not more than blessing_k=100" in reason
+             and "--blessing_k below the catalog size" in reason
+             for reason in decision.reasons)
+  larger = blessing.decide_blessing(
+      equal, {blessing.POPULARITY: equal, blessing.EASE: equal}, None,
+      configs.EvaluatorConfig(min_lift_over_popularity=0.0), catalog_size=101)
+  assert larger.blessed

@@ -38,7 +38,8 @@ def min_lift(config, baseline: str) -> float:
 
 
 def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
-                    blessed_baseline: Optional[Mapping[str, float]], config) -> Decision:
+                    blessed_baseline: Optional[Mapping[str, float]], config,
+                    catalog_size: Optional[int] = None) -> Decision:
   """Blesses iff the model beats the gated baseline by its lift and keeps up with the
   blessed one.
 
@@ -49,6 +50,9 @@ def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[
     blessed_baseline: The last blessed model's metrics, or None.
     config: An EvaluatorConfig (gate_metric, blessing_k, bless_against,
       min_lift_over_popularity, min_lift_over_ease, max_drop_vs_blessed).
+    catalog_size: Movies ranked. When it is not larger than blessing_k, every model ranks
+      the whole catalog in its top k, the gate cannot tell models apart, and the model is
+      not blessed, with that reason.
   """
   metric = gate_metric(config)
   value = model[metric]
@@ -66,6 +70,11 @@ def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[
   else:
     checks.append(_blessed_check(metric, value, blessed_baseline[metric],
                                  config.max_drop_vs_blessed))
+  if catalog_size is not None and catalog_size <= config.blessing_k:
+    checks.append((False, f"Failed: the catalog has {catalog_size} movies, not more than "
+                   f"blessing_k={config.blessing_k}, so every model (and baseline) ranks "
+                   f"all of them in its top {config.blessing_k} and {metric} cannot tell "
+                   f"them apart. Set --blessing_k below the catalog size."))
   if value <= 0:
     checks.append((False, f"Failed: the model retrieved none of the eval movies in its "
                    f"users' top {config.blessing_k} ({metric} = 0)."))

@@ -96,7 +96,7 @@ class Executor(tfx_evaluator_executor.Executor):
         results[results_lib.MODEL_SECTION],
         {blessing.POPULARITY: results[results_lib.POPULARITY_SECTION],
          blessing.EASE: results[results_lib.EASE_SECTION]},
-        results[results_lib.BLESSED_SECTION], config)
+        results[results_lib.BLESSED_SECTION], config, catalog_size=len(catalog))
     results[results_lib.BLESSED_FIELD] = decision.blessed
     results[results_lib.REASONS_FIELD] = decision.reasons
 
