@@ -17,8 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from components.movielens_example_gen import synthetic
 from contracts import configs
+from movielens import synthetic
 from pipeline import flags as config_flags
 from pipeline import pipeline
 from pipeline import run_summary
@@ -50,12 +50,7 @@ def resolve_data_dir(pipeline_root: str) -> str:
   if _DATA_DIR.value:
     return _DATA_DIR.value
   size = config_flags.config_from_flags(configs.SyntheticDataConfig)
-  return synthetic.ensure_generated(
-      os.path.join(pipeline_root, "data"),
-      synthetic.SyntheticConfig(num_users=size.synthetic_users,
-                                num_movies=size.synthetic_movies,
-                                num_ratings=size.synthetic_ratings,
-                                seed=size.synthetic_seed))
+  return synthetic.ensure_generated(os.path.join(pipeline_root, "data"), size)
 
 
 def main(argv):

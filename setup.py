@@ -14,7 +14,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["contracts", "contracts.*", "pipeline",
                                                "pipeline.*", "components",
                                                "components.*", "trainer_module",
-                                               "trainer_module.*"]),
+                                               "trainer_module.*", "movielens",
+                                               "movielens.*"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow>=2.16,<2.17",

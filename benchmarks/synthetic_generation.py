@@ -25,16 +25,18 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-# pylint: disable-next=g-import-not-at-top,wrong-import-position
-from components.movielens_example_gen import synthetic
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from contracts import configs
+from movielens import synthetic
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Users, movies and ratings of the GroupLens data sets the sizes imitate.
-SIZES: Dict[str, synthetic.SyntheticConfig] = {
-    "100k": synthetic.SyntheticConfig(),
-    "1m": synthetic.SyntheticConfig(num_users=6040, num_movies=3706,
-                                    num_ratings=1_000_209),
-    "10m": synthetic.SyntheticConfig(num_users=69878, num_movies=10677,
-                                     num_ratings=10_000_054),
+SIZES: Dict[str, configs.SyntheticDataConfig] = {
+    "100k": configs.SyntheticDataConfig(),
+    "1m": configs.SyntheticDataConfig(synthetic_users=6040, synthetic_movies=3706,
+                                      synthetic_ratings=1_000_209),
+    "10m": configs.SyntheticDataConfig(synthetic_users=69878, synthetic_movies=10677,
+                                       synthetic_ratings=10_000_054),
 }
 
 _SIZES = flags.DEFINE_list("sizes", list(SIZES), f"Sizes to run, from {list(SIZES)}.")
@@ -85,7 +87,7 @@ def measure(size: str, work_dir: str) -> Result:
       check=True, capture_output=True, text=True)
   # The child's last stdout line is its report; anything before it is logging.
   report = json.loads(completed.stdout.strip().splitlines()[-1])
-  return Result(size=size, num_ratings=SIZES[size].num_ratings,
+  return Result(size=size, num_ratings=SIZES[size].synthetic_ratings,
                 wall_seconds=report["wall_seconds"],
                 peak_rss_mib=report["peak_rss_mib"],
                 output_mib=_directory_mib(output_dir))

@@ -9,10 +9,11 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from components.movielens_example_gen import executor
-from components.movielens_example_gen import formats
-from components.movielens_example_gen import synthetic
 from contracts import artifacts
+from contracts import configs
 from contracts import features
+from movielens import errors
+from movielens import synthetic
 from tests import movielens_fixtures as fixtures
 
 
@@ -82,8 +83,9 @@ def test_zip_input_matches_directory(tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
-  return synthetic.generate(str(tmp_path_factory.mktemp("synthetic")), synthetic.SyntheticConfig(
-      num_users=150, num_movies=300, num_ratings=6000, seed=5))
+  return synthetic.generate(
+      str(tmp_path_factory.mktemp("synthetic")), configs.SyntheticDataConfig(
+          synthetic_users=150, synthetic_movies=300, synthetic_ratings=6000, synthetic_seed=5))
 
 
 def test_counts_ratio_and_reproducible_splits(tmp_path, synthetic_dir):
@@ -144,14 +146,14 @@ def test_tolerated_bad_lines_are_counted_and_listed(tmp_path):
 
 
 def test_missing_data_dir_is_named(tmp_path):
-  with pytest.raises(formats.MovieLensFormatError, match="nowhere.*does not exist"):
+  with pytest.raises(errors.MovieLensFormatError, match="nowhere.*does not exist"):
     run_example_gen(tmp_path / "nowhere", tmp_path / "out")
 
 
 def test_directory_without_movielens_lists_formats(tmp_path):
   (tmp_path / "data").mkdir()
   (tmp_path / "data" / "ratings.txt").write_text("1,2,3\n")
-  with pytest.raises(formats.MovieLensFormatError) as error:
+  with pytest.raises(errors.MovieLensFormatError) as error:
     run_example_gen(tmp_path / "data", tmp_path / "out")
   for looked_for in ("u.data", "ratings.dat", "ratings.csv", "ml-25m"):
     assert looked_for in str(error.value)
@@ -167,7 +169,7 @@ def test_tolerated_catalog_line_is_listed(tmp_path):
   folder = fixtures.write_ml1m(tmp_path / "data")
   with open(folder / "movies.dat", "ab") as f:
     f.write(b"x12::Broken Id (1999)::Drama\n")
-  with pytest.raises(formats.MalformedDataError, match="movies.dat"):
+  with pytest.raises(errors.MalformedDataError, match="movies.dat"):
     run_example_gen(folder, tmp_path / "strict")
   ratings, movies = run_example_gen(folder, tmp_path / "tolerant", max_bad_lines=1)
   assert movies.get_int_custom_property("num_movies") == len(fixtures.ML1M_MOVIES)

@@ -33,9 +33,10 @@ import yaml
 from google.protobuf import json_format
 
 from components.movielens_example_gen import component as example_gen_component
-from components.movielens_example_gen import synthetic
 from contracts import artifacts
+from contracts import configs
 import kubeflow_runner
+from movielens import synthetic
 from pipeline import pipeline
 
 IMAGE = "us-docker.pkg.dev/test-project/tfrs/tfrs-pipeline:test"
@@ -412,7 +413,8 @@ def _count_records(pattern: str) -> int:
 
 
 def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
-  size = synthetic.SyntheticConfig(num_users=60, num_movies=120, num_ratings=2400, seed=7)
+  size = configs.SyntheticDataConfig(synthetic_users=60, synthetic_movies=120,
+                                     synthetic_ratings=2400, synthetic_seed=7)
   data_dir = synthetic.generate(str(tmp_path / "data"), size)
   output = str(tmp_path / "pipeline.yaml")
   kubeflow_runner.run(compile_flags(output, data_root=data_dir))
@@ -447,10 +449,11 @@ def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
   counts = {split: _count_records(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
             for split in ("train", "eval")}
   assert counts == {split: metadata[f"num_{split}_examples"] for split in counts}
-  assert sum(counts.values()) == size.num_ratings
-  assert counts["eval"] / size.num_ratings == pytest.approx(0.2, abs=0.05)
+  assert sum(counts.values()) == size.synthetic_ratings
+  assert counts["eval"] / size.synthetic_ratings == pytest.approx(0.2, abs=0.05)
   movies_uri = os.path.join(task_root, artifacts.MOVIES_KEY)
-  assert _count_records(os.path.join(movies_uri, "Split-catalog", "*.gz")) == size.num_movies
+  assert _count_records(os.path.join(movies_uri, "Split-catalog", "*.gz")) == (
+      size.synthetic_movies)
 
 
 # --------------------------------------------- the default Beam mode, end to end locally

@@ -1,4 +1,4 @@
-"""Tests for components.movielens_example_gen.formats on GroupLens-format fixtures."""
+"""Tests of movielens.formats and movielens.readers on GroupLens-format fixtures."""
 import pathlib
 import zipfile
 from typing import List, Tuple
@@ -6,8 +6,11 @@ from typing import List, Tuple
 import numpy as np
 import pytest
 
-from components.movielens_example_gen import formats
 from contracts import features
+from movielens import errors as movielens_errors
+from movielens import formats
+from movielens import readers
+from movielens import sources
 from tests import movielens_fixtures as fixtures
 
 # Format -> (writer, folder, ratings file, movies file, encoding, movies, ratings).
@@ -34,11 +37,11 @@ def _movies(rows) -> List[formats.Movie]:
   return [formats.Movie(movie_id, title, genres) for movie_id, title, genres in rows]
 
 
-def _read_ratings(source: formats.MovieLensSource, known_movie_ids,
-                  batch_size: int = 50_000) -> Tuple[list, List[formats.LineError]]:
+def _read_ratings(source: sources.MovieLensSource, known_movie_ids,
+                  batch_size: int = 50_000) -> Tuple[list, List[movielens_errors.LineError]]:
   """All (user, movie, rating, timestamp) rows and errors, checking the batch dtypes."""
   rows, errors = [], []
-  for batch in formats.iter_rating_batches(source, known_movie_ids, batch_size):
+  for batch in readers.iter_rating_batches(source, known_movie_ids, batch_size):
     assert batch.ratings.dtype == np.float32
     assert batch.timestamps.dtype == np.int64
     assert len(batch) == len(batch.movie_ids) == len(batch.ratings) == len(
@@ -62,7 +65,7 @@ def test_parses_each_format_exactly(tmp_path, format_name, container):
   _, folder, ratings_file, movies_file, encoding, movies, ratings = _DATA_SETS[format_name]
   location = _location(tmp_path, format_name, container)
 
-  source = formats.detect_source(location)
+  source = sources.detect_source(location)
 
   if container == "zip":
     expected_ratings_file = f"{folder}/{ratings_file}"
@@ -70,10 +73,10 @@ def test_parses_each_format_exactly(tmp_path, format_name, container):
   else:
     expected_ratings_file = f"{location}/{ratings_file}"
     expected_movies_file = f"{location}/{movies_file}"
-  assert source == formats.MovieLensSource(
+  assert source == sources.MovieLensSource(
       location=location, format=format_name, ratings_file=expected_ratings_file,
       movies_file=expected_movies_file, encoding=encoding)
-  catalog, movie_errors = formats.read_movies(source)
+  catalog, movie_errors = readers.read_movies(source)
   assert list(catalog.values()) == _movies(movies)
   assert list(catalog) == [row[0] for row in movies]
   assert movie_errors.count == 0
@@ -91,8 +94,8 @@ def test_fixtures_have_the_advertised_shape():
 
 
 def test_ml100k_genre_flags_special_cases(tmp_path):
-  source = formats.detect_source(_location(tmp_path, "ml-100k", "dir"))
-  catalog, _ = formats.read_movies(source)
+  source = sources.detect_source(_location(tmp_path, "ml-100k", "dir"))
+  catalog, _ = readers.read_movies(source)
   # The real file's movie 267 has empty dates and only the "unknown" flag.
   assert catalog["267"] == formats.Movie("267", "unknown", ("unknown",))
   # No flag set: the placeholder genre, never an empty list.
@@ -101,8 +104,8 @@ def test_ml100k_genre_flags_special_cases(tmp_path):
 
 
 def test_ml_latest_csv_quoting_and_no_genres(tmp_path):
-  source = formats.detect_source(_location(tmp_path, "ml-latest", "dir"))
-  catalog, _ = formats.read_movies(source)
+  source = sources.detect_source(_location(tmp_path, "ml-latest", "dir"))
+  catalog, _ = readers.read_movies(source)
   assert catalog["2105"].title == 'Tron: "The Original", Director\'s Cut (1982)'
   assert catalog["73"].title == "Mis\u00e9rables, Les (1995)"
   assert catalog["114335"].genres == (features.NO_GENRES,)
@@ -114,9 +117,9 @@ def test_crlf_and_missing_final_newline(tmp_path, format_name, container):
   *_, movies, ratings = _DATA_SETS[format_name]
   location = _location(tmp_path, format_name, container, line_ending=b"\r\n",
                        final_newline=False)
-  source = formats.detect_source(location)
+  source = sources.detect_source(location)
 
-  catalog, movie_errors = formats.read_movies(source)
+  catalog, movie_errors = readers.read_movies(source)
   rows, rating_errors = _read_ratings(source, catalog)
 
   assert list(catalog.values()) == _movies(movies)
@@ -125,10 +128,10 @@ def test_crlf_and_missing_final_newline(tmp_path, format_name, container):
 
 
 def test_batches_hold_at_most_batch_size_good_ratings(tmp_path):
-  source = formats.detect_source(_location(tmp_path, "ml-1m", "dir"))
-  catalog, _ = formats.read_movies(source)
+  source = sources.detect_source(_location(tmp_path, "ml-1m", "dir"))
+  catalog, _ = readers.read_movies(source)
 
-  batches = list(formats.iter_rating_batches(source, catalog, batch_size=5))
+  batches = list(readers.iter_rating_batches(source, catalog, batch_size=5))
 
   assert [len(batch) for batch in batches] == [5, 5, 5, 1]
   assert batches[1].user_ids == ["2", "2", "2", "3", "3"]
@@ -138,151 +141,9 @@ def test_batches_hold_at_most_batch_size_good_ratings(tmp_path):
 
 
 def test_batch_size_must_be_positive(tmp_path):
-  source = formats.detect_source(_location(tmp_path, "ml-1m", "dir"))
+  source = sources.detect_source(_location(tmp_path, "ml-1m", "dir"))
   with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
-    next(formats.iter_rating_batches(source, {"1"}, batch_size=0))
-
-
-def test_read_lines_numbers_lines_and_strips_terminators(tmp_path):
-  folder = fixtures.write_ml100k(tmp_path)
-  _write(folder / "u.data", b"1\t1\t5\t0\r\n\n2\t1\t4\t1\n3\t1\t3\t2")
-  source = formats.detect_source(str(folder))
-
-  lines = list(formats.read_lines(source, source.ratings_file))
-
-  assert lines == [(1, b"1\t1\t5\t0"), (2, b""), (3, b"2\t1\t4\t1"), (4, b"3\t1\t3\t2")]
-
-
-def test_read_lines_single_final_newline_is_not_a_line(tmp_path):
-  zip_path = fixtures.zip_dir(fixtures.write_ml1m(tmp_path), tmp_path / "ml-1m.zip")
-  source = formats.detect_source(str(zip_path))
-
-  lines = list(formats.read_lines(source, source.movies_file))
-
-  assert len(lines) == 6
-  assert lines[-1] == (6, b"2858::American Beauty (1999)::Comedy|Drama")
-  assert lines[2] == (3, b"73::Mis\xe9rables, Les (1995)::Drama|Musical")
-
-
-def test_read_lines_streams_lines_longer_than_a_chunk(tmp_path, monkeypatch):
-  monkeypatch.setattr(formats, "_CHUNK_BYTES", 7)
-  folder = fixtures.write_ml100k(tmp_path)
-  source = formats.detect_source(str(folder))
-
-  lines = [line for _, line in formats.read_lines(source, source.ratings_file)]
-
-  assert lines == fixtures.ML100K_U_DATA.split(b"\n")[:-1]
-
-
-# ------------------------------------------------------------------------------ detection
-
-
-def test_detects_a_data_set_in_a_subdirectory(tmp_path):
-  fixtures.write_ml100k(tmp_path / "downloads")
-
-  source = formats.detect_source(str(tmp_path))
-
-  assert source.format == "ml-100k"
-  assert source.ratings_file == f"{tmp_path}/downloads/ml-100k/u.data"
-
-
-def test_detects_a_zip_without_a_top_folder(tmp_path):
-  zip_path = tmp_path / "flat.zip"
-  with zipfile.ZipFile(zip_path, "w") as archive:
-    archive.writestr("ratings.csv", fixtures.ML_LATEST_RATINGS_CSV)
-    archive.writestr("movies.csv", fixtures.ML_LATEST_MOVIES_CSV)
-
-  source = formats.detect_source(str(zip_path))
-
-  assert (source.format, source.ratings_file, source.movies_file) == (
-      "ml-latest", "ratings.csv", "movies.csv")
-  assert source.display_path(source.movies_file) == f"{zip_path}!movies.csv"
-
-
-def test_display_path(tmp_path):
-  folder = fixtures.write_ml1m(tmp_path)
-  zip_path = fixtures.zip_dir(folder, tmp_path / "ml-1m.zip")
-
-  from_dir = formats.detect_source(str(folder))
-  from_zip = formats.detect_source(str(zip_path))
-
-  assert from_dir.display_path(from_dir.ratings_file) == f"{folder}/ratings.dat"
-  assert from_zip.display_path(from_zip.ratings_file) == f"{zip_path}!ml-1m/ratings.dat"
-
-
-def test_missing_location(tmp_path):
-  missing = str(tmp_path / "nowhere")
-  with pytest.raises(formats.MovieLensFormatError) as error:
-    formats.detect_source(missing)
-  assert str(error.value) == (
-      f"MovieLens data location {missing!r} does not exist. It should be a directory or "
-      "a GroupLens .zip holding one of:\n"
-      "  u.data + u.item (ml-100k)\n"
-      "  ratings.dat + movies.dat (ml-1m, ml-10m)\n"
-      "  ratings.csv + movies.csv (ml-latest-small, ml-latest, ml-20m, ml-25m)")
-
-
-@pytest.mark.parametrize("container", ["dir", "zip"])
-def test_unknown_layout_lists_every_format(tmp_path, container):
-  folder = tmp_path / "data"
-  _write(folder / "notes.txt", b"hello\n")
-  _write(folder / "ratings.json", b"{}\n")
-  location = str(folder if container == "dir" else fixtures.zip_dir(folder,
-                                                                    tmp_path / "d.zip"))
-  with pytest.raises(formats.MovieLensFormatError) as error:
-    formats.detect_source(location)
-  message = str(error.value)
-  assert f"No MovieLens data found in {location!r}" in message
-  assert "u.data + u.item (ml-100k)" in message
-  assert "ratings.dat + movies.dat (ml-1m, ml-10m)" in message
-  assert ("ratings.csv + movies.csv (ml-latest-small, ml-latest, ml-20m, ml-25m)"
-          in message)
-
-
-@pytest.mark.parametrize("present, missing, format_name", [
-    ("u.data", "u.item", "ml-100k"),
-    ("u.item", "u.data", "ml-100k"),
-    ("ratings.dat", "movies.dat", "ml-1m"),
-    ("movies.csv", "ratings.csv", "ml-latest"),
-])
-def test_half_layout_names_the_missing_file(tmp_path, present, missing, format_name):
-  _write(tmp_path / "ml" / present, b"1\n")
-  with pytest.raises(formats.MovieLensFormatError) as error:
-    formats.detect_source(str(tmp_path))
-  message = str(error.value)
-  assert f"Incomplete {format_name} data" in message
-  assert f"found {present} but {missing} is missing" in message
-
-
-def test_half_layout_in_a_zip(tmp_path):
-  zip_path = tmp_path / "ml-100k.zip"
-  with zipfile.ZipFile(zip_path, "w") as archive:
-    archive.writestr("ml-100k/u.data", fixtures.ML100K_U_DATA)
-  with pytest.raises(formats.MovieLensFormatError,
-                     match="Incomplete ml-100k data in 'ml-100k': found u.data but u.item "
-                     "is missing"):
-    formats.detect_source(str(zip_path))
-
-
-def test_a_complete_layout_wins_over_unrelated_half_layouts(tmp_path):
-  folder = fixtures.write_ml100k(tmp_path)
-  _write(folder / "ratings.csv", b"userId,movieId,rating,timestamp\n")
-  assert formats.detect_source(str(tmp_path)).format == "ml-100k"
-
-
-def test_several_data_sets_are_ambiguous(tmp_path):
-  fixtures.write_ml100k(tmp_path)
-  fixtures.write_ml1m(tmp_path)
-  with pytest.raises(formats.MovieLensFormatError,
-                     match="holds more than one MovieLens data set") as error:
-    formats.detect_source(str(tmp_path))
-  assert "ml-100k in" in str(error.value) and "ml-1m in" in str(error.value)
-
-
-def test_a_file_that_is_not_a_zip(tmp_path):
-  path = _write(tmp_path / "ratings.zip", b"not a zip")
-  with pytest.raises(formats.MovieLensFormatError, match="neither a directory nor a zip"):
-    formats.detect_source(str(path))
+    next(readers.iter_rating_batches(source, {"1"}, batch_size=0))
 
 
 # ----------------------------------------------------------------------- malformed ratings
@@ -304,8 +165,8 @@ def test_malformed_rating_lines_are_reported_and_skipped(tmp_path):
       b"\n"
       b"196\t999\t4\t881250950\n"
       b" 22 \t 2 \t5\t881250951\n"))  # Line 13: spaces around ids are tolerated.
-  source = formats.detect_source(str(folder))
-  catalog, _ = formats.read_movies(source)
+  source = sources.detect_source(str(folder))
+  catalog, _ = readers.read_movies(source)
 
   rows, errors = _read_ratings(source, catalog)
 
@@ -323,7 +184,7 @@ def test_malformed_rating_lines_are_reported_and_skipped(tmp_path):
       f"{path}:11: empty line",
       f"{path}:12: movie id '999' is not in u.item",
   ]
-  assert errors[0] == formats.LineError(str(path), 2,
+  assert errors[0] == movielens_errors.LineError(str(path), 2,
                                         "expected 4 tab-separated fields, got 3")
 
 
@@ -331,7 +192,7 @@ def test_malformed_ml1m_rating_in_a_zip(tmp_path):
   folder = fixtures.write_ml1m(tmp_path)
   _write(folder / "ratings.dat", b"1::1::5::978300760\n1::1::5\n1::260::5.5::978300760\n")
   zip_path = fixtures.zip_dir(folder, tmp_path / "ml-1m.zip")
-  source = formats.detect_source(str(zip_path))
+  source = sources.detect_source(str(zip_path))
 
   rows, errors = _read_ratings(source, {"1", "260"})
 
@@ -350,7 +211,7 @@ def test_csv_rating_line_numbers_count_the_header(tmp_path):
       b"1,1,4.0,964982703,extra\n"
       b"1,1,0.4,964982703\n"
       b"1,2,4.0,964982703\n"))
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
   rows, errors = _read_ratings(source, {"1"})
 
@@ -365,9 +226,9 @@ def test_csv_rating_line_numbers_count_the_header(tmp_path):
 def test_errors_travel_with_the_batch_they_were_met_in(tmp_path):
   folder = fixtures.write_ml1m(tmp_path)
   _write(folder / "ratings.dat", b"1::1::5::1\nbad\n1::1::4::2\n1::1::3::3\nbad\n")
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
-  batches = list(formats.iter_rating_batches(source, {"1"}, batch_size=2))
+  batches = list(readers.iter_rating_batches(source, {"1"}, batch_size=2))
 
   assert [len(batch) for batch in batches] == [2, 1]
   assert [[error.line_number for error in batch.errors] for batch in batches] == [[2], [5]]
@@ -376,9 +237,9 @@ def test_errors_travel_with_the_batch_they_were_met_in(tmp_path):
 def test_only_errors_yield_one_batch_without_ratings(tmp_path):
   folder = fixtures.write_ml1m(tmp_path)
   _write(folder / "ratings.dat", b"bad\n")
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
-  batches = list(formats.iter_rating_batches(source, {"1"}))
+  batches = list(readers.iter_rating_batches(source, {"1"}))
 
   assert [(len(batch), len(batch.errors)) for batch in batches] == [(0, 1)]
   assert batches[0].ratings.shape == (0,)
@@ -388,9 +249,9 @@ def test_only_errors_yield_one_batch_without_ratings(tmp_path):
 def test_csv_ratings_header_is_checked(tmp_path, header):
   folder = fixtures.write_ml_latest(tmp_path)
   path = _write(folder / "ratings.csv", header)
-  source = formats.detect_source(str(folder))
-  with pytest.raises(formats.MovieLensFormatError) as error:
-    list(formats.iter_rating_batches(source, {"1"}))
+  source = sources.detect_source(str(folder))
+  with pytest.raises(movielens_errors.MovieLensFormatError) as error:
+    list(readers.iter_rating_batches(source, {"1"}))
   assert str(path) in str(error.value)
   assert "userId,movieId,rating,timestamp" in str(error.value)
 
@@ -398,11 +259,11 @@ def test_csv_ratings_header_is_checked(tmp_path, header):
 def test_csv_movies_header_is_checked(tmp_path):
   folder = fixtures.write_ml_latest(tmp_path)
   path = _write(folder / "movies.csv", b"id,title,genres\n1,Toy Story (1995),Comedy\n")
-  source = formats.detect_source(str(folder))
-  with pytest.raises(formats.MovieLensFormatError,
+  source = sources.detect_source(str(folder))
+  with pytest.raises(movielens_errors.MovieLensFormatError,
                      match="header is 'id,title,genres', expected "
                      "'movieId,title,genres'") as error:
-    formats.read_movies(source)
+    readers.read_movies(source)
   assert str(error.value).startswith(f"{path}:1: ")
 
 
@@ -420,9 +281,9 @@ def test_malformed_ml100k_movie_lines(tmp_path):
       b"5||01-Jan-1995||url|1" + flags + b"\n"
       b"1|Toy Story Again (1995)|01-Jan-1995||url|1" + flags + b"\n"
       b"6|Ok (1995)|||url" + flags + b"|1\n"))
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
-  catalog, log = formats.read_movies(source)
+  catalog, log = readers.read_movies(source)
 
   assert list(catalog.values()) == [
       formats.Movie("1", "Toy Story (1995)", ("Animation", "Children's", "Comedy")),
@@ -445,7 +306,7 @@ def test_malformed_ml1m_and_csv_movie_lines(tmp_path):
       b"2::Jumanji (1995)\n"
       b"3::Grumpier Old Men (1995)::\n"
       b"4::Waiting to Exhale (1995)::Comedy||Drama\n"))
-  catalog, log = formats.read_movies(formats.detect_source(str(folder)))
+  catalog, log = readers.read_movies(sources.detect_source(str(folder)))
   assert list(catalog) == ["1"]
   assert [str(error) for error in log.examples] == [
       f"{path}:2: expected 3 '::'-separated fields, got 2",
@@ -460,7 +321,7 @@ def test_malformed_ml1m_and_csv_movie_lines(tmp_path):
       b"2,Jumanji, (1995),Comedy\n"
       b"3,\"Unclosed (1995),Comedy\n"
       b"1,Toy Story (1995),Comedy\n"))
-  catalog, log = formats.read_movies(formats.detect_source(str(folder)))
+  catalog, log = readers.read_movies(sources.detect_source(str(folder)))
   assert list(catalog) == ["1"]
   assert [error.line_number for error in log.examples] == [3, 4, 5]
   assert log.examples[0].reason == "expected 3 comma-separated fields, got 4"
@@ -474,9 +335,9 @@ def test_latin1_bytes_in_utf8_movies_csv(tmp_path):
       b"movieId,title,genres\n"
       b"1,Toy Story (1995),Comedy\n"
       b"73,\"Mis\xe9rables, Les (1995)\",Drama|War\n"))
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
-  catalog, log = formats.read_movies(source)
+  catalog, log = readers.read_movies(source)
 
   assert list(catalog) == ["1"]
   assert [str(error) for error in log.examples] == [
@@ -493,71 +354,10 @@ def test_utf8_bytes_in_latin1_movies_file(tmp_path, format_name, movies_file, li
   good_line = fixtures.ML100K_U_ITEM.split(b"\n")[0] if format_name == "ml-100k" else (
       fixtures.ML1M_MOVIES_DAT.split(b"\n")[0])
   path = _write(folder / movies_file, good_line + b"\n" + line.encode("utf-8") + b"\n")
-  source = formats.detect_source(str(folder))
+  source = sources.detect_source(str(folder))
 
-  catalog, log = formats.read_movies(source)
+  catalog, log = readers.read_movies(source)
 
   assert list(catalog) == ["1"]
   assert [str(error) for error in log.examples] == [
       f"{path}:2: looks UTF-8 encoded; {movies_file} is latin-1 in {format_name}"]
-
-
-# ---------------------------------------------------------------------------- LineErrorLog
-
-
-def _errors(n: int) -> List[formats.LineError]:
-  return [formats.LineError("/d/ml-1m/ratings.dat", i + 1, f"reason {i}") for i in range(n)]
-
-
-def test_line_error_str():
-  error = formats.LineError("/d/ml-1m.zip!ml-1m/ratings.dat", 7,
-                            "rating 7.0 outside 0.5..5")
-  assert str(error) == "/d/ml-1m.zip!ml-1m/ratings.dat:7: rating 7.0 outside 0.5..5"
-
-
-def test_line_error_log_counts_all_and_keeps_the_first():
-  log = formats.LineErrorLog(keep=3)
-  log.extend(_errors(4))
-  log.add(formats.LineError("/x", 9, "late"))
-
-  assert log.count == 5
-  assert log.examples == _errors(3)
-  log.examples.clear()  # A copy: callers cannot change the log.
-  assert len(log.examples) == 3
-
-
-def test_line_error_log_default_keeps_20():
-  log = formats.LineErrorLog()
-  log.extend(_errors(25))
-  assert (log.count, len(log.examples)) == (25, 20)
-
-
-@pytest.mark.parametrize("count, tolerance", [(0, 0), (3, 3), (3, 10)])
-def test_raise_if_over_accepts_up_to_the_tolerance(count, tolerance):
-  log = formats.LineErrorLog()
-  log.extend(_errors(count))
-  log.raise_if_over(tolerance, "ratings")  # Does not raise.
-
-
-def test_raise_if_over_message():
-  log = formats.LineErrorLog(keep=2)
-  log.extend(_errors(3))
-
-  with pytest.raises(formats.MalformedDataError) as error:
-    log.raise_if_over(2, "ratings")
-
-  assert str(error.value) == (
-      "3 malformed lines in ratings, more than the tolerance of 2 (--max_bad_lines). "
-      "The first 2:\n"
-      "  /d/ml-1m/ratings.dat:1: reason 0\n"
-      "  /d/ml-1m/ratings.dat:2: reason 1\n"
-      "Fix the data, or accept and skip these lines with --max_bad_lines=3 or more.")
-
-
-def test_raise_if_over_lists_all_when_all_are_kept():
-  log = formats.LineErrorLog()
-  log.extend(_errors(1))
-  with pytest.raises(formats.MalformedDataError,
-                     match=r"1 malformed lines in movies, more than the tolerance of 0 "
-                     r"\(--max_bad_lines\)\. All of them:\n  /d/ml-1m/ratings.dat:1: "):
-    log.raise_if_over(0, "movies")

@@ -14,8 +14,8 @@ from tfx import v1 as tfx
 
 from components import anomalies_gate
 from components.movielens_example_gen import splits
-from components.movielens_example_gen import synthetic
 from contracts import configs
+from movielens import synthetic
 from pipeline import pipeline
 from pipeline import run_summary
 from trainer_module import export
@@ -40,8 +40,8 @@ def _run(components, root, name="e2e"):
 def pipeline_run(tmp_path_factory):
   """One full run and one re-run with nothing changed."""
   root = str(tmp_path_factory.mktemp("pipeline_root"))
-  data_dir = synthetic.generate(os.path.join(root, "data"), synthetic.SyntheticConfig(
-      num_users=200, num_movies=400, num_ratings=12_000, seed=11))
+  data_dir = synthetic.generate(os.path.join(root, "data"), configs.SyntheticDataConfig(
+      synthetic_users=200, synthetic_movies=400, synthetic_ratings=12_000, synthetic_seed=11))
   serving_dir = os.path.join(root, "serving_model")
   first = _run(pipeline.create_components(data_dir, serving_dir, _CONFIG), root)
   second = _run(pipeline.create_components(data_dir, serving_dir, _CONFIG), root)

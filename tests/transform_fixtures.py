@@ -25,14 +25,17 @@ from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.public import tfxio
 
 from components.movielens_example_gen import encoding
-from components.movielens_example_gen import formats
 from components.movielens_example_gen import splits
-from components.movielens_example_gen import synthetic
+from contracts import configs
 from contracts import features
+from movielens import formats
+from movielens import readers
+from movielens import sources
+from movielens import synthetic
 from trainer_module import preprocessing
 
-SYNTHETIC_CONFIG = synthetic.SyntheticConfig(num_users=60, num_movies=160, num_ratings=2400,
-                                             seed=3)
+SYNTHETIC_CONFIG = configs.SyntheticDataConfig(synthetic_users=60, synthetic_movies=160,
+                                               synthetic_ratings=2400, synthetic_seed=3)
 TRANSFORM_CONFIG = {"timestamp_buckets": 10, "title_token_min_count": 2, "num_oov_buckets": 1}
 EVAL_FRACTION = 0.2
 SPLIT_SEED = 42
@@ -77,11 +80,11 @@ def _write_gzip_tfrecords(path: str, records: List[bytes]) -> None:
 
 
 def _read_ratings(raw_dir: str):
-  source = formats.detect_source(raw_dir)
-  catalog, log = formats.read_movies(source)
+  source = sources.detect_source(raw_dir)
+  catalog, log = readers.read_movies(source)
   assert log.count == 0, log.examples
   user_ids, movie_ids, ratings, timestamps = [], [], [], []
-  for batch in formats.iter_rating_batches(source, catalog):
+  for batch in readers.iter_rating_batches(source, catalog):
     assert not batch.errors, batch.errors
     user_ids += batch.user_ids
     movie_ids += batch.movie_ids
@@ -133,7 +136,7 @@ def _transform(raw_train: str, raw_eval: str, out_root: str,
           os.path.join(transformed, "Split-eval", "*"))
 
 
-def build(root: str, config: synthetic.SyntheticConfig = SYNTHETIC_CONFIG,
+def build(root: str, config: configs.SyntheticDataConfig = SYNTHETIC_CONFIG,
           transform_config: Mapping[str, Any] = TRANSFORM_CONFIG) -> TransformFixture:
   """Generates, encodes, splits and transforms a synthetic MovieLens set under `root`."""
   raw_dir = synthetic.generate(os.path.join(root, "raw"), config)

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 from tfx_bsl.coders import example_coder
 
-from components.movielens_example_gen import formats
 from contracts import features
+from movielens import formats
 
 
 def _single_values(values: pa.Array) -> pa.ListArray:

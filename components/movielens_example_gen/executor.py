@@ -21,10 +21,13 @@ from tfx.types import artifact_utils
 
 from components import component_params
 from components.movielens_example_gen import encoding
-from components.movielens_example_gen import formats
 from components.movielens_example_gen import splits
 from contracts import artifacts
 from contracts import configs
+from movielens import errors
+from movielens import formats
+from movielens import readers
+from movielens import sources
 
 # Execution properties besides the DataConfig fields (shared with component.py).
 DATA_DIR_KEY = "data_dir"
@@ -38,7 +41,7 @@ _BATCH_SIZE = 100_000
 @dataclasses.dataclass
 class _IndexedBatch:
   index: int
-  batch: formats.RatingBatch
+  batch: readers.RatingBatch
 
 
 class _ReadRatings(beam.DoFn):
@@ -48,8 +51,8 @@ class _ReadRatings(beam.DoFn):
   as soon as the tolerance is exceeded instead of after a full pass.
   """
 
-  def __init__(self, source: formats.MovieLensSource, movie_ids: Set[str],
-               max_bad_lines: int, catalog_errors: Sequence[formats.LineError]):
+  def __init__(self, source: sources.MovieLensSource, movie_ids: Set[str],
+               max_bad_lines: int, catalog_errors: Sequence[errors.LineError]):
     self._source = source
     self._movie_ids = movie_ids
     self._max_bad_lines = max_bad_lines
@@ -58,9 +61,9 @@ class _ReadRatings(beam.DoFn):
     self._bad_lines = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "bad_rating_lines")
 
   def process(self, unused_element) -> Iterator[Any]:
-    log = formats.LineErrorLog()
+    log = errors.LineErrorLog()
     log.extend(self._catalog_errors)
-    batches = formats.iter_rating_batches(self._source, self._movie_ids, _BATCH_SIZE)
+    batches = readers.iter_rating_batches(self._source, self._movie_ids, _BATCH_SIZE)
     for index, batch in enumerate(batches):
       log.extend(batch.errors)
       self._bad_lines.inc(len(batch.errors))
@@ -160,17 +163,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         fields of `configs.DataConfig`.
 
     Raises:
-      formats.MovieLensFormatError: The data location or a required file is missing.
-      formats.MalformedDataError: More malformed lines than `max_bad_lines`.
+      errors.MovieLensFormatError: The data location or a required file is missing.
+      errors.MalformedDataError: More malformed lines than `max_bad_lines`.
       ValueError: A split, or the catalog, came out empty.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
     options = component_params.config_from_exec_properties(configs.DataConfig,
                                                            exec_properties)
-    source = formats.detect_source(exec_properties[DATA_DIR_KEY])
+    source = sources.detect_source(exec_properties[DATA_DIR_KEY])
     logging.info("Reading %s data from %s.", source.format, source.location)
 
-    catalog, catalog_errors = formats.read_movies(source)
+    catalog, catalog_errors = readers.read_movies(source)
     catalog_errors.raise_if_over(options.max_bad_lines, "the movie catalog")
     if not catalog:
       raise ValueError(f"The movie catalog {source.display_path(source.movies_file)} "
@@ -205,9 +208,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     tf.io.gfile.makedirs(split_dir)
     _write_shard(encoding.movies_to_examples(list(catalog.values())), split_dir, 0)
 
-  def _write_ratings(self, source: formats.MovieLensSource,
+  def _write_ratings(self, source: sources.MovieLensSource,
                      catalog: Mapping[str, formats.Movie], options: configs.DataConfig,
-                     catalog_errors: formats.LineErrorLog,
+                     catalog_errors: errors.LineErrorLog,
                      ratings_artifact: types.Artifact) -> beam.runners.runner.PipelineResult:
     ratings_artifact.split_names = artifact_utils.encode_split_names(
         [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])

@@ -1,4 +1,4 @@
-"""Tests of the synthetic ml-100k-format data generator."""
+"""Tests of movielens.synthetic, the synthetic ml-100k-format data generator."""
 import calendar
 import dataclasses
 import datetime
@@ -10,11 +10,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pytest
 
-from components.movielens_example_gen import synthetic
+from contracts import configs
+from movielens import formats
+from movielens import synthetic
 
 # Small enough to generate in milliseconds, large enough for the structure to show.
-_SMALL = synthetic.SyntheticConfig(num_users=120, num_movies=300, num_ratings=6_000,
-                                   seed=3)
+_SMALL = configs.SyntheticDataConfig(synthetic_users=120, synthetic_movies=300,
+                                     synthetic_ratings=6_000, synthetic_seed=3)
 _FILES = ("u.data", "u.item", "u.genre", "README", "_COMPLETE")
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,7 +69,7 @@ def test_same_config_gives_byte_identical_files(tmp_path):
 
 def test_different_seed_gives_different_files(tmp_path):
   first = _file_bytes(synthetic.generate(str(tmp_path / "a"), _SMALL))
-  other = dataclasses.replace(_SMALL, seed=_SMALL.seed + 1)
+  other = dataclasses.replace(_SMALL, synthetic_seed=_SMALL.synthetic_seed + 1)
   second = _file_bytes(synthetic.generate(str(tmp_path / "b"), other))
   assert first["u.data"] != second["u.data"]
   assert first["u.item"] != second["u.item"]
@@ -76,10 +78,11 @@ def test_different_seed_gives_different_files(tmp_path):
 def test_cli_writes_what_generate_writes(tmp_path):
   cli_dir = tmp_path / "cli"
   subprocess.run(
-      [sys.executable, "-m", "components.movielens_example_gen.synthetic",
-       f"--output_dir={cli_dir}", f"--num_users={_SMALL.num_users}",
-       f"--num_movies={_SMALL.num_movies}", f"--num_ratings={_SMALL.num_ratings}",
-       f"--seed={_SMALL.seed}"],
+      [sys.executable, "-m", "movielens.synthetic",
+       f"--output_dir={cli_dir}", f"--synthetic_users={_SMALL.synthetic_users}",
+       f"--synthetic_movies={_SMALL.synthetic_movies}",
+       f"--synthetic_ratings={_SMALL.synthetic_ratings}",
+       f"--synthetic_seed={_SMALL.synthetic_seed}"],
       check=True, cwd=_REPO_ROOT, capture_output=True)
   api_dir = synthetic.generate(str(tmp_path / "api"), _SMALL)
   assert _file_bytes(str(cli_dir)) == _file_bytes(api_dir)
@@ -92,22 +95,22 @@ def test_exact_count_floor_and_no_duplicate_pairs(tmp_path):
   directory = synthetic.generate(str(tmp_path), _SMALL)
   ratings = _read_ratings(directory)
   users, movies = ratings[:, 0], ratings[:, 1]
-  assert len(ratings) == _SMALL.num_ratings
-  pairs = users * (_SMALL.num_movies + 1) + movies
+  assert len(ratings) == _SMALL.synthetic_ratings
+  pairs = users * (_SMALL.synthetic_movies + 1) + movies
   assert len(np.unique(pairs)) == len(pairs)
-  per_user = np.bincount(users, minlength=_SMALL.num_users + 1)[1:]
-  assert users.min() == 1 and users.max() == _SMALL.num_users
-  assert per_user.min() >= _SMALL.min_ratings_per_user
+  per_user = np.bincount(users, minlength=_SMALL.synthetic_users + 1)[1:]
+  assert users.min() == 1 and users.max() == _SMALL.synthetic_users
+  assert per_user.min() >= synthetic.Shape().min_ratings_per_user
   item_ids = {int(row[0]) for row in _read_item_fields(directory)}
-  assert item_ids == set(range(1, _SMALL.num_movies + 1))
+  assert item_ids == set(range(1, _SMALL.synthetic_movies + 1))
   assert set(movies.tolist()) <= item_ids
 
 
 @pytest.mark.parametrize("num_ratings", [30 * 20, 30 * 25])
 def test_extreme_feasible_sizes(tmp_path, num_ratings):
   # Everyone exactly at the floor, and the full user x movie matrix.
-  config = synthetic.SyntheticConfig(num_users=30, num_movies=25,
-                                     num_ratings=num_ratings, seed=1)
+  config = configs.SyntheticDataConfig(synthetic_users=30, synthetic_movies=25,
+                                       synthetic_ratings=num_ratings, synthetic_seed=1)
   ratings = _read_ratings(synthetic.generate(str(tmp_path), config))
   pairs = ratings[:, 0] * 100 + ratings[:, 1]
   assert len(ratings) == len(np.unique(pairs)) == num_ratings
@@ -116,7 +119,19 @@ def test_extreme_feasible_sizes(tmp_path, num_ratings):
 @pytest.mark.parametrize("num_ratings", [943 * 20 - 1, 943 * 1682 + 1])
 def test_infeasible_num_ratings_raises(num_ratings):
   with pytest.raises(ValueError, match="infeasible"):
-    synthetic.SyntheticConfig(num_ratings=num_ratings)
+    synthetic.check_feasible(configs.SyntheticDataConfig(synthetic_ratings=num_ratings))
+
+
+def test_infeasible_size_names_the_flags_before_writing(tmp_path):
+  size = configs.SyntheticDataConfig(synthetic_users=10, synthetic_movies=5,
+                                     synthetic_ratings=51)
+  with pytest.raises(ValueError) as error:
+    synthetic.generate(str(tmp_path / "out"), size)
+  assert str(error.value) == (
+      "--synthetic_ratings=51 is infeasible: --synthetic_users=10 users with at least 20 "
+      "ratings each and at most --synthetic_movies=5 distinct movies each need 200 <= "
+      "synthetic_ratings <= 50.")
+  assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------- structure
@@ -140,7 +155,7 @@ def test_ratings_and_timestamps_in_range(default_data):
   values, timestamps = ratings[:, 2], ratings[:, 3]
   assert set(np.unique(values).tolist()) == {1, 2, 3, 4, 5}
   assert 3.4 < values.mean() < 3.65  # ml-100k: 3.53.
-  config = synthetic.SyntheticConfig()
+  config = synthetic.Shape()
   assert timestamps.min() >= config.start_timestamp
   assert timestamps.max() <= config.end_timestamp
 
@@ -150,8 +165,8 @@ def test_movies_are_rated_after_release_and_popularity_drifts(default_data):
   release = _release_seconds(fields)
   movies, timestamps = ratings[:, 1] - 1, ratings[:, 3]
   assert np.all(timestamps >= release[movies])
-  start = synthetic.SyntheticConfig().start_timestamp
-  end = synthetic.SyntheticConfig().end_timestamp
+  start = synthetic.Shape().start_timestamp
+  end = synthetic.Shape().end_timestamp
   is_new = (release > start)[movies]
   third = (end - start) // 3
   early = is_new[timestamps < start + third].mean()
@@ -185,11 +200,11 @@ def test_u_item_format(default_data):
 def test_genre_frequencies_and_title_words_follow_genres(default_data):
   _, _, fields = default_data
   genres = _genre_matrix(fields)
-  counts = dict(zip(synthetic.GENRES, genres.sum(axis=0)))
+  counts = dict(zip(formats.ML_100K_GENRES, genres.sum(axis=0)))
   most_common = sorted(counts, key=counts.get, reverse=True)[:2]
   assert set(most_common) == {"Drama", "Comedy"}
   titles = [row[1] for row in fields]
-  romance = genres[:, synthetic.GENRES.index("Romance")] > 0
+  romance = genres[:, formats.ML_100K_GENRES.index("Romance")] > 0
   has_love = np.array(["Love" in title.split() for title in titles])
   # "Love" is a Romance word: far more frequent in Romance titles than elsewhere.
   assert has_love[romance].mean() > 5 * has_love[~romance].mean()
@@ -199,7 +214,7 @@ def test_u_genre_lists_genres_in_order(default_data):
   directory, _, _ = default_data
   with open(os.path.join(directory, "u.genre"), encoding="latin-1") as f:
     lines = [line for line in f.read().split("\n") if line]
-  assert lines == [f"{name}|{index}" for index, name in enumerate(synthetic.GENRES)]
+  assert lines == [f"{name}|{index}" for index, name in enumerate(formats.ML_100K_GENRES)]
 
 
 # --------------------------------------------------------------------- learnability
@@ -246,8 +261,9 @@ def test_learned_scorer_beats_popularity_beats_random(default_data):
 def test_learnability_comes_from_preferences(tmp_path):
   # Control: with affinity nearly switched off, item-kNN only rediscovers popularity
   # (measured 0.162 vs 0.161), so the margin above is due to user preferences.
-  config = synthetic.SyntheticConfig(affinity_temperature=1000.0)
-  rates = _hit_rates(_read_ratings(synthetic.generate(str(tmp_path), config)), 943, 1682)
+  shape = synthetic.Shape(affinity_temperature=1000.0)
+  rates = _hit_rates(_read_ratings(synthetic.generate(str(tmp_path), shape=shape)), 943,
+                     1682)
   assert rates["item_knn"] < 1.15 * rates["popularity"]
 
 
@@ -260,10 +276,10 @@ def test_default_data_dir_encodes_config(tmp_path):
       root, "synthetic-u943-m1682-r100000-s42")
   assert synthetic.default_data_dir(root, _SMALL) == os.path.join(
       root, "synthetic-u120-m300-r6000-s3")
-  tweaked = dataclasses.replace(_SMALL, affinity_temperature=0.5)
-  tweaked_dir = synthetic.default_data_dir(root, tweaked)
+  tweaked = synthetic.Shape(affinity_temperature=0.5)
+  tweaked_dir = synthetic.default_data_dir(root, _SMALL, tweaked)
   assert tweaked_dir.startswith(synthetic.default_data_dir(root, _SMALL) + "-")
-  assert tweaked_dir == synthetic.default_data_dir(root, tweaked)
+  assert tweaked_dir == synthetic.default_data_dir(root, _SMALL, tweaked)
 
 
 def test_ensure_generated_is_idempotent(tmp_path):

@@ -6,7 +6,7 @@ loader that reads real ml-100k reads it. `generate` writes
   * `u.data`: `user_id<TAB>item_id<TAB>rating<TAB>timestamp`, ids from 1, ratings 1-5,
     Unix seconds, in shuffled order as in the real file;
   * `u.item`: latin-1, `id|title|release date|video release date|IMDb URL|` followed by
-    19 genre flags in `GENRES` order;
+    19 genre flags in `formats.ML_100K_GENRES` order;
   * `u.genre`: `name|index` lines, and a `README` naming the generator parameters.
 
 The data has the structure a retrieval model must cope with in real MovieLens:
@@ -26,14 +26,18 @@ The data has the structure a retrieval model must cope with in real MovieLens:
     active in a window; a few movies are released inside the span and can only be rated
     after release, so popularity drifts over time.
 
+The size and seed are `configs.SyntheticDataConfig` (the local runner's --synthetic_*
+flags, and this module's command-line flags); how the data is distributed is `Shape`,
+whose defaults imitate ml-100k.
+
 Output is byte-identical for the same config on the same platform and numpy version:
 one seeded `numpy.random.Generator` drives everything, in a fixed order, and all
 floating point work that decides outcomes is float64, so that platform-dependent
 last-bit differences would almost never change a rating.
 
 Usage:
-  python -m components.movielens_example_gen.synthetic --output_dir=/tmp/ml \
-      [--num_users=943 --num_movies=1682 --num_ratings=100000 --seed=42]
+  python -m movielens.synthetic --output_dir=/tmp/ml [--synthetic_users=943 \
+      --synthetic_movies=1682 --synthetic_ratings=100000 --synthetic_seed=42]
 """
 import dataclasses
 import datetime
@@ -49,11 +53,13 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from contracts import configs
+from movielens import formats
+
 # ml-100k genre names, in u.item flag order; the index is the u.genre index.
-GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-          "Romance", "Sci-Fi", "Thriller", "War", "Western")
-_UNKNOWN = 0
+_GENRES = formats.ML_100K_GENRES
+_UNKNOWN = _GENRES.index("unknown")
+_LAYOUT = formats.ML_100K
 
 # Movies per genre in real ml-100k, used as genre sampling weights. "unknown" is
 # handled apart: in real data it only ever appears alone, on a handful of movies.
@@ -168,15 +174,14 @@ _MISSING_URL_FRACTION = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticConfig:
-  """Parameters of a synthetic data set; the defaults give the size of ml-100k.
+class Shape:
+  """How the synthetic data is distributed; the defaults imitate ml-100k.
+
+  The size and the seed are `configs.SyntheticDataConfig`'s (flags); these parameters of
+  the generator's model are not flags: tests and experiments set them in code.
 
   Attributes:
-    num_users: Users, ids 1..num_users. Every user has ratings.
-    num_movies: Movies in u.item, ids 1..num_movies. Some may get no rating.
-    num_ratings: Exact number of ratings (distinct user-movie pairs).
     min_ratings_per_user: Floor of ratings per user (20 in every GroupLens data set).
-    seed: Seed of the numpy Generator; the output is a function of the config.
     latent_dim: Dimension of the user and movie latent vectors.
     popularity_exponent: Zipf exponent s: a movie's base popularity is rank**-s.
     popularity_cutoff: Popularity also decays as exp(-rank / (cutoff * num_movies)),
@@ -191,11 +196,7 @@ class SyntheticConfig:
     mean_active_days: Mean length of a user's active window (exponential).
     new_release_fraction: Fraction of movies released during the rating period.
   """
-  num_users: int = 943
-  num_movies: int = 1682
-  num_ratings: int = 100_000
   min_ratings_per_user: int = 20
-  seed: int = 42
   latent_dim: int = 16
   popularity_exponent: float = 0.6
   popularity_cutoff: float = 0.2
@@ -209,25 +210,8 @@ class SyntheticConfig:
   new_release_fraction: float = 0.04
 
   def __post_init__(self):
-    self.validate()
-
-  def validate(self) -> None:
-    """Raises ValueError if the parameters are out of range or infeasible."""
-    if self.num_users < 1 or self.num_movies < 1:
-      raise ValueError(f"num_users and num_movies must be positive, got "
-                       f"{self.num_users} and {self.num_movies}.")
-    if self.min_ratings_per_user < 1:
-      raise ValueError(
-          f"min_ratings_per_user must be positive, got {self.min_ratings_per_user}.")
-    lowest = self.num_users * self.min_ratings_per_user
-    highest = self.num_users * self.num_movies
-    if not lowest <= self.num_ratings <= highest:
-      raise ValueError(
-          f"num_ratings={self.num_ratings} is infeasible: {self.num_users} users with "
-          f"at least {self.min_ratings_per_user} ratings each and at most "
-          f"{self.num_movies} distinct movies each need {lowest} <= num_ratings <= "
-          f"{highest}.")
-    positive = {"latent_dim": self.latent_dim,
+    positive = {"min_ratings_per_user": self.min_ratings_per_user,
+                "latent_dim": self.latent_dim,
                 "popularity_cutoff": self.popularity_cutoff,
                 "affinity_temperature": self.affinity_temperature,
                 "activity_sigma": self.activity_sigma, "span_days": self.span_days,
@@ -250,10 +234,33 @@ class SyntheticConfig:
     return self.start_timestamp + self.span_days * _SECONDS_PER_DAY
 
 
+_Size = configs.SyntheticDataConfig
+_DEFAULT_SIZE = _Size()
+_DEFAULT_SHAPE = Shape()
+
+
+def check_feasible(size: configs.SyntheticDataConfig, shape: Shape = _DEFAULT_SHAPE) -> None:
+  """Raises ValueError, naming the flags, if no data set has this size.
+
+  Every user needs at least `shape.min_ratings_per_user` ratings, and rates each movie
+  at most once.
+  """
+  lowest = size.synthetic_users * shape.min_ratings_per_user
+  highest = size.synthetic_users * size.synthetic_movies
+  if not lowest <= size.synthetic_ratings <= highest:
+    raise ValueError(
+        f"--synthetic_ratings={size.synthetic_ratings} is infeasible: "
+        f"--synthetic_users={size.synthetic_users} users with at least "
+        f"{shape.min_ratings_per_user} ratings each and at most "
+        f"--synthetic_movies={size.synthetic_movies} distinct movies each need "
+        f"{lowest} <= synthetic_ratings <= {highest}.")
+
+
 # ------------------------------------------------------------------------- public API
 
 
-def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> str:
+def generate(output_dir: str, size: configs.SyntheticDataConfig = _DEFAULT_SIZE,
+             shape: Shape = _DEFAULT_SHAPE) -> str:
   """Writes a synthetic ml-100k-format data set into `output_dir`.
 
   Existing files of the same names are overwritten. The completion marker is removed
@@ -261,73 +268,80 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> st
 
   Args:
     output_dir: Directory to write into; created if missing.
-    config: The data set parameters.
+    size: Users, movies, ratings and the seed.
+    shape: How the data is distributed.
 
   Returns:
     `output_dir`.
+
+  Raises:
+    ValueError: No data set has this size (`check_feasible`).
   """
+  check_feasible(size, shape)
   os.makedirs(output_dir, exist_ok=True)
   marker = os.path.join(output_dir, _MARKER)
   if os.path.exists(marker):
     os.remove(marker)
 
-  rng = np.random.default_rng(config.seed)
-  movies = _make_movies(rng, config)
-  users = _make_users(rng, config, movies)
-  ratings = _make_ratings(rng, config, movies, users)
+  rng = np.random.default_rng(size.synthetic_seed)
+  movies = _make_movies(rng, size, shape)
+  users = _make_users(rng, size, shape, movies)
+  ratings = _make_ratings(rng, size, shape, movies, users)
 
-  _write_items(os.path.join(output_dir, "u.item"), movies)
-  _write_ratings(os.path.join(output_dir, "u.data"), ratings)
+  _write_items(os.path.join(output_dir, _LAYOUT.movies.name), movies)
+  _write_ratings(os.path.join(output_dir, _LAYOUT.ratings.name), ratings)
   _write_genres(os.path.join(output_dir, "u.genre"))
-  _write_text(os.path.join(output_dir, "README"), _readme(config))
-  _write_text(marker, _marker_text(config))
+  _write_text(os.path.join(output_dir, "README"), _readme(size, shape))
+  _write_text(marker, _marker_text(size, shape))
   return output_dir
 
 
-def default_data_dir(root: str, config: SyntheticConfig = SyntheticConfig()) -> str:
-  """Returns the data directory under `root` for `config`.
+def default_data_dir(root: str, size: configs.SyntheticDataConfig = _DEFAULT_SIZE,
+                     shape: Shape = _DEFAULT_SHAPE) -> str:
+  """Returns the data directory under `root` for `size` and `shape`.
 
-  The name shows the size and seed, e.g. root/synthetic-u943-m1682-r100000-s42.
-  Configs that differ in other fields get a short hash of those fields appended, so
-  two configs never share a directory.
+  The name shows the size and seed, e.g. root/synthetic-u943-m1682-r100000-s42. A shape
+  other than the default gets a short hash of its non-default fields appended, so two
+  data sets never share a directory.
   """
-  name = (f"synthetic-u{config.num_users}-m{config.num_movies}-r{config.num_ratings}"
-          f"-s{config.seed}")
-  shown = {"num_users", "num_movies", "num_ratings", "seed"}
-  defaults = dataclasses.asdict(SyntheticConfig())
-  others = {key: value for key, value in dataclasses.asdict(config).items()
-            if key not in shown and value != defaults[key]}
+  name = (f"synthetic-u{size.synthetic_users}-m{size.synthetic_movies}"
+          f"-r{size.synthetic_ratings}-s{size.synthetic_seed}")
+  defaults = dataclasses.asdict(_DEFAULT_SHAPE)
+  others = {key: value for key, value in dataclasses.asdict(shape).items()
+            if value != defaults[key]}
   if others:
     digest = hashlib.sha256(json.dumps(others, sort_keys=True).encode()).hexdigest()
     name += f"-{digest[:8]}"
   return os.path.join(root, name)
 
 
-def ensure_generated(root: str, config: SyntheticConfig = SyntheticConfig()) -> str:
-  """Returns `default_data_dir(root, config)`, generating it unless already complete.
+def ensure_generated(root: str, size: configs.SyntheticDataConfig = _DEFAULT_SIZE,
+                     shape: Shape = _DEFAULT_SHAPE) -> str:
+  """Returns `default_data_dir(root, size, shape)`, generating it unless already complete.
 
-  A directory is complete when its marker names this config and generator version. An
-  incomplete one (an interrupted run, another config or version) is replaced. Data is
+  A directory is complete when its marker names this size, shape and generator version.
+  An incomplete one (an interrupted run, another size, shape or version) is replaced. Data is
   generated in a temporary sibling and renamed into place, so readers never see a
   partial data set; if another process completes the directory first, its result is
   kept.
 
   Args:
     root: Parent directory; created if missing.
-    config: The data set parameters.
+    size: Users, movies, ratings and the seed.
+    shape: How the data is distributed.
 
   Returns:
     The data directory.
   """
-  target = default_data_dir(root, config)
-  if _is_complete(target, config):
+  target = default_data_dir(root, size, shape)
+  if _is_complete(target, size, shape):
     return target
   os.makedirs(root, exist_ok=True)
   # Dot-prefixed, so that listings and globs of finished data sets skip it.
   staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=root)
   try:
-    generate(staging, config)
-    if _is_complete(target, config):  # Another process finished first.
+    generate(staging, size, shape)
+    if _is_complete(target, size, shape):  # Another process finished first.
       return target
     if os.path.isdir(target) and not os.path.islink(target):
       shutil.rmtree(target)
@@ -337,7 +351,7 @@ def ensure_generated(root: str, config: SyntheticConfig = SyntheticConfig()) -> 
       os.rename(staging, target)
     except OSError:
       # Lost a race to a concurrent rename; accept its result if it is complete.
-      if not _is_complete(target, config):
+      if not _is_complete(target, size, shape):
         raise
   finally:
     if os.path.exists(staging):
@@ -361,24 +375,24 @@ class _Movies:
   urls: List[str]
 
 
-def _make_movies(rng: np.random.Generator, config: SyntheticConfig) -> _Movies:
+def _make_movies(rng: np.random.Generator, size: _Size, shape: Shape) -> _Movies:
   """Draws genres, latent vectors, popularity, release dates and titles of all movies."""
-  n = config.num_movies
+  n = size.synthetic_movies
   genres = _draw_movie_genres(rng, n)
-  genre_vectors = rng.standard_normal((len(GENRES), config.latent_dim))
+  genre_vectors = rng.standard_normal((len(_GENRES), shape.latent_dim))
   genre_vectors /= np.linalg.norm(genre_vectors, axis=1, keepdims=True)
   # Dividing by sqrt(count) keeps multi-genre movies at the same scale as single-genre.
   counts = genres.sum(axis=1, keepdims=True)
   vectors = genres @ genre_vectors / np.sqrt(counts)
-  vectors += (config.movie_noise / np.sqrt(config.latent_dim)
-              * rng.standard_normal((n, config.latent_dim)))
+  vectors += (shape.movie_noise / np.sqrt(shape.latent_dim)
+              * rng.standard_normal((n, shape.latent_dim)))
 
-  release, is_new = _draw_release_times(rng, config)
+  release, is_new = _draw_release_times(rng, size, shape)
   ranks = rng.permutation(n) + 1
   # Zipf head with an exponential cutoff: real MovieLens counts fall off faster than a
   # power law in the tail, leaving many movies with a handful of ratings.
-  log_popularity = (-config.popularity_exponent * np.log(ranks)
-                    - ranks / (config.popularity_cutoff * n))
+  log_popularity = (-shape.popularity_exponent * np.log(ranks)
+                    - ranks / (shape.popularity_cutoff * n))
   log_popularity += _NEW_RELEASE_LOG_BOOST * is_new
   quality = rng.standard_normal(n)
   titles = _draw_titles(rng, genres, release)
@@ -398,9 +412,9 @@ def _draw_movie_genres(rng: np.random.Generator, n: int) -> np.ndarray:
   # Weighted sampling without replacement: the top keys of log(weight) + Gumbel noise.
   with np.errstate(divide="ignore"):
     log_weights = np.log(_GENRE_COUNTS)  # -inf for "unknown": never drawn here.
-  keys = log_weights + rng.gumbel(size=(n, len(GENRES)))
+  keys = log_weights + rng.gumbel(size=(n, len(_GENRES)))
   order = np.argsort(-keys, axis=1, kind="stable")[:, :3]
-  genres = np.zeros((n, len(GENRES)), dtype=bool)
+  genres = np.zeros((n, len(_GENRES)), dtype=bool)
   chosen = np.arange(3)[None, :] < num_genres[:, None]
   rows = np.broadcast_to(np.arange(n)[:, None], order.shape)
   genres[rows[chosen], order[chosen]] = True
@@ -411,17 +425,17 @@ def _draw_movie_genres(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _draw_release_times(rng: np.random.Generator,
-                        config: SyntheticConfig) -> Tuple[np.ndarray, np.ndarray]:
+                        size: _Size, shape: Shape) -> Tuple[np.ndarray, np.ndarray]:
   """Returns release Unix seconds and a mask of movies released during the span."""
-  n = config.num_movies
-  is_new = rng.random(n) < config.new_release_fraction
+  n = size.synthetic_movies
+  is_new = rng.random(n) < shape.new_release_fraction
   is_old = rng.random(n) < _OLD_MOVIE_FRACTION
   age_years = np.where(is_old, rng.uniform(0.0, _MAX_AGE_YEARS, n),
                        np.minimum(rng.exponential(_RECENT_AGE_MEAN_YEARS, n),
                                   _MAX_AGE_YEARS))
-  before = config.start_timestamp - np.floor(age_years * _SECONDS_PER_YEAR)
-  last_release = config.end_timestamp - _LAST_RELEASE_MARGIN_DAYS * _SECONDS_PER_DAY
-  during = rng.uniform(config.start_timestamp, last_release, n)
+  before = shape.start_timestamp - np.floor(age_years * _SECONDS_PER_YEAR)
+  last_release = shape.end_timestamp - _LAST_RELEASE_MARGIN_DAYS * _SECONDS_PER_DAY
+  during = rng.uniform(shape.start_timestamp, last_release, n)
   release = np.where(is_new, np.floor(during), before).astype(np.int64)
   return release, is_new
 
@@ -436,7 +450,7 @@ def _draw_titles(rng: np.random.Generator, genres: np.ndarray,
   picks = rng.random((n, 7))
   titles = []
   for i in range(n):
-    movie_genres = [GENRES[g] for g in np.flatnonzero(genres[i])]
+    movie_genres = [_GENRES[g] for g in np.flatnonzero(genres[i])]
     first = _GENRE_WORDS[movie_genres[int(picks[i, 0] * len(movie_genres))]]
     second = _GENRE_WORDS[movie_genres[int(picks[i, 1] * len(movie_genres))]]
     words = {
@@ -484,50 +498,50 @@ class _Users:
   window_end: np.ndarray  # int64 [num_users], Unix seconds, inclusive.
 
 
-def _make_users(rng: np.random.Generator, config: SyntheticConfig,
+def _make_users(rng: np.random.Generator, size: _Size, shape: Shape,
                 movies: _Movies) -> _Users:
   """Draws user tastes, activity and active windows."""
-  n = config.num_users
+  n = size.synthetic_users
   # Favourite genres: 1-3, favouring common genres but less steeply than the catalogue
   # does, so that fans of small genres exist.
   num_favourites = rng.integers(1, 4, size=n)
   with np.errstate(divide="ignore"):
     log_weights = 0.5 * np.log(_GENRE_COUNTS)
-  keys = log_weights + rng.gumbel(size=(n, len(GENRES)))
+  keys = log_weights + rng.gumbel(size=(n, len(_GENRES)))
   favourites = np.argsort(-keys, axis=1, kind="stable")[:, :3]
   mix = rng.dirichlet(np.ones(3), size=n)
   mix *= np.arange(3)[None, :] < num_favourites[:, None]
   mix /= np.linalg.norm(mix, axis=1, keepdims=True)
   vectors = np.einsum("uk,ukd->ud", mix, movies.genre_vectors[favourites])
-  vectors += (config.user_noise / np.sqrt(config.latent_dim)
-              * rng.standard_normal((n, config.latent_dim)))
+  vectors += (shape.user_noise / np.sqrt(shape.latent_dim)
+              * rng.standard_normal((n, shape.latent_dim)))
 
-  activity = np.maximum(rng.lognormal(0.0, config.activity_sigma, n) - _ACTIVITY_OFFSET,
+  activity = np.maximum(rng.lognormal(0.0, shape.activity_sigma, n) - _ACTIVITY_OFFSET,
                         0.0)
-  counts = _allocate_counts(activity, config)
+  counts = _allocate_counts(activity, size, shape)
   leniency = rng.standard_normal(n)
-  span = config.span_days * _SECONDS_PER_DAY
-  length = np.minimum(rng.exponential(config.mean_active_days * _SECONDS_PER_DAY, n),
+  span = shape.span_days * _SECONDS_PER_DAY
+  length = np.minimum(rng.exponential(shape.mean_active_days * _SECONDS_PER_DAY, n),
                       span)
-  start = config.start_timestamp + rng.random(n) * (span - length)
+  start = shape.start_timestamp + rng.random(n) * (span - length)
   window_start = np.floor(start).astype(np.int64)
   window_end = np.floor(start + length).astype(np.int64)
   return _Users(vectors=vectors, counts=counts, leniency=leniency,
                 window_start=window_start, window_end=window_end)
 
 
-def _allocate_counts(activity: np.ndarray, config: SyntheticConfig) -> np.ndarray:
+def _allocate_counts(activity: np.ndarray, size: _Size, shape: Shape) -> np.ndarray:
   """Splits num_ratings into per-user counts: the floor plus shares of the rest.
 
   The ratings above the floor go to users in proportion to `activity`, capped at the
   catalogue size (water-filling: capped users' excess is re-spread over the others),
   then rounded by largest remainder so that the counts sum exactly to num_ratings.
   """
-  floor = config.min_ratings_per_user
-  capacity = float(config.num_movies - floor)
+  floor = shape.min_ratings_per_user
+  capacity = float(size.synthetic_movies - floor)
   share = np.zeros_like(activity)
   free = np.ones(activity.shape, dtype=bool)
-  remaining = float(config.num_ratings - floor * config.num_users)
+  remaining = float(size.synthetic_ratings - floor * size.synthetic_users)
   while free.any():
     total = activity[free].sum()
     # All-zero activity (possible for a handful of users) means an even split.
@@ -538,10 +552,10 @@ def _allocate_counts(activity: np.ndarray, config: SyntheticConfig) -> np.ndarra
       break
     share[over] = capacity
     free &= ~over
-    remaining = float(config.num_ratings - floor * config.num_users
+    remaining = float(size.synthetic_ratings - floor * size.synthetic_users
                       - capacity * np.count_nonzero(~free))
   extra = np.floor(share).astype(np.int64)
-  leftover = config.num_ratings - floor * config.num_users - int(extra.sum())
+  leftover = size.synthetic_ratings - floor * size.synthetic_users - int(extra.sum())
   # Largest remainder among users below the cap; the stable sort breaks ties by user
   # index, which keeps the result deterministic.
   remainder = np.where(extra < capacity, share - extra, -1.0)
@@ -562,13 +576,13 @@ class _Ratings:
   timestamps: np.ndarray  # int64, Unix seconds.
 
 
-def _make_ratings(rng: np.random.Generator, config: SyntheticConfig, movies: _Movies,
+def _make_ratings(rng: np.random.Generator, size: _Size, shape: Shape, movies: _Movies,
                   users: _Users) -> _Ratings:
   """Chooses the movies each user rates, then rating values and timestamps."""
-  user_index, movie_index, affinity = _choose_movies(rng, config, movies, users)
+  user_index, movie_index, affinity = _choose_movies(rng, size, shape, movies, users)
   ratings = _rating_values(rng, affinity, movies.quality[movie_index],
                            users.leniency[user_index])
-  timestamps = _timestamps(rng, config, movies.release[movie_index],
+  timestamps = _timestamps(rng, shape, movies.release[movie_index],
                            users.window_start[user_index],
                            users.window_end[user_index])
   # Real u.data is not grouped by user; shuffling also hides the processing order.
@@ -577,7 +591,7 @@ def _make_ratings(rng: np.random.Generator, config: SyntheticConfig, movies: _Mo
                   ratings=ratings[order], timestamps=timestamps[order])
 
 
-def _choose_movies(rng: np.random.Generator, config: SyntheticConfig, movies: _Movies,
+def _choose_movies(rng: np.random.Generator, size: _Size, shape: Shape, movies: _Movies,
                    users: _Users) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Samples each user's movies without replacement, weights popularity * exp(aff / T).
 
@@ -589,21 +603,21 @@ def _choose_movies(rng: np.random.Generator, config: SyntheticConfig, movies: _M
     User indices, movie indices and the user-movie affinities of the chosen pairs,
     int64/int64/float64 arrays of length num_ratings, grouped by user.
   """
-  num_movies = config.num_movies
+  num_movies = size.synthetic_movies
   order = np.argsort(users.counts, kind="stable")
   block_rows = max(1, _BLOCK_ELEMENTS // num_movies)
   user_index = np.repeat(order, users.counts[order])
-  movie_index = np.empty(config.num_ratings, dtype=np.int64)
-  affinity = np.empty(config.num_ratings, dtype=np.float64)
+  movie_index = np.empty(size.synthetic_ratings, dtype=np.int64)
+  affinity = np.empty(size.synthetic_ratings, dtype=np.float64)
   # Only movies released during the span can be unavailable to a user.
-  new_releases = np.flatnonzero(movies.release > config.start_timestamp)
+  new_releases = np.flatnonzero(movies.release > shape.start_timestamp)
   filled = 0
-  for begin in range(0, config.num_users, block_rows):
+  for begin in range(0, size.synthetic_users, block_rows):
     block = order[begin:begin + block_rows]
     counts = users.counts[block]
     # Operations in place: the score block is the largest array of the whole run.
     keys = users.vectors[block] @ movies.vectors.T
-    keys *= 1.0 / config.affinity_temperature
+    keys *= 1.0 / shape.affinity_temperature
     keys += movies.log_popularity[None, :]
     keys[:, new_releases] += _UNAVAILABLE_PENALTY * (
         movies.release[new_releases] > users.window_end[block, None])
@@ -650,7 +664,7 @@ def _rating_values(rng: np.random.Generator, affinity: np.ndarray, quality: np.n
   return np.searchsorted(cuts, score, side="right").astype(np.int64) + 1
 
 
-def _timestamps(rng: np.random.Generator, config: SyntheticConfig, release: np.ndarray,
+def _timestamps(rng: np.random.Generator, shape: Shape, release: np.ndarray,
                 window_start: np.ndarray, window_end: np.ndarray) -> np.ndarray:
   """Draws each rating's time uniformly in the user's window, after the release.
 
@@ -659,7 +673,7 @@ def _timestamps(rng: np.random.Generator, config: SyntheticConfig, release: np.n
   """
   low = np.maximum(window_start, release)
   late = low > window_end
-  high = np.where(late, config.end_timestamp, window_end)
+  high = np.where(late, shape.end_timestamp, window_end)
   low = np.where(late, release, low)
   offset = np.floor(rng.random(len(low)) * (high - low + 1)).astype(np.int64)
   return low + offset
@@ -719,36 +733,37 @@ def _format_int_rows(columns: Sequence[np.ndarray]) -> bytes:
 
 def _write_genres(path: str) -> None:
   """Writes u.genre as ml-100k ships it, including its trailing empty line."""
-  text = "".join(f"{name}|{index}\n" for index, name in enumerate(GENRES)) + "\n"
+  text = "".join(f"{name}|{index}\n" for index, name in enumerate(_GENRES)) + "\n"
   _write_text(path, text)
 
 
-def _readme(config: SyntheticConfig) -> str:
-  parameters = "\n".join(f"  {key} = {value}"
-                         for key, value in dataclasses.asdict(config).items())
+def _readme(size: _Size, shape: Shape) -> str:
+  values = {**dataclasses.asdict(size), **dataclasses.asdict(shape)}
+  parameters = "\n".join(f"  {key} = {value}" for key, value in values.items())
   return (
       "SYNTHETIC MovieLens data in the ml-100k file format (u.data, u.item, u.genre).\n"
       "\n"
       "These are not real ratings: they were generated by\n"
-      "components.movielens_example_gen.synthetic (generator version "
+      "movielens.synthetic (generator version "
       f"{_GENERATOR_VERSION}) with\n{parameters}\n"
       "\n"
       "The same parameters reproduce these files byte for byte. Users rate movies\n"
       "chosen by Zipf-like popularity and genre-based latent preferences; ratings\n"
       "follow the ml-100k rating distribution; timestamps span "
-      f"{config.span_days} days from\n{_utc(config.start_timestamp):%Y-%m-%d}.\n")
+      f"{shape.span_days} days from\n{_utc(shape.start_timestamp):%Y-%m-%d}.\n")
 
 
-def _marker_text(config: SyntheticConfig) -> str:
+def _marker_text(size: _Size, shape: Shape) -> str:
   return json.dumps({"generator_version": _GENERATOR_VERSION,
-                     "config": dataclasses.asdict(config)}, sort_keys=True) + "\n"
+                     "size": dataclasses.asdict(size), "shape": dataclasses.asdict(shape)},
+                    sort_keys=True) + "\n"
 
 
-def _is_complete(directory: str, config: SyntheticConfig) -> bool:
-  """True if `directory` holds a finished data set of `config` and this generator."""
+def _is_complete(directory: str, size: _Size, shape: Shape) -> bool:
+  """True if `directory` holds a finished data set of this size, shape and generator."""
   try:
     with open(os.path.join(directory, _MARKER), encoding="utf-8") as f:
-      return f.read() == _marker_text(config)
+      return f.read() == _marker_text(size, shape)
   except OSError:
     return False
 
@@ -762,17 +777,20 @@ def _write_text(path: str, text: str) -> None:
 # --------------------------------------------------------------------------------- CLI
 
 
+_DEFINE_FLAG = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                str: flags.DEFINE_string, bool: flags.DEFINE_bool}
+
+
 def _define_flags() -> None:
-  """Defines the CLI flags; only when run as a script, so importers get no flags."""
-  defaults = SyntheticConfig()
+  """Defines the CLI flags; only when run as a script, so importers get no flags.
+
+  --output_dir, and one flag per field of `configs.SyntheticDataConfig`, as the local
+  runner defines them.
+  """
   flags.DEFINE_string("output_dir", None, "Directory to write the data set into.",
                       required=True)
-  flags.DEFINE_integer("num_users", defaults.num_users, "Number of users.")
-  flags.DEFINE_integer("num_movies", defaults.num_movies, "Number of movies.")
-  flags.DEFINE_integer("num_ratings", defaults.num_ratings, "Exact number of ratings.")
-  flags.DEFINE_integer("min_ratings_per_user", defaults.min_ratings_per_user,
-                       "Fewest ratings of any user.")
-  flags.DEFINE_integer("seed", defaults.seed, "Random seed.")
+  for field in dataclasses.fields(configs.SyntheticDataConfig):
+    _DEFINE_FLAG[field.type](field.name, field.default, field.metadata.get("help"))
 
 
 def _main(argv: Sequence[str]) -> None:
@@ -780,13 +798,13 @@ def _main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   values = flags.FLAGS
   try:
-    config = SyntheticConfig(num_users=values.num_users, num_movies=values.num_movies,
-                             num_ratings=values.num_ratings,
-                             min_ratings_per_user=values.min_ratings_per_user,
-                             seed=values.seed)
+    size = configs.SyntheticDataConfig(**{
+        field.name: values[field.name].value
+        for field in dataclasses.fields(configs.SyntheticDataConfig)})
+    check_feasible(size)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  print(generate(values.output_dir, config))
+  print(generate(values.output_dir, size))
 
 
 if __name__ == "__main__":

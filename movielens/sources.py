@@ -1,0 +1,200 @@
+"""Where a MovieLens data set is: layout detection and line streaming.
+
+A data set is a directory (searched recursively) or the official .zip file (whose members
+sit under a top folder such as `ml-100k/`), holding the two files of one layout of
+movielens/formats.py. Files are read through `tf.io.gfile`, so gs:// locations work, and
+streamed in fixed-size chunks: the ml-25m ratings.csv is 650 MB.
+"""
+import dataclasses
+import functools
+import posixpath
+import zipfile
+from typing import BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
+
+import tensorflow as tf
+
+from movielens import formats
+from movielens.errors import MovieLensFormatError
+
+# Large enough that per-read overhead (a network call on gs://) is negligible, small
+# enough that memory stays flat whatever the file size.
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class MovieLensSource:
+  """Where a MovieLens data set is and how to read it; made by `detect_source`."""
+  location: str  # The directory or zip path given.
+  format: str  # The name of one of formats.FORMATS.
+  ratings_file: str  # Path in the directory, or member name in the zip.
+  movies_file: str
+  encoding: str  # "latin-1" or "utf-8".
+
+  @property
+  def layout(self) -> formats.MovieLensFormat:
+    """The format record."""
+    return formats.get(self.format)
+
+  @functools.cached_property
+  def is_zip(self) -> bool:
+    # detect_source only accepts a directory or a zip file, so "not a directory" is a zip.
+    return not tf.io.gfile.isdir(self.location)
+
+  def display_path(self, file: str) -> str:
+    """`file` (ratings_file or movies_file) as a user would find it."""
+    return f"{self.location}!{file}" if self.is_zip else file
+
+
+# ------------------------------------------------------------------------------ detection
+
+
+def detect_source(path: str) -> MovieLensSource:
+  """Finds which MovieLens layout `path` holds.
+
+  Args:
+    path: A directory (searched recursively, so the parent of "ml-100k/" works too) or a
+      .zip file as downloaded from GroupLens.
+
+  Returns:
+    The source, with the files of the one layout found.
+
+  Raises:
+    MovieLensFormatError: `path` is missing or is neither a directory nor a zip; no
+      layout is found (the message lists those looked for); only one file of a layout is
+      found (the message names the missing one); or several layouts are found.
+  """
+  if not tf.io.gfile.exists(path):
+    raise MovieLensFormatError(
+        f"MovieLens data location {path!r} does not exist. It should be a directory or "
+        f"a GroupLens .zip holding one of:\n{_describe_layouts()}")
+  if tf.io.gfile.isdir(path):
+    folders = _directory_listing(path)
+  else:
+    folders = _zip_listing(path)
+
+  complete, partial = _match_layouts(folders)
+  if len(complete) == 1:
+    layout, folder = complete[0]
+    return MovieLensSource(location=path, format=layout.name,
+                           ratings_file=_join(folder, layout.ratings.name),
+                           movies_file=_join(folder, layout.movies.name),
+                           encoding=layout.encoding)
+  if len(complete) > 1:
+    found = "; ".join(f"{layout.name} in {_where(path, folder)}"
+                      for layout, folder in complete)
+    raise MovieLensFormatError(
+        f"{path!r} holds more than one MovieLens data set ({found}); point at one of them.")
+  if partial:
+    layout, folder, present, missing = partial[0]
+    raise MovieLensFormatError(
+        f"Incomplete {layout.name} data in {_where(path, folder)}: found {present} but "
+        f"{missing} is missing; the {layout.name} format needs {layout.describe()}.")
+  raise MovieLensFormatError(
+      f"No MovieLens data found in {path!r}. Looked for one of these file pairs (in the "
+      f"directory, a subdirectory or the zip):\n{_describe_layouts()}")
+
+
+def _describe_layouts() -> str:
+  """Every known layout with its files, one per line."""
+  return "\n".join(f"  {layout.describe()}" for layout in formats.FORMATS)
+
+
+def _join(folder: str, name: str) -> str:
+  # Zip member names always use "/"; gfile paths (local or gs://) do too.
+  return posixpath.join(folder, name) if folder else name
+
+
+def _where(location: str, folder: str) -> str:
+  """A found folder for messages; the zip's top level ("") is the zip itself."""
+  return repr(folder) if folder else repr(location)
+
+
+def _directory_listing(path: str) -> Dict[str, Set[str]]:
+  """Maps every folder under `path` (itself included) to the file names in it."""
+  return {folder: set(files) for folder, _, files in tf.io.gfile.walk(path)}
+
+
+def _zip_listing(path: str) -> Dict[str, Set[str]]:
+  """Maps every folder inside the zip at `path` ("" for the top) to its file names."""
+  try:
+    with tf.io.gfile.GFile(path, "rb") as stream, zipfile.ZipFile(stream) as archive:
+      names = archive.namelist()
+  # gfile raises OpError, not BadZipFile, when zipfile seeks before the start of a file
+  # too short to hold a zip directory.
+  except (zipfile.BadZipFile, tf.errors.OpError) as e:
+    raise MovieLensFormatError(
+        f"MovieLens data location {path!r} is neither a directory nor a zip file "
+        f"({e}).") from e
+  folders: Dict[str, Set[str]] = {}
+  for name in names:
+    if not name.endswith("/"):  # Directory entries hold no data.
+      folder, base = posixpath.split(name)
+      folders.setdefault(folder, set()).add(base)
+  return folders
+
+
+_Complete = Tuple[formats.MovieLensFormat, str]  # Layout, folder.
+_Partial = Tuple[formats.MovieLensFormat, str, str, str]  # Layout, folder, present, missing.
+
+
+def _match_layouts(folders: Dict[str, Set[str]]) -> Tuple[List[_Complete], List[_Partial]]:
+  """Finds complete layouts and half layouts (with the missing file) among `folders`.
+
+  Both files must sit in the same folder, as they do in every GroupLens release.
+  """
+  complete, partial = [], []
+  for layout in formats.FORMATS:
+    ratings, movies = layout.ratings.name, layout.movies.name
+    for folder in sorted(folders):
+      names = folders[folder]
+      if ratings in names and movies in names:
+        complete.append((layout, folder))
+      elif ratings in names:
+        partial.append((layout, folder, ratings, movies))
+      elif movies in names:
+        partial.append((layout, folder, movies, ratings))
+  return complete, partial
+
+
+# -------------------------------------------------------------------------------- reading
+
+
+def read_lines(source: MovieLensSource, file: str) -> Iterator[Tuple[int, bytes]]:
+  """Streams the lines of `file`, a directory path or zip member of `source`.
+
+  Args:
+    source: The data set.
+    file: `source.ratings_file` or `source.movies_file`.
+
+  Yields:
+    The 1-based line number and the raw line bytes without "\\n" or "\\r\\n". A final
+    newline at end of file does not start another line; an empty line elsewhere is
+    yielded as b"" (MovieLens files have none, so parsers report it).
+  """
+  if source.is_zip:
+    with (tf.io.gfile.GFile(source.location, "rb") as stream,
+          zipfile.ZipFile(stream) as archive,
+          archive.open(file) as member):
+      yield from _split_lines(member)
+  else:
+    with tf.io.gfile.GFile(file, "rb") as stream:
+      yield from _split_lines(stream)
+
+
+def _split_lines(stream: BinaryIO) -> Iterator[Tuple[int, bytes]]:
+  """Splits a byte stream into numbered lines, reading it in fixed-size chunks."""
+  # Chunked reads and bytes.split are much faster than readline() per line, and a CRLF
+  # file only differs by the "\r" left at the end of each line.
+  line_number = 0
+  pending = b""
+  while True:
+    chunk = stream.read(_CHUNK_BYTES)
+    if not chunk:
+      break
+    lines = (pending + chunk).split(b"\n")
+    pending = lines.pop()  # Incomplete until the next chunk (or end of file) says so.
+    for line in lines:
+      line_number += 1
+      yield line_number, line[:-1] if line.endswith(b"\r") else line
+  if pending:  # Last line without a final newline.
+    yield line_number + 1, pending[:-1] if pending.endswith(b"\r") else pending

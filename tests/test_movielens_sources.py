@@ -1,0 +1,158 @@
+"""Tests of movielens.sources: layout detection, line streaming, content fingerprint."""
+import os
+import zipfile
+
+import pytest
+
+from movielens import errors
+from movielens import sources
+from tests import movielens_fixtures as fixtures
+
+
+def _write(path, content: bytes):
+  return fixtures.write_file(path, content)
+
+
+# ------------------------------------------------------------------------------ streaming
+
+
+def test_read_lines_numbers_lines_and_strips_terminators(tmp_path):
+  folder = fixtures.write_ml100k(tmp_path)
+  _write(folder / "u.data", b"1\t1\t5\t0\r\n\n2\t1\t4\t1\n3\t1\t3\t2")
+  source = sources.detect_source(str(folder))
+
+  lines = list(sources.read_lines(source, source.ratings_file))
+
+  assert lines == [(1, b"1\t1\t5\t0"), (2, b""), (3, b"2\t1\t4\t1"), (4, b"3\t1\t3\t2")]
+
+
+def test_read_lines_single_final_newline_is_not_a_line(tmp_path):
+  zip_path = fixtures.zip_dir(fixtures.write_ml1m(tmp_path), tmp_path / "ml-1m.zip")
+  source = sources.detect_source(str(zip_path))
+
+  lines = list(sources.read_lines(source, source.movies_file))
+
+  assert len(lines) == 6
+  assert lines[-1] == (6, b"2858::American Beauty (1999)::Comedy|Drama")
+  assert lines[2] == (3, b"73::Mis\xe9rables, Les (1995)::Drama|Musical")
+
+
+def test_read_lines_streams_lines_longer_than_a_chunk(tmp_path, monkeypatch):
+  monkeypatch.setattr(sources, "_CHUNK_BYTES", 7)
+  folder = fixtures.write_ml100k(tmp_path)
+  source = sources.detect_source(str(folder))
+
+  lines = [line for _, line in sources.read_lines(source, source.ratings_file)]
+
+  assert lines == fixtures.ML100K_U_DATA.split(b"\n")[:-1]
+
+
+# ------------------------------------------------------------------------------ detection
+
+
+def test_detects_a_data_set_in_a_subdirectory(tmp_path):
+  fixtures.write_ml100k(tmp_path / "downloads")
+
+  source = sources.detect_source(str(tmp_path))
+
+  assert source.format == "ml-100k"
+  assert source.ratings_file == f"{tmp_path}/downloads/ml-100k/u.data"
+
+
+def test_detects_a_zip_without_a_top_folder(tmp_path):
+  zip_path = tmp_path / "flat.zip"
+  with zipfile.ZipFile(zip_path, "w") as archive:
+    archive.writestr("ratings.csv", fixtures.ML_LATEST_RATINGS_CSV)
+    archive.writestr("movies.csv", fixtures.ML_LATEST_MOVIES_CSV)
+
+  source = sources.detect_source(str(zip_path))
+
+  assert (source.format, source.ratings_file, source.movies_file) == (
+      "ml-latest", "ratings.csv", "movies.csv")
+  assert source.display_path(source.movies_file) == f"{zip_path}!movies.csv"
+
+
+def test_display_path(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path)
+  zip_path = fixtures.zip_dir(folder, tmp_path / "ml-1m.zip")
+
+  from_dir = sources.detect_source(str(folder))
+  from_zip = sources.detect_source(str(zip_path))
+
+  assert from_dir.display_path(from_dir.ratings_file) == f"{folder}/ratings.dat"
+  assert from_zip.display_path(from_zip.ratings_file) == f"{zip_path}!ml-1m/ratings.dat"
+
+
+def test_missing_location(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  with pytest.raises(errors.MovieLensFormatError) as error:
+    sources.detect_source(missing)
+  assert str(error.value) == (
+      f"MovieLens data location {missing!r} does not exist. It should be a directory or "
+      "a GroupLens .zip holding one of:\n"
+      "  u.data + u.item (ml-100k)\n"
+      "  ratings.dat + movies.dat (ml-1m, ml-10m)\n"
+      "  ratings.csv + movies.csv (ml-latest-small, ml-latest, ml-20m, ml-25m)")
+
+
+@pytest.mark.parametrize("container", ["dir", "zip"])
+def test_unknown_layout_lists_every_format(tmp_path, container):
+  folder = tmp_path / "data"
+  _write(folder / "notes.txt", b"hello\n")
+  _write(folder / "ratings.json", b"{}\n")
+  location = str(folder if container == "dir" else fixtures.zip_dir(folder,
+                                                                    tmp_path / "d.zip"))
+  with pytest.raises(errors.MovieLensFormatError) as error:
+    sources.detect_source(location)
+  message = str(error.value)
+  assert f"No MovieLens data found in {location!r}" in message
+  assert "u.data + u.item (ml-100k)" in message
+  assert "ratings.dat + movies.dat (ml-1m, ml-10m)" in message
+  assert ("ratings.csv + movies.csv (ml-latest-small, ml-latest, ml-20m, ml-25m)"
+          in message)
+
+
+@pytest.mark.parametrize("present, missing, format_name", [
+    ("u.data", "u.item", "ml-100k"),
+    ("u.item", "u.data", "ml-100k"),
+    ("ratings.dat", "movies.dat", "ml-1m"),
+    ("movies.csv", "ratings.csv", "ml-latest"),
+])
+def test_half_layout_names_the_missing_file(tmp_path, present, missing, format_name):
+  _write(tmp_path / "ml" / present, b"1\n")
+  with pytest.raises(errors.MovieLensFormatError) as error:
+    sources.detect_source(str(tmp_path))
+  message = str(error.value)
+  assert f"Incomplete {format_name} data" in message
+  assert f"found {present} but {missing} is missing" in message
+
+
+def test_half_layout_in_a_zip(tmp_path):
+  zip_path = tmp_path / "ml-100k.zip"
+  with zipfile.ZipFile(zip_path, "w") as archive:
+    archive.writestr("ml-100k/u.data", fixtures.ML100K_U_DATA)
+  with pytest.raises(errors.MovieLensFormatError,
+                     match="Incomplete ml-100k data in 'ml-100k': found u.data but u.item "
+                     "is missing"):
+    sources.detect_source(str(zip_path))
+
+
+def test_a_complete_layout_wins_over_unrelated_half_layouts(tmp_path):
+  folder = fixtures.write_ml100k(tmp_path)
+  _write(folder / "ratings.csv", b"userId,movieId,rating,timestamp\n")
+  assert sources.detect_source(str(tmp_path)).format == "ml-100k"
+
+
+def test_several_data_sets_are_ambiguous(tmp_path):
+  fixtures.write_ml100k(tmp_path)
+  fixtures.write_ml1m(tmp_path)
+  with pytest.raises(errors.MovieLensFormatError,
+                     match="holds more than one MovieLens data set") as error:
+    sources.detect_source(str(tmp_path))
+  assert "ml-100k in" in str(error.value) and "ml-1m in" in str(error.value)
+
+
+def test_a_file_that_is_not_a_zip(tmp_path):
+  path = _write(tmp_path / "ratings.zip", b"not a zip")
+  with pytest.raises(errors.MovieLensFormatError, match="neither a directory nor a zip"):
+    sources.detect_source(str(path))
