@@ -1,7 +1,7 @@
 """Reads a detected MovieLens source: the whole catalog, and the ratings in batches.
 
 Malformed lines are skipped and returned as `errors.LineError`s (file, line, reason), for
-the caller to apply its tolerance.
+the caller to apply its tolerance; a file without any data line is an error naming it.
 """
 import dataclasses
 from typing import Container, Dict, Iterator, List, Tuple
@@ -112,7 +112,8 @@ def iter_rating_batches(source: sources.MovieLensSource, known_movie_ids: Contai
     spaces). The last batch may hold only errors; no batch is empty.
 
   Raises:
-    MovieLensFormatError: The ratings file has no or a wrong header (layouts with one).
+    MovieLensFormatError: The ratings file has no data line (once every line was read),
+      or has no or a wrong header (layouts with one).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -120,6 +121,7 @@ def iter_rating_batches(source: sources.MovieLensSource, known_movie_ids: Contai
   display_path = source.display_path(source.ratings_file)
   parse = formats.rating_parser(layout, known_movie_ids)
   columns, errors = formats.RatingColumns(), []
+  line_number = 0
   for line_number, line in _lines_after_header(source, source.ratings_file,
                                                layout.ratings.header,
                                                layout.ratings.separator):
@@ -131,6 +133,10 @@ def iter_rating_batches(source: sources.MovieLensSource, known_movie_ids: Contai
       columns, errors = formats.RatingColumns(), []
   if len(columns) or errors:
     yield _to_batch(columns, errors)
+  if line_number <= (1 if layout.ratings.header else 0):
+    raise MovieLensFormatError(
+        f"{display_path} has no ratings: the file is empty"
+        f"{' but for its header line' if layout.ratings.header else ''}.")
 
 
 def _to_batch(columns: formats.RatingColumns, errors: List[LineError]) -> RatingBatch:

@@ -165,6 +165,18 @@ def test_empty_split_is_an_error(tmp_path):
     run_example_gen(folder, tmp_path / "out", min_rating=5.0, eval_fraction=0.01)
 
 
+@pytest.mark.parametrize("writer, ratings_file, content", [
+    (fixtures.write_ml100k, "u.data", b""),
+    (fixtures.write_ml1m, "ratings.dat", b""),
+    (fixtures.write_ml_latest, "ratings.csv", b"userId,movieId,rating,timestamp\n"),
+])
+def test_an_empty_ratings_file_is_named(tmp_path, writer, ratings_file, content):
+  path = fixtures.write_file(writer(tmp_path / "data") / ratings_file, content)
+  with pytest.raises(Exception, match=f"{ratings_file} has no ratings") as error:
+    run_example_gen(path.parent, tmp_path / "out")
+  assert str(path) in str(error.value)
+
+
 def test_tolerated_catalog_line_is_listed(tmp_path):
   folder = fixtures.write_ml1m(tmp_path / "data")
   with open(folder / "movies.dat", "ab") as f:

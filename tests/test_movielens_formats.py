@@ -245,6 +245,20 @@ def test_only_errors_yield_one_batch_without_ratings(tmp_path):
   assert batches[0].ratings.shape == (0,)
 
 
+@pytest.mark.parametrize("format_name, content, what", [
+    ("ml-100k", b"", "empty"),
+    ("ml-1m", b"", "empty"),
+    ("ml-latest", b"userId,movieId,rating,timestamp\n", "empty but for its header line"),
+])
+def test_a_ratings_file_without_ratings_is_named(tmp_path, format_name, content, what):
+  writer, _, ratings_file, *_ = _DATA_SETS[format_name]
+  path = _write(writer(tmp_path) / ratings_file, content)
+  source = sources.detect_source(str(path.parent))
+  with pytest.raises(movielens_errors.MovieLensFormatError) as error:
+    list(readers.iter_rating_batches(source, {"1"}))
+  assert str(error.value) == f"{path} has no ratings: the file is {what}."
+
+
 @pytest.mark.parametrize("header", [b"user,movie,rating,timestamp\n", b""])
 def test_csv_ratings_header_is_checked(tmp_path, header):
   folder = fixtures.write_ml_latest(tmp_path)
