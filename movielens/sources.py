@@ -1,4 +1,4 @@
-"""Where a MovieLens data set is: layout detection and line streaming.
+"""Where a MovieLens data set is: layout detection, line streaming and a content fingerprint.
 
 A data set is a directory (searched recursively) or the official .zip file (whose members
 sit under a top folder such as `ml-100k/`), holding the two files of one layout of
@@ -7,6 +7,8 @@ streamed in fixed-size chunks: the ml-25m ratings.csv is 650 MB.
 """
 import dataclasses
 import functools
+import hashlib
+import os
 import posixpath
 import zipfile
 from typing import BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
@@ -198,3 +200,53 @@ def _split_lines(stream: BinaryIO) -> Iterator[Tuple[int, bytes]]:
       yield line_number, line[:-1] if line.endswith(b"\r") else line
   if pending:  # Last line without a final newline.
     yield line_number + 1, pending[:-1] if pending.endswith(b"\r") else pending
+
+
+# ---------------------------------------------------------------------------- fingerprint
+
+
+def content_fingerprint(location: str) -> Optional[str]:
+  """A hash of the contents of the files a local MovieLens data set is read from.
+
+  Names, sizes and modification times are not enough: `cp -p`, `rsync -a` or a
+  re-extracted archive rewrite a file with its old size and mtime. So the bytes are
+  hashed (SHA-256, streamed in 1 MiB chunks; about 1 GB/s with the SHA extensions of
+  current x86 CPUs, see benchmarks/fingerprint_cost.py): a zip as a whole, a directory's
+  ratings and movies files (other files there, such as ml-25m's genome scores, are not
+  read by the pipeline and not hashed).
+
+  Args:
+    location: What `detect_source` accepts.
+
+  Returns:
+    The hex digest; None for a remote location (gs://, s3://: the pipeline may be
+    compiled offline, so there the cache key is the path itself; use versioned data
+    paths on a cluster) and for a local path without one known layout (reading it fails
+    with the reason, and a failed run is never cached).
+  """
+  if "://" in location or not os.path.exists(location):
+    return None
+  try:
+    source = detect_source(location)
+  except MovieLensFormatError:
+    return None
+  digest = hashlib.sha256(source.format.encode() + b"\0")
+  if source.is_zip:
+    _hash_file(location, os.path.basename(location), digest)
+  else:
+    for path in (source.ratings_file, source.movies_file):
+      _hash_file(path, os.path.relpath(path, location), digest)
+  return digest.hexdigest()
+
+
+def _hash_file(path: str, name: str, digest) -> None:
+  """Adds `name`, the size and the bytes of the local file `path` to `digest`."""
+  buffer = bytearray(_CHUNK_BYTES)
+  view = memoryview(buffer)
+  with open(path, "rb", buffering=0) as f:
+    digest.update(f"{name}\0{os.fstat(f.fileno()).st_size}\0".encode())
+    while True:
+      size = f.readinto(buffer)
+      if not size:
+        break
+      digest.update(view[:size])

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from components.movielens_example_gen import component
 from components.movielens_example_gen import executor
 from contracts import artifacts
 from contracts import configs
@@ -228,3 +229,18 @@ def test_tolerance_covers_catalog_and_ratings_together(tmp_path):
   assert "--max_bad_lines=2" in message
   ratings, _ = run_example_gen(folder, tmp_path / "tolerant", max_bad_lines=2)
   assert ratings.get_int_custom_property("num_bad_lines") == 2
+
+
+def test_a_same_size_rewrite_with_the_old_mtime_changes_the_cache_key(tmp_path):
+  # cp -p, rsync -a and re-extracted archives keep sizes and mtimes; the content decides.
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  def cache_key():
+    example_gen = component.MovieLensExampleGen(str(folder))
+    return example_gen.exec_properties[executor.INPUT_FINGERPRINT_KEY]
+  before = cache_key()
+  ratings = folder / "ratings.dat"
+  stat = os.stat(ratings)
+  ratings.write_bytes(ratings.read_bytes().replace(b"1::1::5::", b"1::1::4::", 1))
+  os.utime(ratings, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  assert os.stat(ratings).st_size == stat.st_size
+  assert cache_key() != before

@@ -156,3 +156,63 @@ def test_a_file_that_is_not_a_zip(tmp_path):
   path = _write(tmp_path / "ratings.zip", b"not a zip")
   with pytest.raises(errors.MovieLensFormatError, match="neither a directory nor a zip"):
     sources.detect_source(str(path))
+
+
+# ---------------------------------------------------------------------------- fingerprint
+
+
+def _rewrite_keeping_size_and_mtime(path, old: bytes, new: bytes) -> None:
+  """Replaces `old` by `new` (same length) in `path`, as `cp -p` or `rsync -a` would."""
+  stat = os.stat(path)
+  content = path.read_bytes()
+  assert len(old) == len(new) and old in content
+  path.write_bytes(content.replace(old, new, 1))
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  assert os.stat(path).st_size == stat.st_size
+  assert os.stat(path).st_mtime_ns == stat.st_mtime_ns
+
+
+@pytest.mark.parametrize("container", ["dir", "zip"])
+def test_fingerprint_sees_a_same_size_rewrite_with_the_old_mtime(tmp_path, container):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  changed = folder / "ratings.dat"
+  if container == "zip":
+    changed = tmp_path / "ml-1m.zip"
+    with zipfile.ZipFile(changed, "w") as archive:  # Stored: the bytes appear as is.
+      archive.writestr("ml-1m/ratings.dat", fixtures.ML1M_RATINGS_DAT)
+      archive.writestr("ml-1m/movies.dat", fixtures.ML1M_MOVIES_DAT)
+  location = str(folder if container == "dir" else changed)
+  before = sources.content_fingerprint(location)
+
+  _rewrite_keeping_size_and_mtime(changed, b"1::1::5::", b"1::1::4::")
+
+  assert before is not None
+  assert sources.content_fingerprint(location) != before
+
+
+def test_fingerprint_depends_on_content_only(tmp_path):
+  folder = fixtures.write_ml100k(tmp_path / "data")
+  before = sources.content_fingerprint(str(folder))
+  os.utime(folder / "u.data", (1, 1))  # `touch`: nothing to redo.
+  (folder / "README").write_bytes(b"not read by the pipeline\n")
+  assert sources.content_fingerprint(str(folder)) == before
+  copy = fixtures.write_ml100k(tmp_path / "copy")
+  assert sources.content_fingerprint(str(copy)) == before
+
+
+def test_fingerprint_covers_both_files(tmp_path):
+  folder = fixtures.write_ml100k(tmp_path / "data")
+  before = sources.content_fingerprint(str(folder))
+  _rewrite_keeping_size_and_mtime(folder / "u.item", b"GoldenEye", b"GoldenEyf")
+  assert sources.content_fingerprint(str(folder)) != before
+
+
+@pytest.mark.parametrize("location", ["gs://bucket/ml-1m.zip", "missing"])
+def test_no_fingerprint_for_remote_or_missing_data(tmp_path, location):
+  assert sources.content_fingerprint(location if "://" in location
+                                     else str(tmp_path / location)) is None
+
+
+def test_no_fingerprint_without_a_known_layout(tmp_path):
+  _write(tmp_path / "notes.txt", b"hello\n")
+  assert sources.content_fingerprint(str(tmp_path)) is None

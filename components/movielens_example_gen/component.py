@@ -1,8 +1,4 @@
 """MovieLensExampleGen: a custom ExampleGen for every GroupLens MovieLens format."""
-import hashlib
-import os
-from typing import Optional
-
 from tfx import types
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
@@ -13,6 +9,7 @@ from components import component_params
 from components.movielens_example_gen import executor
 from contracts import artifacts
 from contracts import configs
+from movielens import sources
 
 
 class MovieLensExampleGenSpec(types.ComponentSpec):
@@ -20,7 +17,8 @@ class MovieLensExampleGenSpec(types.ComponentSpec):
   PARAMETERS = {
       executor.DATA_DIR_KEY: component_spec.ExecutionParameter(type=str),
       **component_params.execution_parameters(configs.DataConfig),
-      # Changes when local data files change, so TFX's cache is not reused for new data.
+      # Changes when the content of local data files changes (sources.content_fingerprint),
+      # so TFX's cache is not reused for new data.
       executor.INPUT_FINGERPRINT_KEY: component_spec.ExecutionParameter(
           type=str, optional=True),
   }
@@ -29,24 +27,6 @@ class MovieLensExampleGenSpec(types.ComponentSpec):
       artifacts.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
       artifacts.MOVIES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
   }
-
-
-def local_fingerprint(data_dir: str) -> Optional[str]:
-  """Hash of the names, sizes and mtimes of the files under a local `data_dir`.
-
-  Remote paths (gs://, s3://) return None: the pipeline may be compiled offline, so there
-  the cache key is the path itself; use versioned data paths on a cluster.
-  """
-  if "://" in data_dir or not os.path.exists(data_dir):
-    return None
-  paths = [data_dir] if os.path.isfile(data_dir) else sorted(
-      os.path.join(root, name) for root, _, names in os.walk(data_dir) for name in names)
-  digest = hashlib.sha256()
-  for path in paths:
-    stat = os.stat(path)
-    digest.update(f"{os.path.relpath(path, data_dir)}:{stat.st_size}:{stat.st_mtime_ns}\n"
-                  .encode())
-  return digest.hexdigest()
 
 
 class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
@@ -70,7 +50,7 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
     """
     spec = MovieLensExampleGenSpec(
         data_dir=data_dir, **component_params.as_exec_properties(config),
-        input_fingerprint=local_fingerprint(data_dir),
+        input_fingerprint=sources.content_fingerprint(data_dir),
         examples=types.Channel(type=standard_artifacts.Examples),
         movies=types.Channel(type=standard_artifacts.Examples))
     super().__init__(spec=spec)
