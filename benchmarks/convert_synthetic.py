@@ -37,8 +37,6 @@ from movielens import synthetic
 from pipeline import flags as config_flags
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the converted sets.")
-
 
 def _write_movies(out: str, movies: Sequence[formats.Movie]) -> None:
   with open(os.path.join(out, "ml-1m", "movies.dat"), "w", encoding="latin-1") as f:
@@ -91,13 +89,15 @@ def convert(source_dir: str, out: str) -> int:
 def main(argv: List[str]) -> None:
   del argv
   size = config_flags.config_from_flags(configs.SyntheticDataConfig)
-  out = _OUTPUT_DIR.value
+  out = flags.FLAGS.output_dir
   with tempfile.TemporaryDirectory() as tmp:
     count = convert(synthetic.generate(tmp, size), out)
   print(f"{count} ratings, {size.synthetic_movies} movies written under {out}")
 
 
 if __name__ == "__main__":
+  # Flags only when run as a script: other benchmarks import `convert`.
+  flags.DEFINE_string("output_dir", None, "Where to write the converted sets.",
+                      required=True)
   config_flags.define_config_flags(configs.SyntheticDataConfig)
-  flags.mark_flag_as_required("output_dir")
   app.run(main)
