@@ -1,4 +1,4 @@
-"""kubeflow_runner: offline compilation, the compiled DAG against the local pipeline, one
+"""kubeflow.py and pipeline/kubeflow.py: offline compilation, the compiled DAG against the local pipeline, one
 compiled task run the way KFP's launcher runs it, submission through an offline KFP client,
 and the multi-processing DirectRunner mode on the data components.
 
@@ -35,8 +35,8 @@ from google.protobuf import json_format
 from components.movielens_example_gen import component as example_gen_component
 from contracts import artifacts
 from contracts import configs
-import kubeflow_runner
 from movielens import synthetic
+from pipeline import kubeflow
 from pipeline import pipeline
 
 IMAGE = "us-docker.pkg.dev/test-project/tfrs/tfrs-pipeline:test"
@@ -57,14 +57,14 @@ _DATA_COMPONENT_TYPES = {"MovieLensExampleGen", "StatisticsGen", "SchemaGen",
 @pytest.fixture(autouse=True)
 def _no_runner_env(monkeypatch):
   """The tests set the runner's environment variables themselves."""
-  for name in kubeflow_runner.ENV_VARS.values():
+  for name in kubeflow.ENV_VARS.values():
     monkeypatch.delenv(name, raising=False)
 
 
 def parse_flags(**values: Any) -> flags.FlagValues:
   """The runner's flags, defined in a fresh FlagValues (env defaults read now), parsed."""
   flag_values = flags.FlagValues()
-  kubeflow_runner.define_flags(flag_values)
+  kubeflow.define_flags(flag_values)
   argv = ["kubeflow_runner"]
   for name, value in values.items():
     if isinstance(value, bool):
@@ -141,7 +141,7 @@ def compiled(tmp_path_factory):
   touched = []
   with pytest.MonkeyPatch.context() as monkeypatch:
     _guard_remote_io(monkeypatch, touched)
-    kubeflow_runner.run(compile_flags(output))
+    kubeflow.run(compile_flags(output))
   return types.SimpleNamespace(path=output, touched=touched,
                                spec=load_pipeline_spec(output))
 
@@ -221,7 +221,7 @@ def test_every_container_runs_the_image_with_the_tfx_entrypoint(compiled):
   expected_containers = {f"{node.id}_executor" for node in local_components()
                          if not isinstance(node, resolver.Resolver)}
   assert set(containers) == expected_containers
-  default_beam_args = kubeflow_runner.beam_pipeline_args()
+  default_beam_args = kubeflow.beam_pipeline_args()
   for label, container in containers.items():
     assert container["image"] == IMAGE, label
     assert tuple(container["command"]) == kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD, label
@@ -254,7 +254,7 @@ def test_code_references_resolve_to_importable_callables(compiled):
 @pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
 def test_every_output_format_holds_the_same_pipeline_spec(compiled, tmp_path, suffix):
   output = str(tmp_path / f"pipeline{suffix}")
-  kubeflow_runner.run(compile_flags(output))
+  kubeflow.run(compile_flags(output))
   spec = load_pipeline_spec(output)
   assert set(spec.root.dag.tasks) == set(compiled.spec.root.dag.tasks)
   assert spec.deployment_spec == compiled.spec.deployment_spec
@@ -264,12 +264,27 @@ def test_every_output_format_holds_the_same_pipeline_spec(compiled, tmp_path, su
     assert document.pipeline_spec == spec
 
 
+def test_the_script_compiles_what_run_compiles(compiled, tmp_path):
+  # kubeflow_runner.py only parses flags and calls pipeline/kubeflow.py.
+  output = str(tmp_path / "from_script.json")
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, os.path.join(repo_root, "kubeflow_runner.py"), f"--image={IMAGE}",
+       f"--pipeline_root={PIPELINE_ROOT}", f"--data_root={DATA_ROOT}", f"--output={output}"],
+      cwd=str(tmp_path), env=dict(os.environ, TF_USE_LEGACY_KERAS="1"),
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-4000:]
+  spec = load_pipeline_spec(output)
+  assert set(spec.root.dag.tasks) == set(compiled.spec.root.dag.tasks)
+  assert spec.deployment_spec == compiled.spec.deployment_spec
+
+
 def test_environment_variables_stand_in_for_flags(tmp_path, monkeypatch):
   monkeypatch.setenv("TFRS_IMAGE", "registry.test/tfrs:env")
   monkeypatch.setenv("TFRS_PIPELINE_ROOT", "gs://env-bucket/root")
   monkeypatch.setenv("TFRS_DATA_ROOT", "gs://env-bucket/ml-100k.zip")
   monkeypatch.setenv("TFRS_OUTPUT", str(tmp_path / "from_env.yaml"))
-  kubeflow_runner.run(parse_flags())
+  kubeflow.run(parse_flags())
   spec = load_pipeline_spec(str(tmp_path / "from_env.yaml"))
   images = {e["container"]["image"] for e in executors(spec).values() if "container" in e}
   assert images == {"registry.test/tfrs:env"}
@@ -281,10 +296,10 @@ def test_environment_variables_stand_in_for_flags(tmp_path, monkeypatch):
 
 def test_missing_required_settings_are_all_named(tmp_path):
   with pytest.raises(app.UsageError) as error:
-    kubeflow_runner.run(parse_flags(output=str(tmp_path / "p.yaml")))
+    kubeflow.run(parse_flags(output=str(tmp_path / "p.yaml")))
   message = str(error.value)
   for name in ("image", "pipeline_root", "data_root"):
-    assert f"--{name} (or env {kubeflow_runner.ENV_VARS[name]}) is required" in message
+    assert f"--{name} (or env {kubeflow.ENV_VARS[name]}) is required" in message
   assert not (tmp_path / "p.yaml").exists()
 
 
@@ -297,14 +312,14 @@ def test_missing_required_settings_are_all_named(tmp_path):
 def test_invalid_settings_fail_before_compiling(tmp_path, overrides, expected):
   overrides.setdefault("output", str(tmp_path / "p.yaml"))
   with pytest.raises(app.UsageError, match=re.escape(expected)):
-    kubeflow_runner.run(compile_flags(**overrides))
+    kubeflow.run(compile_flags(**overrides))
 
 
 # ------------------------------------------------------------------------------ Beam args
 
 
 def test_direct_runner_default_is_multi_processing():
-  options = pipeline_options.PipelineOptions(kubeflow_runner.beam_pipeline_args())
+  options = pipeline_options.PipelineOptions(kubeflow.beam_pipeline_args())
   direct = options.view_as(pipeline_options.DirectOptions)
   assert direct.direct_running_mode == "multi_processing"
   assert direct.direct_num_workers == 0
@@ -313,10 +328,10 @@ def test_direct_runner_default_is_multi_processing():
 
 def test_dataflow_args_are_beam_options_and_reach_every_beam_task(tmp_path):
   output = str(tmp_path / "dataflow.yaml")
-  kubeflow_runner.run(compile_flags(
+  kubeflow.run(compile_flags(
       output, beam_runner="DataflowRunner", project="test-project", region="europe-west4",
       temp_location="gs://tfrs-test-bucket/tmp", beam_arg="--max_num_workers=4"))
-  args = kubeflow_runner.beam_pipeline_args(
+  args = kubeflow.beam_pipeline_args(
       "DataflowRunner", image=IMAGE, project="test-project", region="europe-west4",
       temp_location="gs://tfrs-test-bucket/tmp", extra_args=["--max_num_workers=4"])
   options = pipeline_options.PipelineOptions(args)
@@ -362,7 +377,7 @@ def test_submit_creates_a_run_on_the_endpoint(tmp_path, monkeypatch, suffix):
   OfflineKfpClient.instances = []
   monkeypatch.setattr(kfp, "Client", OfflineKfpClient)
   output = str(tmp_path / f"pipeline{suffix}")
-  kubeflow_runner.run(compile_flags(output, submit=True, endpoint=ENDPOINT,
+  kubeflow.run(compile_flags(output, submit=True, endpoint=ENDPOINT,
                                     experiment="tfrs-nightly", run_name="nightly-1"))
   [client] = OfflineKfpClient.instances
   assert client.host == ENDPOINT
@@ -379,7 +394,7 @@ def test_no_submit_no_client(tmp_path, monkeypatch):
   def no_client(*unused_args, **unused_kwargs):
     raise AssertionError("kfp.Client created without --submit")
   monkeypatch.setattr(kfp, "Client", no_client)
-  kubeflow_runner.run(compile_flags(str(tmp_path / "p.yaml"), endpoint=ENDPOINT))
+  kubeflow.run(compile_flags(str(tmp_path / "p.yaml"), endpoint=ENDPOINT))
 
 
 # -------------------------------------------------- a compiled task, run as KFP would
@@ -417,7 +432,7 @@ def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
                                      synthetic_ratings=2400, synthetic_seed=7)
   data_dir = synthetic.generate(str(tmp_path / "data"), size)
   output = str(tmp_path / "pipeline.yaml")
-  kubeflow_runner.run(compile_flags(output, data_root=data_dir))
+  kubeflow.run(compile_flags(output, data_root=data_dir))
   spec = load_pipeline_spec(output)
   [example_gen] = [n for n in local_components(data_root=data_dir)
                    if isinstance(n, example_gen_component.MovieLensExampleGen)]
@@ -473,7 +488,7 @@ def test_data_components_run_with_the_multi_processing_direct_runner(tmp_path):
   needed = _with_upstream(transform, {c.id: c for c in components})
   data_components = [c for c in components if c in needed]
   assert {type(c).__name__ for c in data_components} == _DATA_COMPONENT_TYPES
-  beam_args = kubeflow_runner.beam_pipeline_args(direct_num_workers=2)
+  beam_args = kubeflow.beam_pipeline_args(direct_num_workers=2)
   root = str(tmp_path / "root")
   dsl_pipeline = pipeline.create_pipeline(
       "tfrs-kfp-direct-test", root, data_components, beam_pipeline_args=beam_args,
