@@ -10,6 +10,7 @@ from tfx import v1 as tfx
 
 from components import anomalies_gate
 from components import retrieval_trainer
+from components import schema_curation
 from components.movielens_example_gen import component as example_gen_component
 from components.retrieval_evaluator import component as evaluator_component
 import contracts
@@ -60,8 +61,8 @@ def create_components(data_dir: str, serving_dir: str,
     config: Every knob; see pipeline/configs.py.
 
   Returns:
-    ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, AnomaliesGate, Transform,
-    Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher.
+    ExampleGen, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator, AnomaliesGate,
+    Transform, Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher.
   """
   example_gen = example_gen_component.MovieLensExampleGen(data_dir=data_dir,
                                                           config=config.data)
@@ -73,12 +74,16 @@ def create_components(data_dir: str, serving_dir: str,
   schema_gen = tfx.components.SchemaGen(
       statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
       exclude_splits=[artifacts.EVAL_SPLIT])
+  # Ids and titles are free text: their inferred value sets are dropped (genres keep
+  # theirs). Every reader of the schema reads the curated one.
+  curate_schema = schema_curation.CurateSchema(schema=schema_gen.outputs["schema"])
+  schema = curate_schema.outputs["curated_schema"]
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+      statistics=statistics_gen.outputs["statistics"], schema=schema)
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
   transform = tfx.components.Transform(
-      examples=ratings, schema=schema_gen.outputs["schema"],
+      examples=ratings, schema=schema,
       preprocessing_fn=configs.PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(
           analyze=[artifacts.TRAIN_SPLIT],
@@ -93,7 +98,7 @@ def create_components(data_dir: str, serving_dir: str,
   trainer = retrieval_trainer.RetrievalTrainer(
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
-      schema=schema_gen.outputs["schema"],
+      schema=schema,
       movies=example_gen.outputs[artifacts.MOVIES_KEY],
       run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config),
       train_args=tfx.proto.TrainArgs(splits=[artifacts.TRAIN_SPLIT]),
@@ -116,8 +121,8 @@ def create_components(data_dir: str, serving_dir: str,
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 
-  return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
-          trainer, latest_blessed, evaluator, pusher]
+  return [example_gen, statistics_gen, schema_gen, curate_schema, example_validator, gate,
+          transform, trainer, latest_blessed, evaluator, pusher]
 
 
 def _trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
