@@ -146,6 +146,54 @@ def test_tolerated_bad_lines_are_counted_and_listed(tmp_path):
   assert "999999" in listed[1]
 
 
+# Format -> (writer, ratings file, expected ratings, how a ratings line is written).
+_RATINGS_LINES = {
+    "ml-100k": (fixtures.write_ml100k, "u.data", fixtures.ML100K_RATINGS,
+                lambda u, m, r, t: f"{u}\t{m}\t{r:.0f}\t{t}\n"),
+    "ml-1m": (fixtures.write_ml1m, "ratings.dat", fixtures.ML1M_RATINGS,
+              lambda u, m, r, t: f"{u}::{m}::{r:.0f}::{t}\n"),
+    "ml-latest": (fixtures.write_ml_latest, "ratings.csv", fixtures.ML_LATEST_RATINGS,
+                  lambda u, m, r, t: f"{u},{m},{r:.1f},{t}\n"),
+}
+
+
+# Every format with the random split; the temporal split, format-independent, once.
+@pytest.mark.parametrize("format_name, split_method", [
+    ("ml-100k", "random"), ("ml-1m", "random"), ("ml-latest", "random"),
+    ("ml-1m", "temporal")])
+def test_duplicate_ratings_keep_the_latest_and_are_counted(tmp_path, monkeypatch,
+                                                           format_name, split_method):
+  writer, ratings_file, expected, line = _RATINGS_LINES[format_name]
+  folder = writer(tmp_path / "data")
+  (user_a, movie_a, _, time_a), (user_b, movie_b, rating_b, time_b), (
+      user_c, movie_c, _, time_c) = expected[:3]
+  with open(folder / ratings_file, "a") as f:
+    f.write(line(user_a, movie_a, 1.0, time_a + 1))  # Later: replaces the first rating.
+    f.write(line(user_b, movie_b, 1.0, time_b - 1))  # Earlier: dropped.
+    f.write(line(user_c, movie_c, 2.0, time_c))  # Same time, later line: replaces.
+  # Batches of 5 ratings: the duplicates sit in another batch than the rating they repeat.
+  monkeypatch.setattr(executor, "_BATCH_SIZE", 5)
+
+  ratings, _ = run_example_gen(folder, tmp_path / "out", split_method=split_method,
+                               eval_fraction=0.25)
+
+  rows = read_split(ratings, "train") + read_split(ratings, "eval")
+  assert sorted(map(_rating_tuple, rows)) == sorted(
+      [(user_a, movie_a, 1.0, time_a + 1), (user_b, movie_b, rating_b, time_b),
+       (user_c, movie_c, 2.0, time_c)] + list(expected[3:]))
+  assert ratings.get_int_custom_property("num_duplicate_ratings") == 3
+  assert ratings.get_int_custom_property("num_bad_lines") == 0
+
+
+def test_all_ratings_malformed_and_tolerated_names_the_file(tmp_path):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  path = fixtures.write_file(folder / "ratings.dat", b"1::1::five::1\n1::1\n")
+  with pytest.raises(ValueError) as error:
+    run_example_gen(folder, tmp_path / "out", max_bad_lines=2)
+  assert str(error.value).startswith(
+      f"No ratings could be read from {path}: all 2 lines were skipped as malformed")
+
+
 def test_missing_data_dir_is_named(tmp_path):
   with pytest.raises(errors.MovieLensFormatError, match="nowhere.*does not exist"):
     run_example_gen(tmp_path / "nowhere", tmp_path / "out")

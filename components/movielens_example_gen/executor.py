@@ -3,11 +3,14 @@
 The catalog is small (62k movies in ml-25m) and is parsed in the driver process; the ratings
 file (25M lines in ml-25m) is streamed by one Beam worker, which keeps exact line numbers for
 error messages and enforces the bad-line tolerance as it goes, then batches fan out to
-workers that split, encode and write TFRecord shards.
+workers that split, encode and write TFRecord shards. Duplicate (user, movie) ratings are
+found over all batches first (movielens.duplicates: the latest rating of a pair is kept),
+so the split and encode step drops them wherever they are.
 """
 import dataclasses
+import functools
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 from absl import logging
 import apache_beam as beam
@@ -24,6 +27,7 @@ from components.movielens_example_gen import encoding
 from components.movielens_example_gen import splits
 from contracts import artifacts
 from contracts import configs
+from movielens import duplicates
 from movielens import errors
 from movielens import formats
 from movielens import readers
@@ -36,6 +40,7 @@ INPUT_FINGERPRINT_KEY = "input_fingerprint"
 _SHARD_PREFIX = "data_tfrecord"
 _COUNTER_NAMESPACE = "MovieLensExampleGen"
 _BATCH_SIZE = 100_000
+_NO_ROWS = np.zeros([0], np.int64)
 
 
 @dataclasses.dataclass
@@ -74,30 +79,78 @@ class _ReadRatings(beam.DoFn):
         yield _IndexedBatch(index, batch)
 
 
-class _CollectTimestamps(beam.CombineFn):
-  """Gathers the kept ratings' timestamps for the exact temporal cutoff (8 bytes each).
+class _ConcatenateThen(beam.CombineFn):
+  """Collects numpy arrays from every worker, then applies `finish` to the list of them."""
 
-  Only ratings at or above min_rating count, so eval gets `eval_fraction` of what is
-  written, not of what was read.
-  """
-
-  def __init__(self, min_rating: float):
+  def __init__(self, finish: Callable[[List[np.ndarray]], Any]):
     super().__init__()
-    self._min_rating = min_rating
+    self._finish = finish
 
   def create_accumulator(self) -> List[np.ndarray]:
     return []
 
-  def add_input(self, acc: List[np.ndarray], batch: _IndexedBatch) -> List[np.ndarray]:
-    ratings = batch.batch
-    acc.append(ratings.timestamps[ratings.ratings >= self._min_rating])
+  def add_input(self, acc: List[np.ndarray], array: np.ndarray) -> List[np.ndarray]:
+    acc.append(array)
     return acc
 
   def merge_accumulators(self, accs: List[List[np.ndarray]]) -> List[np.ndarray]:
     return [array for acc in accs for array in acc]
 
-  def extract_output(self, acc: List[np.ndarray]) -> np.ndarray:
-    return np.concatenate(acc) if acc else np.zeros([0], np.int64)
+  def extract_output(self, acc: List[np.ndarray]) -> Any:
+    return self._finish(acc)
+
+
+def _pair_keys(indexed: _IndexedBatch) -> np.ndarray:
+  return duplicates.pair_keys(indexed.batch.user_ids, indexed.batch.movie_ids)
+
+
+def _candidates(indexed: _IndexedBatch, repeated: np.ndarray) -> np.ndarray:
+  batch = indexed.batch
+  if not len(repeated):
+    return np.empty(0, duplicates.CANDIDATE_DTYPE)
+  return duplicates.candidates(_pair_keys(indexed), repeated, batch.user_ids,
+                               batch.movie_ids, batch.timestamps, indexed.index)
+
+
+class _DuplicatesToDrop(beam.PTransform):
+  """Rating batches -> {batch index: rows to drop}, as one value for a side input.
+
+  Two passes over all batches, wherever they are processed: the pair keys repeated
+  anywhere (8 bytes a rating), then the exact pairs among their few ratings.
+  """
+
+  def expand(self, batches: beam.PCollection) -> beam.PCollection:
+    repeated = (batches
+                | "PairKeys" >> beam.Map(_pair_keys)
+                | "RepeatedKeys" >> beam.CombineGlobally(
+                    _ConcatenateThen(duplicates.repeated_keys)))
+    return (batches
+            | "Candidates" >> beam.Map(_candidates, beam.pvalue.AsSingleton(repeated))
+            | "PositionsToDrop" >> beam.CombineGlobally(
+                _ConcatenateThen(duplicates.positions_to_drop)))
+
+
+def _unique(indexed: _IndexedBatch, to_drop: Mapping[int, np.ndarray]) -> np.ndarray:
+  """True for the ratings of the batch that are not dropped as duplicates."""
+  unique = np.ones(len(indexed.batch), dtype=bool)
+  unique[to_drop.get(indexed.index, _NO_ROWS)] = False
+  return unique
+
+
+def _kept_timestamps(indexed: _IndexedBatch, min_rating: float,
+                     to_drop: Mapping[int, np.ndarray]) -> np.ndarray:
+  """Timestamps of the ratings that will be written, for the exact temporal cutoff.
+
+  Only kept ratings count (not duplicates, not below min_rating), so eval gets
+  `eval_fraction` of what is written, not of what was read.
+  """
+  batch = indexed.batch
+  return batch.timestamps[_unique(indexed, to_drop) & (batch.ratings >= min_rating)]
+
+
+def _temporal_cutoff(timestamps: List[np.ndarray], eval_fraction: float) -> int:
+  every = np.concatenate(timestamps) if timestamps else np.zeros([0], np.int64)
+  return splits.temporal_cutoff(every, eval_fraction)
 
 
 def _write_shard(examples: List[bytes], split_dir: str, index: int) -> None:
@@ -119,16 +172,20 @@ class _SplitEncodeWrite(beam.DoFn):
                       for split in split_dirs}
     self._below_min_rating = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE,
                                                           "below_min_rating")
+    self._duplicates = beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "duplicate_ratings")
 
-  def process(self, indexed: _IndexedBatch, cutoff: Optional[int] = None) -> None:
+  def process(self, indexed: _IndexedBatch, to_drop: Mapping[int, np.ndarray],
+              cutoff: Optional[int] = None) -> None:
     batch = indexed.batch
     if self._options.split_method == configs.TEMPORAL_SPLIT:
       is_eval = splits.temporal_eval_mask(batch.timestamps, cutoff)
     else:
       is_eval = splits.random_eval_mask(batch.user_ids, batch.movie_ids,
                                         self._options.eval_fraction, self._options.split_seed)
-    keep = batch.ratings >= self._options.min_rating
-    self._below_min_rating.inc(int((~keep).sum()))
+    unique = _unique(indexed, to_drop)
+    self._duplicates.inc(int((~unique).sum()))
+    keep = unique & (batch.ratings >= self._options.min_rating)
+    self._below_min_rating.inc(int((unique & ~keep).sum()))
     for split, in_split in ((artifacts.TRAIN_SPLIT, ~is_eval & keep),
                             (artifacts.EVAL_SPLIT, is_eval & keep)):
       rows = np.flatnonzero(in_split)
@@ -185,18 +242,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     result = self._write_ratings(source, catalog, options, catalog_errors, ratings_artifact)
     counts = {split: _counter_value(result, f"{split}_examples")
               for split in (artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT)}
-    bad_rating_lines = _counter_value(result, "bad_rating_lines")
-    below_min_rating = _counter_value(result, "below_min_rating")
+    left_out = {name: _counter_value(result, name)
+                for name in ("bad_rating_lines", "duplicate_ratings", "below_min_rating")}
     _record_counts(ratings_artifact, movies_artifact, counts, len(catalog),
-                   catalog_errors.count + bad_rating_lines, below_min_rating)
-    if catalog_errors.count + bad_rating_lines:
-      logging.warning("Skipped %d malformed lines (tolerance %d); all listed in %s.",
-                      catalog_errors.count + bad_rating_lines, options.max_bad_lines,
-                      os.path.join(ratings_artifact.uri, artifacts.BAD_LINES_FILE))
-    if below_min_rating:
-      logging.info("Left out %d ratings below min_rating=%s.", below_min_rating,
-                   options.min_rating)
-    _check_not_empty(counts, options, below_min_rating)
+                   catalog_errors.count, left_out)
+    _log_left_out(catalog_errors.count, left_out, options, ratings_artifact.uri)
+    _check_not_empty(counts, options, left_out,
+                     source.display_path(source.ratings_file))
     logging.info("Wrote %d train and %d eval ratings, %d movies.", counts[artifacts.TRAIN_SPLIT],
                  counts[artifacts.EVAL_SPLIT], len(catalog))
 
@@ -229,14 +281,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                          catalog_errors.examples)).with_outputs(
                              "bad_lines", main="batches"))
     batches = read.batches | "Redistribute" >> beam.Reshuffle()
+    to_drop = beam.pvalue.AsSingleton(batches | "Duplicates" >> _DuplicatesToDrop())
     cutoff = None
     if options.split_method == configs.TEMPORAL_SPLIT:
       cutoff = beam.pvalue.AsSingleton(
-          read.batches
-          | "CollectTimestamps" >> beam.CombineGlobally(_CollectTimestamps(options.min_rating))
-          | "Cutoff" >> beam.Map(splits.temporal_cutoff, options.eval_fraction))
+          batches
+          | "KeptTimestamps" >> beam.Map(_kept_timestamps, options.min_rating, to_drop)
+          | "Cutoff" >> beam.CombineGlobally(_ConcatenateThen(
+              functools.partial(_temporal_cutoff, eval_fraction=options.eval_fraction))))
     _ = batches | "SplitEncodeWrite" >> beam.ParDo(
-        _SplitEncodeWrite(options, catalog, split_dirs), cutoff)
+        _SplitEncodeWrite(options, catalog, split_dirs), to_drop, cutoff)
     bad_lines = ([pipeline | "CatalogBadLines" >> beam.Create(
         [str(e) for e in catalog_errors.examples])] + [read.bad_lines]
                  | "AllBadLines" >> beam.Flatten())
@@ -253,23 +307,51 @@ def _mark_tf_examples(artifact: types.Artifact) -> None:
 
 
 def _record_counts(ratings_artifact: types.Artifact, movies_artifact: types.Artifact,
-                   counts: Mapping[str, int], num_movies: int, bad_lines: int,
-                   below_min_rating: int) -> None:
+                   counts: Mapping[str, int], num_movies: int, bad_catalog_lines: int,
+                   left_out: Mapping[str, int]) -> None:
   """Counts as artifact properties, visible in ML Metadata and the run summary."""
   for split, count in counts.items():
     ratings_artifact.set_int_custom_property(f"num_{split}_examples", count)
-  ratings_artifact.set_int_custom_property("num_bad_lines", bad_lines)
-  ratings_artifact.set_int_custom_property("num_below_min_rating", below_min_rating)
+  ratings_artifact.set_int_custom_property(
+      "num_bad_lines", bad_catalog_lines + left_out["bad_rating_lines"])
+  ratings_artifact.set_int_custom_property("num_duplicate_ratings",
+                                           left_out["duplicate_ratings"])
+  ratings_artifact.set_int_custom_property("num_below_min_rating",
+                                           left_out["below_min_rating"])
   movies_artifact.set_int_custom_property("num_movies", num_movies)
 
 
+def _log_left_out(bad_catalog_lines: int, left_out: Mapping[str, int],
+                  options: configs.DataConfig, ratings_uri: str) -> None:
+  """Logs each kind of input line that was read but not written."""
+  bad_lines = bad_catalog_lines + left_out["bad_rating_lines"]
+  if bad_lines:
+    logging.warning("Skipped %d malformed lines (tolerance %d); all listed in %s.",
+                    bad_lines, options.max_bad_lines,
+                    os.path.join(ratings_uri, artifacts.BAD_LINES_FILE))
+  if left_out["duplicate_ratings"]:
+    logging.warning("Dropped %d duplicate ratings: a (user, movie) pair rated more than "
+                    "once keeps its latest rating (the later line on equal timestamps).",
+                    left_out["duplicate_ratings"])
+  if left_out["below_min_rating"]:
+    logging.info("Left out %d ratings below min_rating=%s.", left_out["below_min_rating"],
+                 options.min_rating)
+
+
 def _check_not_empty(counts: Mapping[str, int], options: configs.DataConfig,
-                     below_min_rating: int) -> None:
+                     left_out: Mapping[str, int], ratings_path: str) -> None:
+  """Raises ValueError naming why a split is empty: nothing usable read, or the split."""
+  if not sum(counts.values()) + left_out["duplicate_ratings"] + left_out["below_min_rating"]:
+    raise ValueError(
+        f"No ratings could be read from {ratings_path}: all {left_out['bad_rating_lines']} "
+        "lines were skipped as malformed (tolerated by --max_bad_lines); they are listed "
+        f"in the ratings artifact's {artifacts.BAD_LINES_FILE}.")
   for split, count in counts.items():
     if count == 0:
       raise ValueError(
           f"The {split} split is empty ({counts[artifacts.TRAIN_SPLIT]} train, "
           f"{counts[artifacts.EVAL_SPLIT]} eval "
-          f"ratings; {below_min_rating} below min_rating={options.min_rating}) with "
-          f"split_method={options.split_method!r}, eval_fraction={options.eval_fraction}. "
+          f"ratings; {left_out['below_min_rating']} below min_rating={options.min_rating}) "
+          f"with split_method={options.split_method!r}, "
+          f"eval_fraction={options.eval_fraction}. "
           "Use more data, another eval_fraction or a lower min_rating.")
