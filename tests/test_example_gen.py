@@ -2,7 +2,6 @@
 import glob
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils

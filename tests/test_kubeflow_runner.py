@@ -1,6 +1,7 @@
-"""kubeflow.py and pipeline/kubeflow.py: offline compilation, the compiled DAG against the local pipeline, one
-compiled task run the way KFP's launcher runs it, submission through an offline KFP client,
-and the multi-processing DirectRunner mode on the data components.
+"""kubeflow_runner.py and pipeline/kubeflow.py: offline compilation, the compiled DAG
+against the local pipeline, one compiled task run the way KFP's launcher runs it,
+submission through an offline KFP client, and the multi-processing DirectRunner mode on
+the data components.
 
 Expected tasks and edges are derived from `pipeline.create_components`, so the tests follow
 the pipeline as components are added.

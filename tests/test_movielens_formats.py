@@ -1,6 +1,5 @@
 """Tests of movielens.formats and movielens.readers on GroupLens-format fixtures."""
 import pathlib
-import zipfile
 from typing import List, Tuple
 
 import numpy as np
@@ -83,6 +82,34 @@ def test_parses_each_format_exactly(tmp_path, format_name, container):
   rows, rating_errors = _read_ratings(source, catalog)
   assert rows == list(ratings)
   assert rating_errors == []
+
+
+def test_a_new_layout_is_one_record(tmp_path, monkeypatch):
+  # A made-up GroupLens layout: tab-separated with headers, other column orders, genres
+  # as a ","-joined list. Adding it to the registry is all detection and reading need.
+  layout = formats.MovieLensFormat(
+      name="ml-tsv", covers=("ml-tsv",), encoding="utf-8",
+      ratings=formats.RatingsFile(
+          "ratings.tsv", b"\t", header=("movie", "time", "user", "stars"),
+          columns=(formats.MOVIE_ID, formats.TIMESTAMP, formats.USER_ID, formats.RATING)),
+      movies=formats.MoviesFile(
+          "movies.tsv", b"\t", num_columns=3, header=("genres", "title", "movie"),
+          genres=formats.GenreList(column=0, separator=","), id_column=2,
+          title_column=1))
+  monkeypatch.setattr(formats, "FORMATS", formats.FORMATS + (layout,))
+  folder = tmp_path / "ml-tsv"
+  _write(folder / "movies.tsv", "genres\ttitle\tmovie\nDrama,War\tMisérables (1995)\t7\n"
+         .encode("utf-8"))
+  _write(folder / "ratings.tsv", b"movie\ttime\tuser\tstars\n7\t1000\t3\t4.5\n")
+
+  source = sources.detect_source(str(tmp_path))
+  catalog, log = readers.read_movies(source)
+  rows, errors = _read_ratings(source, catalog)
+
+  assert (source.format, source.encoding) == ("ml-tsv", "utf-8")
+  assert list(catalog.values()) == [formats.Movie("7", "Misérables (1995)", ("Drama", "War"))]
+  assert rows == [("3", "7", 4.5, 1000)]
+  assert (log.count, errors) == (0, [])
 
 
 def test_fixtures_have_the_advertised_shape():
