@@ -1,4 +1,4 @@
-"""Command-line flags derived from the config dataclasses of pipeline/configs.py.
+"""Command-line flags derived from the config dataclasses of contracts/configs.py.
 
 Both runners call `define_config_flags` for the same config classes, so a knob added to a
 config is a flag of `local_runner.py` and `kubeflow_runner.py` without further code.

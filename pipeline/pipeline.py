@@ -58,7 +58,7 @@ def create_components(data_dir: str, serving_dir: str,
   Args:
     data_dir: MovieLens directory or zip (any GroupLens format).
     serving_dir: Where the Pusher writes blessed models (TF Serving layout).
-    config: Every knob; see pipeline/configs.py.
+    config: Every knob; see contracts/configs.py.
 
   Returns:
     ExampleGen, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator, AnomaliesGate,

@@ -1,7 +1,7 @@
 """The Trainer's run_fn: train the two-tower model, then export it for serving.
 
 The Trainer's `custom_config` carries {"trainer": TrainerConfig fields, "transform":
-TransformConfig fields} from pipeline/configs.py, and `catalog_files` (the movie catalog
+TransformConfig fields} from contracts/configs.py, and `catalog_files` (the movie catalog
 examples), which components.retrieval_trainer adds at run time.
 """
 import json
