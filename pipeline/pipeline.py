@@ -9,6 +9,7 @@ from tfx.dsl.components.base import base_node
 from tfx import v1 as tfx
 
 from components import anomalies_gate
+from components import atomic_pusher
 from components import retrieval_trainer
 from components import schema_curation
 from components.movielens_example_gen import component as example_gen_component
@@ -62,7 +63,8 @@ def create_components(data_dir: str, serving_dir: str,
 
   Returns:
     ExampleGen, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator, AnomaliesGate,
-    Transform, Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher.
+    Transform, Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher (an
+    AtomicPusher).
   """
   example_gen = example_gen_component.MovieLensExampleGen(data_dir=data_dir,
                                                           config=config.data)
@@ -115,11 +117,13 @@ def create_components(data_dir: str, serving_dir: str,
       baseline_model=latest_blessed.outputs["model"],
       movies=example_gen.outputs[artifacts.MOVIES_KEY], config=config.evaluator)
 
-  # Pushes only when the evaluator blessed the model.
-  pusher = tfx.components.Pusher(
+  # Pushes only when the evaluator blessed the model; atomically, to a version of its own.
+  # The node keeps the stock id "Pusher" (ML Metadata history, summaries, the KFP spec).
+  pusher = atomic_pusher.AtomicPusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+  ).with_id("Pusher")
 
   return [example_gen, statistics_gen, schema_gen, curate_schema, example_validator, gate,
           transform, trainer, latest_blessed, evaluator, pusher]
