@@ -1,18 +1,23 @@
 """The summary of one pipeline run, read back from ML Metadata and the artifacts.
 
-Keys of the summary (also written as <pipeline_root>/run_summary.json):
+The run is named by its id (pipeline.run_record), never "the latest run": with two
+processes on one store, each summarizes its own. Keys of the summary (also written as
+<pipeline_root>/run_summary.json):
+  run_id                       The `pipeline_run` context in ML Metadata.
+  data_counts                  Every num_* int property of ExampleGen's outputs (examples
+                               per split, skipped bad lines, movies, ...).
   model, baseline_popularity   Evaluator metrics (hit_rate@k, recall@k, ndcg@10, ...).
   baseline_ease                The same for the EASE baseline.
   baseline_blessed             Metrics of the latest previously blessed model, or None.
   blessed, blessing_reasons    The Evaluator's verdict and why.
-  evaluation_report            Path of the Evaluator's HTML report.
+  evaluation_report            The Evaluator's report: report.html, else report.txt.
   pushed_model                 Where the Pusher wrote the model, or None.
+  trainer_logs                 The Trainer's TensorBoard logs (its model_run artifact).
   component_seconds            Wall seconds per component (0 for cached ones).
   cached_components            Components whose results were reused.
   example_recommendations      Top 5 titles for three users, from the trained model.
   wall_seconds                 The whole run, set by the runner.
 """
-import collections
 import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
@@ -22,66 +27,60 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 from tfx.utils import path_utils
 
 from components import retrieval_trainer
+from components.movielens_example_gen import component as example_gen_component
 from components.retrieval_evaluator import component as evaluator_component
 from components.retrieval_evaluator import executor as evaluator_executor
 from components.retrieval_evaluator import results as evaluator_results
 from contracts import features
+from pipeline import run_record
 from trainer_module import recommend
 
-# Node ids: the components' default ids, their class names.
+# Node ids: the components' default ids, their class names; the Pusher keeps "Pusher".
+_EXAMPLE_GEN = example_gen_component.MovieLensExampleGen.__name__
 _TRAINER = retrieval_trainer.RetrievalTrainer.__name__
 _EVALUATOR = evaluator_component.RetrievalEvaluator.__name__
 _TRANSFORM = "Transform"
 _PUSHER = "Pusher"
 
 SUMMARY_FILE = "run_summary.json"
-_CACHED = metadata_store_pb2.Execution.CACHED
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-
-
-def _latest_run(store: metadata_store.MetadataStore,
-                pipeline_name: str) -> metadata_store_pb2.Context:
-  pipeline_ids = {c.id for c in store.get_contexts_by_type("pipeline")
-                  if c.name == pipeline_name}
-  runs = [run for run in store.get_contexts_by_type("pipeline_run")
-          if any(parent.id in pipeline_ids for parent in store.get_parent_contexts_by_context(run.id))]
-  if not runs:
-    raise ValueError(f"No run of pipeline {pipeline_name!r} in ML Metadata.")
-  return max(runs, key=lambda run: run.create_time_since_epoch)
-
-
-def _node_ids(store: metadata_store.MetadataStore, executions, pipeline_name: str):
-  """Execution id -> node id (the pipeline's components, by their ids)."""
-  node_type = store.get_context_type("node").id
-  result = {}
-  for execution in executions:
-    for context in store.get_contexts_by_execution(execution.id):
-      if context.type_id == node_type:
-        result[execution.id] = context.name[len(pipeline_name) + 1:]
-  return result
-
-
-def _outputs(store: metadata_store.MetadataStore,
-             execution_ids: List[int]) -> Dict[int, Dict[str, List[metadata_store_pb2.Artifact]]]:
-  """Execution id -> output key -> artifacts."""
-  events = [e for e in store.get_events_by_execution_ids(execution_ids)
-            if e.type in _OUTPUT_EVENTS]
-  artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-  result = collections.defaultdict(lambda: collections.defaultdict(list))
-  for event in events:
-    result[event.execution_id][event.path.steps[0].key].append(artifacts[event.artifact_id])
-  return result
+# The Evaluator's human-readable reports, preferred first.
+_REPORT_FILES = (evaluator_results.HTML_REPORT_FILE, evaluator_results.REPORT_FILE)
+# Custom properties TFX writes on ModelBlessing and PushedModel artifacts.
+_BLESSED = "blessed"
+_PUSHED = "pushed"
+_PUSHED_DESTINATION = "pushed_destination"
 
 
 def _pushed_destination(pushed: List[metadata_store_pb2.Artifact]) -> Optional[str]:
   for artifact in pushed:
-    if artifact.custom_properties["pushed"].int_value == 1:
-      return artifact.custom_properties["pushed_destination"].string_value
+    if artifact.custom_properties[_PUSHED].int_value == 1:
+      return artifact.custom_properties[_PUSHED_DESTINATION].string_value
   return None
+
+
+def node_outcome(node: run_record.NodeRun) -> str:
+  """What a finished node produced, in a few words: counts, blessing, push."""
+  counts = run_record.int_properties(node.artifacts())
+  parts = [_count_text(counts)] if counts else []
+  for blessing in node.artifacts(standard_artifacts.ModelBlessing.TYPE_NAME):
+    parts.append("blessed" if blessing.custom_properties[_BLESSED].int_value == 1
+                 else "NOT blessed")
+  pushed = node.artifacts(standard_artifacts.PushedModel.TYPE_NAME)
+  if pushed:
+    destination = _pushed_destination(pushed)
+    parts.append(f"pushed to {destination}" if destination else "not pushed")
+  return ", ".join(parts)
+
+
+def _count_text(counts: Mapping[str, int]) -> str:
+  """{"num_train_examples": 9697} -> "train examples 9,697"."""
+  return ", ".join(f"{name[len('num_'):].replace('_', ' ')} {value:,}"
+                   for name, value in counts.items())
 
 
 def _example_recommendations(model_uri: str, transform_uri: str) -> Dict[str, List[str]]:
@@ -93,37 +92,47 @@ def _example_recommendations(model_uri: str, transform_uri: str) -> Dict[str, Li
   return {user: [rec.title for rec in recs] for user, recs in zip(users, rows)}
 
 
-def summarize(connection_config: metadata_store_pb2.ConnectionConfig,
-              pipeline_name: str) -> Dict[str, Any]:
-  """Summary of the latest run of `pipeline_name` in the given ML Metadata store."""
-  store = metadata_store.MetadataStore(connection_config)
-  executions = store.get_executions_by_context(_latest_run(store, pipeline_name).id)
-  outputs = _outputs(store, [e.id for e in executions])
-  node_ids = _node_ids(store, executions, pipeline_name)
-  by_node, seconds, cached = {}, {}, []
-  for execution in sorted(executions, key=lambda e: e.create_time_since_epoch):
-    node = node_ids.get(execution.id, str(execution.id))
-    by_node[node] = outputs[execution.id]
-    seconds[node] = round(
-        (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 1)
-    if execution.last_known_state == _CACHED:
-      cached.append(node)
+def _report_path(evaluation_uri: str) -> Optional[str]:
+  for name in _REPORT_FILES:
+    path = os.path.join(evaluation_uri, name)
+    if tf.io.gfile.exists(path):
+      return path
+  return None
 
-  summary: Dict[str, Any] = {"component_seconds": seconds, "cached_components": cached}
-  evaluation = by_node.get(_EVALUATOR, {}).get(evaluator_executor.EVALUATION_KEY)
+
+def _evaluation(evaluation: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+  metrics = evaluator_results.load(evaluation.uri)
+  return dict(model=metrics[evaluator_results.MODEL_SECTION],
+              baseline_popularity=metrics[evaluator_results.POPULARITY_SECTION],
+              baseline_ease=metrics.get(evaluator_results.EASE_SECTION),
+              baseline_blessed=metrics.get(evaluator_results.BLESSED_SECTION),
+              blessed=metrics[evaluator_results.BLESSED_FIELD],
+              blessing_reasons=metrics.get(evaluator_results.REASONS_FIELD, []),
+              evaluation_report=_report_path(evaluation.uri))
+
+
+def summarize(connection_config: metadata_store_pb2.ConnectionConfig,
+              pipeline_name: str, run_id: str) -> Dict[str, Any]:
+  """Summary of run `run_id` of `pipeline_name` in the given ML Metadata store."""
+  nodes = run_record.node_runs(metadata_store.MetadataStore(connection_config),
+                               pipeline_name, run_id)
+  outputs = {node_id: node.outputs for node_id, node in nodes.items()}
+  summary: Dict[str, Any] = {
+      "run_id": run_id,
+      "component_seconds": {n: round(node.seconds, 1) for n, node in nodes.items()},
+      "cached_components": [n for n, node in nodes.items() if node.cached]}
+  if _EXAMPLE_GEN in nodes:
+    summary["data_counts"] = run_record.int_properties(nodes[_EXAMPLE_GEN].artifacts())
+  evaluation = outputs.get(_EVALUATOR, {}).get(evaluator_executor.EVALUATION_KEY)
   if evaluation:
-    metrics = evaluator_results.load(evaluation[0].uri)
-    summary.update(model=metrics[evaluator_results.MODEL_SECTION],
-                   baseline_popularity=metrics[evaluator_results.POPULARITY_SECTION],
-                   baseline_ease=metrics.get(evaluator_results.EASE_SECTION),
-                   baseline_blessed=metrics.get(evaluator_results.BLESSED_SECTION),
-                   blessed=metrics[evaluator_results.BLESSED_FIELD],
-                   blessing_reasons=metrics.get(evaluator_results.REASONS_FIELD, []),
-                   evaluation_report=evaluator_results.html_report_path(evaluation[0].uri))
+    summary.update(_evaluation(evaluation[0]))
   summary["pushed_model"] = _pushed_destination(
-      by_node.get(_PUSHER, {}).get(specs.PUSHED_MODEL_KEY, []))
-  model = by_node.get(_TRAINER, {}).get(specs.MODEL_KEY)
-  transform = by_node.get(_TRANSFORM, {}).get(specs.TRANSFORM_GRAPH_KEY)
+      outputs.get(_PUSHER, {}).get(specs.PUSHED_MODEL_KEY, []))
+  model_run = outputs.get(_TRAINER, {}).get(specs.MODEL_RUN_KEY)
+  if model_run:
+    summary["trainer_logs"] = model_run[0].uri
+  model = outputs.get(_TRAINER, {}).get(specs.MODEL_KEY)
+  transform = outputs.get(_TRANSFORM, {}).get(specs.TRANSFORM_GRAPH_KEY)
   if model and transform:
     summary["example_recommendations"] = _example_recommendations(model[0].uri,
                                                                   transform[0].uri)
@@ -140,6 +149,8 @@ def write(summary: Mapping[str, Any], pipeline_root: str) -> str:
 def format_text(summary: Mapping[str, Any]) -> str:
   """A short human-readable rendering of the summary."""
   lines = []
+  if summary.get("data_counts"):
+    lines.append("data: " + _count_text(summary["data_counts"]))
   if "model" in summary:
     baselines = [(key, label) for key, label in (("baseline_popularity", "popularity"),
                                                  ("baseline_ease", "EASE"))
@@ -152,16 +163,15 @@ def format_text(summary: Mapping[str, Any]) -> str:
             f"{_cell(summary[key].get(name)):>12}" for key, _ in baselines))
     lines.append(f"blessed: {summary['blessed']}")
     lines.extend(f"  {reason}" for reason in summary.get("blessing_reasons", []))
-    if summary.get("evaluation_report"):
-      lines.append(f"evaluation report: {summary['evaluation_report']}")
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
-  lines.append("component wall seconds: " + ", ".join(
-      f"{node} {secs:.1f}" + (" (cached)" if node in summary["cached_components"] else "")
-      for node, secs in summary["component_seconds"].items()))
   for user, titles in summary.get("example_recommendations", {}).items():
     lines.append(f"user {user}: " + " | ".join(titles))
   if "wall_seconds" in summary:
     lines.append(f"total wall time: {summary['wall_seconds']:.1f} s")
+  if summary.get("trainer_logs"):
+    lines.append(f"trainer logs: tensorboard --logdir {summary['trainer_logs']}")
+  if summary.get("evaluation_report"):
+    lines.append(f"evaluation report: {summary['evaluation_report']}")
   return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from components.movielens_example_gen import splits
 from contracts import configs
 from movielens import synthetic
 from pipeline import pipeline
+from pipeline import run_record
 from pipeline import run_summary
 from trainer_module import export
 from trainer_module import recommend
@@ -30,10 +31,11 @@ _CONFIG = configs.PipelineConfig(
 def _run(components, root, name="e2e"):
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(root, "metadata.sqlite"))
-  tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(
+  run_id = run_record.new_run_id()
+  run_record.run_local(pipeline.create_pipeline(
       pipeline_name=name, pipeline_root=root, components=components,
-      metadata_connection_config=metadata))
-  return run_summary.summarize(metadata, name)
+      metadata_connection_config=metadata), run_id)
+  return run_summary.summarize(metadata, name, run_id)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,10 @@ def test_summary_reports_model_baseline_and_push(pipeline_run):
   assert summary["blessed"] is True
   assert summary["model"]["hit_rate@100"] > 1.1 * summary["baseline_popularity"]["hit_rate@100"]
   assert summary["pushed_model"].startswith(pipeline_run["serving_dir"])
+  counts = summary["data_counts"]
+  assert counts["num_train_examples"] + counts["num_eval_examples"] == 12_000
+  assert counts["num_bad_lines"] == 0 and counts["num_movies"] == 400
+  assert summary["evaluation_report"].startswith(pipeline_run["root"])
   assert set(summary["component_seconds"]) >= {
       "MovieLensExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
       "AnomaliesGate", "Transform", "RetrievalTrainer", "RetrievalEvaluator", "Pusher"}
@@ -70,6 +76,9 @@ def test_summary_reports_model_baseline_and_push(pipeline_run):
 
 def test_rerun_reuses_cached_results(pipeline_run):
   second = pipeline_run["second"]
+  # Each summary is its own run's: the first ran everything, the second reused it.
+  assert second["run_id"] != pipeline_run["first"]["run_id"]
+  assert pipeline_run["first"]["cached_components"] == []
   assert {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
           "AnomaliesGate", "Transform", "RetrievalTrainer"} <= set(second["cached_components"])
   assert second["component_seconds"]["RetrievalTrainer"] < 1.0
@@ -78,6 +87,10 @@ def test_rerun_reuses_cached_results(pipeline_run):
   assert second["baseline_blessed"]["hit_rate@100"] == pytest.approx(
       pipeline_run["first"]["model"]["hit_rate@100"])
   assert second["blessed"] is True
+  # Both runs pushed, each to a version of its own.
+  versions = sorted(os.listdir(pipeline_run["serving_dir"]))
+  assert [os.path.join(pipeline_run["serving_dir"], v) for v in versions] == [
+      pipeline_run["first"]["pushed_model"], second["pushed_model"]]
 
 
 def test_pushed_model_answers_raw_user_ids(pipeline_run):
