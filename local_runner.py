@@ -3,9 +3,19 @@
   python local_runner.py                          # built-in synthetic data (ml-100k sized)
   python local_runner.py --data_dir ~/ml-1m.zip   # real MovieLens, directory or zip
 
+By default the terminal shows one line as each component starts and ends, the Trainer's
+per-epoch lines and the run's summary; TFX, Beam, TensorFlow and absl output goes to
+<pipeline_root>/logs/<run id>.log, whose path is printed. --verbose shows it all instead.
+One run at a time holds a pipeline root (pipeline/locking.py).
+
+Exit status: 0 done (a model was pushed, or --allow_unblessed); 1 failed (the error and
+the log file are printed; also bad flags); 3 completed but the model was not blessed, so
+nothing was pushed; 75 the pipeline root is in use by another run (EX_TEMPFAIL).
+
 Every knob of pipeline/configs.py is a flag (see --helpfull).
 """
 import os
+import sys
 import time
 import warnings
 
@@ -20,10 +30,13 @@ from absl import logging
 from contracts import configs
 from movielens import synthetic
 from pipeline import flags as config_flags
-from pipeline import pipeline
-from pipeline import run_summary
+from pipeline import locking
+from pipeline import progress
 
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_NOT_BLESSED = 3
+EXIT_ROOT_BUSY = 75
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
@@ -39,6 +52,15 @@ _SERVING_DIR = flags.DEFINE_string(
     "(<serving_dir>/<version>/). Default: <pipeline_root>/serving_model.")
 _ENABLE_CACHE = flags.DEFINE_bool(
     "enable_cache", True, "Reuse results of components whose inputs did not change.")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show TFX, Beam and TensorFlow output on the terminal instead of "
+    "writing it to <pipeline_root>/logs/.")
+_ALLOW_UNBLESSED = flags.DEFINE_bool(
+    "allow_unblessed", False, f"Exit 0 when the run completes but the model is not "
+    f"blessed (default: exit status {EXIT_NOT_BLESSED}).")
+_LOCK_WAIT_SECONDS = flags.DEFINE_float(
+    "lock_wait_seconds", 0, "When another run holds the pipeline root, wait this long "
+    f"for it (negative: without limit) before exiting with status {EXIT_ROOT_BUSY}.")
 
 config_flags.define_pipeline_flags()
 config_flags.define_config_flags(configs.SyntheticDataConfig)
@@ -47,6 +69,7 @@ flags.adopt_module_key_flags(config_flags)
 
 def resolve_data_dir(pipeline_root: str) -> str:
   """The --data_dir flag, or the synthetic default data, generated on first use."""
+  from components.movielens_example_gen import synthetic  # pylint: disable=g-import-not-at-top
   if _DATA_DIR.value:
     return _DATA_DIR.value
   size = config_flags.config_from_flags(configs.SyntheticDataConfig)
@@ -55,26 +78,96 @@ def resolve_data_dir(pipeline_root: str) -> str:
 
 def main(argv):
   del argv
-  started = time.time()
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
+  try:
+    lock = locking.PipelineRootLock(pipeline_root, _LOCK_WAIT_SECONDS.value).acquire()
+  except locking.PipelineRootLockedError as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return EXIT_ROOT_BUSY
+  try:
+    if _VERBOSE.value:
+      return run(pipeline_root, sys.stdout)
+    return run_quietly(pipeline_root)
+  finally:
+    lock.release()
+
+
+def run_quietly(pipeline_root: str) -> int:
+  """`run` with everything but the progress lines in a log file."""
+  log_path = os.path.join(pipeline_root, "logs",
+                          time.strftime("run-%Y%m%d-%H%M%S.log", time.localtime()))
+  print(f"Log: {log_path} (TFX, Beam and TensorFlow output; --verbose shows it here)",
+        flush=True)
+  logging.set_verbosity(logging.INFO)
+  with progress.redirect_output(log_path) as terminal:
+    try:
+      with progress.progress_lines_to(terminal):
+        return run(pipeline_root, terminal)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.exception("The run failed.")
+      error = f"{type(e).__name__}: {e}"
+  print(f"ERROR: {error}\nThe run failed; full log: {log_path}", file=sys.stderr)
+  return EXIT_FAILED
+
+
+def run(pipeline_root: str, out) -> int:
+  """Runs the pipeline once on `pipeline_root` (held locked); returns the exit status."""
+  # Imported here, after run_quietly redirected the output: TensorFlow and TFX print
+  # on import.
+  # pylint: disable=g-import-not-at-top
+  from ml_metadata import metadata_store
+  from tfx import v1 as tfx
+  from pipeline import pipeline
+  from pipeline import run_record
+  from pipeline import run_summary
+  # pylint: enable=g-import-not-at-top
+  started = time.time()
+  run_id = run_record.new_run_id()
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      os.path.join(pipeline_root, "metadata.sqlite"))
+  store = metadata_store.MetadataStore(metadata)
+  interrupted = run_record.mark_interrupted(store, pipeline_root, _PIPELINE_NAME.value,
+                                            run_id)
+  for execution in interrupted:
+    progress.print_line(out, f"Note: {execution.describe()}")
   data_dir = resolve_data_dir(pipeline_root)
-  logging.info("Data: %s", data_dir)
   components = pipeline.create_components(
       data_dir=data_dir,
       serving_dir=_SERVING_DIR.value or pipeline.default_serving_dir(pipeline_root),
       config=config_flags.pipeline_config_from_flags())
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(pipeline_root, "metadata.sqlite"))
-  tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(
-      pipeline_name=_PIPELINE_NAME.value, pipeline_root=pipeline_root,
-      components=components, enable_cache=_ENABLE_CACHE.value,
-      metadata_connection_config=metadata))
+  progress.print_line(out, f"Run {run_id} on {data_dir}")
 
-  summary = run_summary.summarize(metadata, _PIPELINE_NAME.value)
+  def describe(node_id):
+    node = run_record.node_runs(store, _PIPELINE_NAME.value, run_id).get(node_id)
+    return (node.cached, run_summary.node_outcome(node)) if node else (False, "")
+
+  reporter = progress.NodeReporter(out, len(components), describe)
+  with reporter.attached():
+    try:
+      run_record.run_local(pipeline.create_pipeline(
+          pipeline_name=_PIPELINE_NAME.value, pipeline_root=pipeline_root,
+          components=components, enable_cache=_ENABLE_CACHE.value,
+          metadata_connection_config=metadata), run_id)
+    except Exception:
+      reporter.failed()
+      raise
+
+  summary = run_summary.summarize(metadata, _PIPELINE_NAME.value, run_id)
+  summary["interrupted_executions"] = [e.describe() for e in interrupted]
   summary["wall_seconds"] = round(time.time() - started, 1)
   path = run_summary.write(summary, pipeline_root)
-  print(run_summary.format_text(summary))
-  print(f"Summary written to {path}")
+  progress.print_line(out, run_summary.format_text(summary))
+  progress.print_line(out, f"Summary written to {path}")
+  return exit_status(summary, out)
+
+
+def exit_status(summary, out) -> int:
+  """EXIT_NOT_BLESSED when the Evaluator did not bless the model, unless allowed."""
+  if summary.get("blessed") is not False or _ALLOW_UNBLESSED.value:
+    return EXIT_OK
+  progress.print_line(out, f"Not blessed, so nothing was pushed: exit status "
+                      f"{EXIT_NOT_BLESSED} (--allow_unblessed exits 0).")
+  return EXIT_NOT_BLESSED
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from tfx import v1 as tfx
 from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import progress
 from trainer_module import data
 from trainer_module import export
 from trainer_module import model as model_lib
@@ -76,9 +77,10 @@ class _Throughput(tf.keras.callbacks.Callback):
     rate = self._examples / seconds
     self.per_epoch.append(rate)
     logs = logs or {}
-    logging.info("Epoch %d: %.0f training examples/s, mean loss %.4f, eval mean loss %.4f",
-                 epoch + 1, rate, logs.get("mean_loss", float("nan")),
-                 logs.get("val_mean_loss", float("nan")))
+    progress.LOGGER.info(
+        "Epoch %d: %.0f training examples/s, mean loss %.4f, eval mean loss %.4f",
+        epoch + 1, rate, logs.get("mean_loss", float("nan")),
+        logs.get("val_mean_loss", float("nan")))
 
 
 def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],

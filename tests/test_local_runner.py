@@ -1,0 +1,130 @@
+"""local_runner.py as a user runs it: quiet progress or --verbose, exit statuses, the lock.
+
+Small synthetic data, as in test_pipeline_e2e.py: one quiet run whose model cannot be
+blessed (exit 3), then the same run again with --verbose --allow_unblessed (all cached,
+exit 0).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import locking
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TINY = ["--synthetic_users=200", "--synthetic_movies=400", "--synthetic_ratings=12000",
+         "--epochs=2", "--embedding_dim=16", "--batch_size=512",
+         # No model beats popularity 100-fold: never blessed.
+         "--min_lift_over_popularity=100"]
+_NODE_LINE = re.compile(r"^\[\s*(\d+)/10\] (\S+) (started|ran|cached|FAILED)")
+_LOG_LINE = re.compile(r"^([IWEF]\d{4} |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|Epoch \d+/\d+)")
+_EPOCH_LINE = re.compile(r"^\s+Epoch \d+: \d+ training examples/s, mean loss [\d.]+, "
+                         r"eval mean loss [\d.]+$")
+
+
+def _local_runner(*args):
+  return subprocess.run([sys.executable, "local_runner.py", *args], cwd=_REPO,
+                        capture_output=True, text=True, check=False)
+
+
+def _summary(root):
+  with open(os.path.join(root, "run_summary.json"), encoding="utf-8") as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("root"))
+  quiet = _local_runner(f"--pipeline_root={root}", *_TINY)
+  quiet_summary = _summary(root)
+  verbose = _local_runner(f"--pipeline_root={root}", *_TINY, "--verbose",
+                          "--allow_unblessed")
+  return {"root": root, "quiet": quiet, "quiet_summary": quiet_summary,
+          "verbose": verbose, "verbose_summary": _summary(root)}
+
+
+def _node_lines(lines):
+  """(number, node id, state, line) of each progress line about a node."""
+  return [(*match.groups(), line) for line in lines
+          for match in [_NODE_LINE.match(line)] if match]
+
+
+def test_quiet_run_prints_progress_and_summary_only(runs):
+  quiet = runs["quiet"]
+  lines = quiet.stdout.splitlines()
+  assert quiet.stderr == ""
+  assert len(lines) <= 60
+  assert lines[0].startswith(f"Log: {runs['root']}/logs/run-")
+  nodes = _node_lines(lines)
+  assert [number for number, _, state, _ in nodes if state == "started"] == [
+      str(i) for i in range(1, 11)]
+  ends = {node: line for _, node, state, line in nodes if state == "ran"}
+  assert len(ends) == 10
+  assert len([line for line in lines if _EPOCH_LINE.match(line)]) == 2
+  assert "train examples" in ends["MovieLensExampleGen"]
+  assert "bad lines 0" in ends["MovieLensExampleGen"]
+  assert ends["RetrievalEvaluator"].endswith("NOT blessed")
+  assert ends["Pusher"].endswith("not pushed")
+  # No absl, TensorFlow (C++) or Keras log line reached the terminal.
+  assert not [line for line in lines if _LOG_LINE.match(line)]
+
+
+def test_quiet_run_writes_everything_else_to_the_log_file(runs):
+  log_path = runs["quiet"].stdout.splitlines()[0].split()[1]
+  with open(log_path, encoding="utf-8") as f:
+    log = f.read()
+  assert "Component RetrievalTrainer is running." in log
+  assert "val_mean_loss" in log  # Keras' own epoch lines.
+  assert "Epoch 2: " in log  # The progress lines too.
+
+
+def test_not_blessed_exits_3_and_says_why(runs):
+  assert runs["quiet"].returncode == 3
+  assert runs["quiet"].stdout.splitlines()[-1] == (
+      "Not blessed, so nothing was pushed: exit status 3 (--allow_unblessed exits 0).")
+  summary = runs["quiet_summary"]
+  assert summary["blessed"] is False and summary["pushed_model"] is None
+  assert summary["data_counts"]["num_bad_lines"] == 0
+  assert summary["data_counts"]["num_train_examples"] > 0
+  assert os.path.exists(summary["evaluation_report"])
+  assert f"evaluation report: {summary['evaluation_report']}" in runs["quiet"].stdout
+
+
+def test_verbose_restores_the_full_stream_and_allow_unblessed_exits_0(runs):
+  verbose = runs["verbose"]
+  assert verbose.returncode == 0, verbose.stderr[-3000:]
+  assert "Log: " not in verbose.stdout
+  assert "Component RetrievalTrainer is running." in verbose.stderr
+  assert len((verbose.stdout + verbose.stderr).splitlines()) > 500
+  assert re.search(r"^\[ ?\d+/10\] RetrievalTrainer cached", verbose.stdout, re.MULTILINE)
+
+
+def test_each_run_summarizes_itself(runs):
+  quiet, verbose = runs["quiet_summary"], runs["verbose_summary"]
+  assert f"Run {quiet['run_id']} on " in runs["quiet"].stdout
+  assert verbose["run_id"] != quiet["run_id"]
+  assert quiet["cached_components"] == []
+  assert "RetrievalTrainer" in verbose["cached_components"]
+
+
+def test_a_failure_shows_the_error_and_the_log(tmp_path):
+  missing = str(tmp_path / "no-such-data")
+  failed = _local_runner(f"--pipeline_root={tmp_path}", f"--data_dir={missing}")
+  assert failed.returncode == 1
+  log_path = failed.stdout.splitlines()[0].split()[1]
+  assert failed.stderr.startswith("ERROR: ") and missing in failed.stderr
+  assert failed.stderr.rstrip().endswith(f"full log: {log_path}")
+  assert "MovieLensExampleGen FAILED after" in failed.stdout
+  with open(log_path, encoding="utf-8") as f:
+    assert "Traceback" in f.read()
+
+
+def test_a_second_run_on_a_held_root_exits_75_naming_the_holder(tmp_path):
+  with locking.PipelineRootLock(str(tmp_path)):
+    busy = _local_runner(f"--pipeline_root={tmp_path}")
+  assert busy.returncode == 75
+  assert f"in use by another run: pid {os.getpid()} on host" in busy.stderr
+  assert busy.stdout == ""
