@@ -148,9 +148,8 @@ def write(summary: Mapping[str, Any], pipeline_root: str) -> str:
 
 def format_text(summary: Mapping[str, Any]) -> str:
   """A short human-readable rendering of the summary."""
+  # The data counts are left out: ExampleGen's progress line shows them just above.
   lines = []
-  if summary.get("data_counts"):
-    lines.append("data: " + _count_text(summary["data_counts"]))
   if "model" in summary:
     baselines = [(key, label) for key, label in (("baseline_popularity", "popularity"),
                                                  ("baseline_ease", "EASE"))
