@@ -5,18 +5,20 @@
 
 By default the terminal shows one line as each component starts and ends, the Trainer's
 per-epoch lines and the run's summary; TFX, Beam, TensorFlow and absl output goes to
-<pipeline_root>/logs/<run id>.log, whose path is printed. --verbose shows it all instead.
-One run at a time holds a pipeline root (pipeline/locking.py).
+<pipeline_root>/logs/run-YYYYmmdd-HHMMSS.log, whose path is printed. --verbose shows it
+all instead. One run at a time holds a pipeline root (pipeline/locking.py).
 
 Exit status: 0 done (a model was pushed, or --allow_unblessed); 1 failed (the error and
 the log file are printed; also bad flags); 3 completed but the model was not blessed, so
-nothing was pushed; 75 the pipeline root is in use by another run (EX_TEMPFAIL).
+nothing was pushed; 75 the pipeline root is in use by another run (EX_TEMPFAIL); 130
+interrupted (Ctrl-C).
 
-Every knob of pipeline/configs.py is a flag (see --helpfull).
+Every knob of contracts/configs.py is a flag (see --helpfull).
 """
 import os
 import sys
 import time
+from typing import Any, Mapping, TextIO
 import warnings
 
 # google-api-core (imported by TFX) warns at import that it will drop Python 3.11 in
@@ -28,7 +30,6 @@ from absl import flags
 from absl import logging
 
 from contracts import configs
-from movielens import synthetic
 from pipeline import flags as config_flags
 from pipeline import locking
 from pipeline import progress
@@ -37,6 +38,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_ROOT_BUSY = 75
+EXIT_INTERRUPTED = 130
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
@@ -67,15 +69,6 @@ config_flags.define_config_flags(configs.SyntheticDataConfig)
 flags.adopt_module_key_flags(config_flags)
 
 
-def resolve_data_dir(pipeline_root: str) -> str:
-  """The --data_dir flag, or the synthetic default data, generated on first use."""
-  from components.movielens_example_gen import synthetic  # pylint: disable=g-import-not-at-top
-  if _DATA_DIR.value:
-    return _DATA_DIR.value
-  size = config_flags.config_from_flags(configs.SyntheticDataConfig)
-  return synthetic.ensure_generated(os.path.join(pipeline_root, "data"), size)
-
-
 def main(argv):
   del argv
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
@@ -103,65 +96,29 @@ def run_quietly(pipeline_root: str) -> int:
     try:
       with progress.progress_lines_to(terminal):
         return run(pipeline_root, terminal)
-    except Exception as e:  # pylint: disable=broad-except
+    except (Exception, KeyboardInterrupt) as e:  # pylint: disable=broad-except
       logging.exception("The run failed.")
       error = f"{type(e).__name__}: {e}"
+      status = EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_FAILED
   print(f"ERROR: {error}\nThe run failed; full log: {log_path}", file=sys.stderr)
-  return EXIT_FAILED
+  return status
 
 
-def run(pipeline_root: str, out) -> int:
+def run(pipeline_root: str, out: TextIO) -> int:
   """Runs the pipeline once on `pipeline_root` (held locked); returns the exit status."""
-  # Imported here, after run_quietly redirected the output: TensorFlow and TFX print
+  # Imported only now, after run_quietly redirected the output: TensorFlow and TFX print
   # on import.
-  # pylint: disable=g-import-not-at-top
-  from ml_metadata import metadata_store
-  from tfx import v1 as tfx
-  from pipeline import pipeline
-  from pipeline import run_record
-  from pipeline import run_summary
-  # pylint: enable=g-import-not-at-top
-  started = time.time()
-  run_id = run_record.new_run_id()
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(pipeline_root, "metadata.sqlite"))
-  store = metadata_store.MetadataStore(metadata)
-  interrupted = run_record.mark_interrupted(store, pipeline_root, _PIPELINE_NAME.value,
-                                            run_id)
-  for execution in interrupted:
-    progress.print_line(out, f"Note: {execution.describe()}")
-  data_dir = resolve_data_dir(pipeline_root)
-  components = pipeline.create_components(
-      data_dir=data_dir,
-      serving_dir=_SERVING_DIR.value or pipeline.default_serving_dir(pipeline_root),
-      config=config_flags.pipeline_config_from_flags())
-  progress.print_line(out, f"Run {run_id} on {data_dir}")
-
-  def describe(node_id):
-    node = run_record.node_runs(store, _PIPELINE_NAME.value, run_id).get(node_id)
-    return (node.cached, run_summary.node_outcome(node)) if node else (False, "")
-
-  reporter = progress.NodeReporter(out, len(components), describe)
-  with reporter.attached():
-    try:
-      run_record.run_local(pipeline.create_pipeline(
-          pipeline_name=_PIPELINE_NAME.value, pipeline_root=pipeline_root,
-          components=components, enable_cache=_ENABLE_CACHE.value,
-          metadata_connection_config=metadata), run_id)
-    except Exception:
-      reporter.failed()
-      raise
-
-  summary = run_summary.summarize(metadata, _PIPELINE_NAME.value, run_id)
-  summary["interrupted_executions"] = [e.describe() for e in interrupted]
-  summary["wall_seconds"] = round(time.time() - started, 1)
-  path = run_summary.write(summary, pipeline_root)
-  progress.print_line(out, run_summary.format_text(summary))
-  progress.print_line(out, f"Summary written to {path}")
+  from pipeline import local_run  # pylint: disable=g-import-not-at-top
+  summary = local_run.run(local_run.Options(
+      pipeline_root=pipeline_root, pipeline_name=_PIPELINE_NAME.value,
+      data_dir=_DATA_DIR.value,
+      synthetic_data=config_flags.config_from_flags(configs.SyntheticDataConfig),
+      serving_dir=_SERVING_DIR.value, enable_cache=_ENABLE_CACHE.value,
+      config=config_flags.pipeline_config_from_flags()), out)
   return exit_status(summary, out)
 
 
-def exit_status(summary, out) -> int:
+def exit_status(summary: Mapping[str, Any], out: TextIO) -> int:
   """EXIT_NOT_BLESSED when the Evaluator did not bless the model, unless allowed."""
   if summary.get("blessed") is not False or _ALLOW_UNBLESSED.value:
     return EXIT_OK
