@@ -63,7 +63,8 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   summary["wall_seconds"] = round(time.time() - started, 1)
   path = run_summary.write(summary, options.pipeline_root)
   progress.print_line(out, run_summary.format_text(summary))
-  progress.print_line(out, f"Summary written to {path}")
+  progress.print_line(out, f"Done in {summary['wall_seconds']:.1f} s; summary written to "
+                      f"{path}")
   return summary
 
 

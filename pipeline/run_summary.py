@@ -147,8 +147,11 @@ def write(summary: Mapping[str, Any], pipeline_root: str) -> str:
 
 
 def format_text(summary: Mapping[str, Any]) -> str:
-  """A short human-readable rendering of the summary."""
-  # The data counts are left out: ExampleGen's progress line shows them just above.
+  """A short human-readable rendering of the summary.
+
+  Short enough for a default run to print at most 60 lines: the data counts and seconds
+  are left to the progress lines above it, the TensorBoard logs to `make tensorboard`.
+  """
   lines = []
   if "model" in summary:
     baselines = [(key, label) for key, label in (("baseline_popularity", "popularity"),
@@ -165,10 +168,6 @@ def format_text(summary: Mapping[str, Any]) -> str:
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
   for user, titles in summary.get("example_recommendations", {}).items():
     lines.append(f"user {user}: " + " | ".join(titles))
-  if "wall_seconds" in summary:
-    lines.append(f"total wall time: {summary['wall_seconds']:.1f} s")
-  if summary.get("trainer_logs"):
-    lines.append(f"trainer logs: tensorboard --logdir {summary['trainer_logs']}")
   if summary.get("evaluation_report"):
     lines.append(f"evaluation report: {summary['evaluation_report']}")
   return "\n".join(lines)
