@@ -13,10 +13,14 @@ relative to `model.uri`:
 
   Format-Serving/                     The serving SavedModel (TFX's path_utils).
   query_model/                        SavedModel of the query tower, Transform included.
-      signature `serving_default`:    the required query features (contracts.features.
-                                      REQUIRED_QUERY_FEATURES) plus the optional ones,
-                                      each [None] -> {"embedding": tf.float32 [None, d]}.
-                                      Unknown users get the OOV embedding (never fails).
+      signature `serving_default`:    the query features of a request (contracts.features.
+                                      REQUEST_QUERY_FEATURES), each [None] ->
+                                      {"embedding": tf.float32 [None, d]}. The context
+                                      (CONTEXT_FEATURES) is the user's stored training
+                                      history. Unknown users get the OOV embedding and an
+                                      empty history (never fails).
+      signature `with_context`:       every query feature; the context [None, n] string,
+                                      rows padded with "" (an all-"" row: stored history).
   candidate_embeddings/movie_ids.txt  The whole catalog, one movie id a line (UTF-8).
   candidate_embeddings/embeddings.npy float32 [num_movies, d]; row i is line i above.
   training_history.json               Per-epoch lists: "mean_loss", "val_mean_loss",
@@ -44,6 +48,7 @@ MOVIE_IDS_FILE = "movie_ids.txt"
 EMBEDDINGS_FILE = "embeddings.npy"
 TRAINING_HISTORY_FILE = "training_history.json"
 QUERY_SIGNATURE = "serving_default"
+QUERY_WITH_CONTEXT_SIGNATURE = "with_context"
 EMBEDDING_OUTPUT = "embedding"
 
 # ModelEvaluation artifact files.

@@ -26,10 +26,12 @@ RUN_FN = "trainer_module.trainer.run_fn"
 LOCAL_BEAM_PIPELINE_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 # Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig fields, TRANSFORM_KEY:
-# TransformConfig fields, CATALOG_FILES_KEY: catalog file patterns (added at run time by
-# components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
+# TransformConfig fields, CONTEXT_KEY: ContextConfig fields, CATALOG_FILES_KEY: catalog
+# file patterns (added at run time by components.retrieval_trainer),
+# CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
 TRAINER_KEY = "trainer"
 TRANSFORM_KEY = "transform"
+CONTEXT_KEY = "context"
 CATALOG_FILES_KEY = "catalog_files"
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 
@@ -172,23 +174,68 @@ class TransformConfig(_Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ContextConfig(_Config):
+  """How the UserContext component builds each rating's context (the user's other movies)."""
+  max_context: int = _field(
+      50, "Movies in each rating's context: the user's most recent train movies other "
+      "than the rating's own (also what the model stores per user for serving).", positive)
+
+
+# Query towers (TrainerConfig.query_tower) and candidate towers (candidate_tower).
+QUERY_TOWERS = ("user_id", "history", "sequential_attention", "sequential_moe")
+CANDIDATE_TOWERS = ("features", "deep_hash")
+CONTEXT_EMBEDDINGS = ("table", "deep_hash")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainerConfig(_Config):
-  """Hyperparameters of the two-tower retrieval model (trainer_module/)."""
+  """Hyperparameters of the two-tower retrieval model (trainer_module/).
+
+  learning_rate, temperature and epochs at 0 take the query tower's default
+  (trainer_module.towers.FAMILY_DEFAULTS), tuned for each family.
+  """
+  query_tower: str = _field(
+      "history", "Query tower: 'user_id' (user id and time embeddings), 'history' (mean "
+      "of the context movies' embeddings), 'sequential_attention' (masked self-attention "
+      "over the context), 'sequential_moe' (attention and GRU experts over the context, "
+      "mixed by a learned gate).", one_of(*QUERY_TOWERS))
+  candidate_tower: str = _field(
+      "features", "Candidate tower: 'features' (movie id, title token and genre "
+      "embeddings) or 'deep_hash' (deep hash embedding of the movie id, no per-movie "
+      "table, and genres).", one_of(*CANDIDATE_TOWERS))
   embedding_dim: int = _field(64, "Size of the final query and candidate embeddings.",
                               positive)
   hidden_layers: str = _field(
       "", "Comma-separated ReLU layer sizes in each tower before the final linear "
       "projection, e.g. '256,128'; empty for none.", _int_list("hidden_layers"))
   optimizer: str = _field("adam", "Optimizer: 'adam' or 'adagrad'.", one_of("adam", "adagrad"))
-  learning_rate: float = _field(0.005, "Learning rate.", positive)
+  learning_rate: float = _field(0.0, "Learning rate; 0: the query tower's default.",
+                                non_negative)
   batch_size: int = _field(
       1024, "Training batch size; also the number of in-batch negatives per example. "
       "The in-batch softmax costs O(batch_size^2) per batch: on CPU, 1024 trains ~5x "
       "faster per example than 4096 (benchmarks/trainer_throughput.py).", at_least(2))
-  epochs: int = _field(8, "Passes over the training split.", positive)
+  epochs: int = _field(
+      0, "Most passes over the training split (early stopping may end sooner); 0: the "
+      "query tower's default.", non_negative)
   temperature: float = _field(
-      0.1, "Softmax temperature of the retrieval loss (embeddings are L2-normalized).",
-      positive)
+      0.0, "Softmax temperature of the retrieval loss (embeddings are L2-normalized); 0: "
+      "the query tower's default.", non_negative)
+  validation_fraction: float = _field(
+      0.05, "Share of the TRAIN split's ratings held out (never the eval split) to choose "
+      "the epoch: training keeps the weights of the epoch with the best validation "
+      "hit rate and stops after --early_stopping_patience epochs without gain. 0: no "
+      "validation, train every epoch.", in_range(0.0, 0.5))
+  early_stopping_patience: int = _field(
+      2, "Epochs without a better validation hit rate before training stops.", positive)
+  num_heads: int = _field(2, "Attention heads of the sequential query towers.", positive)
+  context_embedding: str = _field(
+      "table", "Context movie embeddings of the sequential towers: 'table' or "
+      "'deep_hash'.", one_of(*CONTEXT_EMBEDDINGS))
+  num_hashes: int = _field(64, "Hash functions of the deep hash embeddings.", positive)
+  history_user_id: bool = _field(
+      False, "Add the user id embedding to the context query towers (history, "
+      "sequential_*); without it they know a user only by their movies.")
   l2_regularization: float = _field(0.0, "L2 penalty on the embedding tables.", non_negative)
   oov_user_rate: float = _field(
       0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "
@@ -262,6 +309,7 @@ class EvaluatorConfig(_Config):
 class PipelineConfig:
   """All knob groups of the pipeline (the synthetic data size is the local runner's)."""
   data: DataConfig = DataConfig()
+  context: ContextConfig = ContextConfig()
   transform: TransformConfig = TransformConfig()
   trainer: TrainerConfig = TrainerConfig()
   evaluator: EvaluatorConfig = EvaluatorConfig()

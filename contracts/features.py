@@ -34,6 +34,10 @@ class RawFeature:
     multivalent: A variable-length list per example (else exactly one value).
     optional_at_serving: Serving requests may leave it out; the serving model then fills
       it (e.g. the query time defaults to the model's reference time).
+    from_user_history: Built from the user's other ratings by the UserContext component
+      (not read from the data files), and remembered by the trained model for every
+      training user: a request (or the Evaluator's query) that leaves it out gets the
+      user's training history.
     description: What it holds, for docs and error messages.
   """
   name: str
@@ -41,6 +45,7 @@ class RawFeature:
   role: Role
   multivalent: bool = False
   optional_at_serving: bool = False
+  from_user_history: bool = False
   description: str = ""
 
   @property
@@ -67,6 +72,7 @@ MOVIE_TITLE = "movie_title"
 MOVIE_GENRES = "movie_genres"
 TIMESTAMP = "timestamp"
 USER_RATING = "user_rating"
+CONTEXT_MOVIE_IDS = "context_movie_ids"
 
 # Genre value for a movie that has none: ml-latest writes it literally; ml-100k rows with
 # every genre flag at 0 get it too, so the genre list is never empty.
@@ -83,6 +89,13 @@ RAW_FEATURES: Mapping[str, RawFeature] = {f.name: f for f in (
                description=f"Genre names; [{NO_GENRES!r}] when there are none."),
     RawFeature(USER_RATING, tf.float32, Role.LABEL,
                description="Stars: 1-5 (ml-100k, ml-1m) or 0.5-5 (ml-latest family)."),
+    RawFeature(CONTEXT_MOVIE_IDS, tf.string, Role.QUERY, multivalent=True,
+               optional_at_serving=True, from_user_history=True,
+               description="The user's previous movies from the train split, most recent "
+               "first (ties: higher movie id first), never the example's own movie; "
+               "padded with '' to exactly max_context values (so SchemaGen infers a fixed "
+               "shape). At serving: [batch, n], rows padded with ''; an all-'' row means "
+               "'use the stored training history'."),
 )}
 
 
@@ -97,10 +110,18 @@ def names_with_role(role: Role) -> Tuple[str, ...]:
 QUERY_FEATURES = names_with_role(Role.QUERY)
 CANDIDATE_FEATURES = names_with_role(Role.CANDIDATE)
 LABEL_FEATURES = names_with_role(Role.LABEL)
-RATING_FEATURES = tuple(RAW_FEATURES)
+# Built from the user's other ratings (UserContext), after ExampleGen.
+CONTEXT_FEATURES = tuple(name for name, feature in RAW_FEATURES.items()
+                         if feature.from_user_history)
+# What MovieLensExampleGen writes for each rating; UserContext adds CONTEXT_FEATURES.
+RATING_FEATURES = tuple(name for name in RAW_FEATURES if name not in CONTEXT_FEATURES)
 # The query features a serving request must give; the others are filled by the model.
 REQUIRED_QUERY_FEATURES = tuple(name for name in QUERY_FEATURES
                                 if not RAW_FEATURES[name].optional_at_serving)
+# The query features of one request, without what the model remembers per user: the
+# inputs of the query model's default signature, which the Evaluator calls.
+REQUEST_QUERY_FEATURES = tuple(name for name in QUERY_FEATURES
+                               if name not in CONTEXT_FEATURES)
 
 
 def raw_feature_spec(
@@ -145,6 +166,9 @@ TIMESTAMP_NORMALIZED = transformed_name("timestamp_normalized")
 # int64 [batch], raw seconds passed through: the trainer takes the latest as the model's
 # reference time (the query time of a serving request that gives none).
 TIMESTAMP_SECONDS = transformed_name(TIMESTAMP)
+# int64 [batch, max_context]: movie vocabulary indices of the context, most recent first,
+# -1 where the raw context is padding ("").
+CONTEXT_MOVIE_INDICES = transformed_name(CONTEXT_MOVIE_IDS)
 
 # Vocabulary files written by Transform (tft_output.vocabulary_file_by_name(name)).
 USER_ID_VOCAB = "user_id_vocab"

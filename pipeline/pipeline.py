@@ -14,6 +14,8 @@ from components import retrieval_trainer
 from components import schema_curation
 from components.movielens_example_gen import component as example_gen_component
 from components.retrieval_evaluator import component as evaluator_component
+from components.user_context import component as user_context_component
+from components.user_context import executor as user_context_executor
 import contracts
 from contracts import artifacts
 from contracts import configs
@@ -62,15 +64,19 @@ def create_components(data_dir: str, serving_dir: str,
     config: Every knob; see contracts/configs.py.
 
   Returns:
-    ExampleGen, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator, AnomaliesGate,
-    Transform, Trainer, the latest-blessed-model Resolver, RetrievalEvaluator and Pusher (an
-    AtomicPusher).
+    ExampleGen, UserContext, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator,
+    AnomaliesGate, Transform, Trainer, the latest-blessed-model Resolver, RetrievalEvaluator
+    and Pusher (an AtomicPusher).
   """
   example_gen = example_gen_component.MovieLensExampleGen(data_dir=data_dir,
                                                           config=config.data)
   ratings = example_gen.outputs[artifacts.EXAMPLES_KEY]
+  # Each rating with its user's other train movies (the context query towers' input),
+  # before statistics, so the schema, validation and Transform cover the context too.
+  user_context = user_context_component.UserContext(examples=ratings, config=config.context)
+  ratings_with_context = user_context.outputs[user_context_executor.OUTPUT_KEY]
 
-  statistics_gen = tfx.components.StatisticsGen(examples=ratings)
+  statistics_gen = tfx.components.StatisticsGen(examples=ratings_with_context)
   # The schema is inferred from train only, so ExampleValidator's check of the eval split
   # against it is a real check (new genres, missing features, type changes).
   schema_gen = tfx.components.SchemaGen(
@@ -85,7 +91,7 @@ def create_components(data_dir: str, serving_dir: str,
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
   transform = tfx.components.Transform(
-      examples=ratings, schema=schema,
+      examples=ratings_with_context, schema=schema,
       preprocessing_fn=configs.PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(
           analyze=[artifacts.TRAIN_SPLIT],
@@ -125,13 +131,14 @@ def create_components(data_dir: str, serving_dir: str,
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
   ).with_id("Pusher")
 
-  return [example_gen, statistics_gen, schema_gen, curate_schema, example_validator, gate,
-          transform, trainer, latest_blessed, evaluator, pusher]
+  return [example_gen, user_context, statistics_gen, schema_gen, curate_schema,
+          example_validator, gate, transform, trainer, latest_blessed, evaluator, pusher]
 
 
 def _trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
   return {configs.TRAINER_KEY: dataclasses.asdict(config.trainer),
           configs.TRANSFORM_KEY: dataclasses.asdict(config.transform),
+          configs.CONTEXT_KEY: dataclasses.asdict(config.context),
           configs.CODE_FINGERPRINT_KEY: trainer_code_fingerprint()}
 
 

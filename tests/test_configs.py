@@ -16,13 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("config_cls, field, bad, expected", [
     # Sizes and counts that must be positive.
     (configs.TrainerConfig, "embedding_dim", 0, "must be > 0"),
-    (configs.TrainerConfig, "epochs", -1, "must be > 0"),
+    (configs.TrainerConfig, "epochs", -1, "must be >= 0"),  # 0: the query tower's default.
     (configs.TrainerConfig, "batch_size", -5, "must be >= 2"),
     (configs.TrainerConfig, "serving_top_k", 0, "must be > 0"),
     (configs.SyntheticDataConfig, "synthetic_ratings", 0, "must be > 0"),
     (configs.EvaluatorConfig, "blessing_k", 0, "must be > 0"),
     # Rates and fractions with a range.
-    (configs.TrainerConfig, "learning_rate", 0.0, "must be > 0"),
+    (configs.TrainerConfig, "learning_rate", -0.1, "must be >= 0"),  # 0: family default.
+    (configs.TrainerConfig, "query_tower", "two_tower", "must be one of"),
+    (configs.TrainerConfig, "validation_fraction", 0.5, r"must be in \[0.0, 0.5\)"),
+    (configs.ContextConfig, "max_context", 0, "must be > 0"),
     (configs.TrainerConfig, "oov_user_rate", 1.5, r"must be in \[0.0, 1.0\]"),
     (configs.DataConfig, "eval_fraction", 0.0, r"must be in \(0.0, 1.0\)"),
     (configs.EvaluatorConfig, "max_drop_vs_blessed", 1.0, r"must be in \[0.0, 1.0\)"),

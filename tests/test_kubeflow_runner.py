@@ -48,8 +48,8 @@ _REMOTE_PREFIXES = ("gs://", "s3://")
 # The two tasks KubeflowV2DagRunner compiles a latest-blessed-model Resolver into.
 _BLESSED_MODEL_RESOLVER_SUFFIXES = ("-model-blessing-resolver", "-model-resolver")
 _PLACEHOLDER = re.compile(r"\{\{\$.*?\}\}")
-_DATA_COMPONENT_TYPES = {"MovieLensExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
-                         "ExampleValidator", "AnomaliesGate", "Transform"}
+_DATA_COMPONENT_TYPES = {"MovieLensExampleGen", "UserContext", "StatisticsGen", "SchemaGen",
+                         "CurateSchema", "ExampleValidator", "AnomaliesGate", "Transform"}
 
 
 # ------------------------------------------------------------------------------ helpers
