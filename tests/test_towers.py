@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer_module import features
+from contracts import features
 from trainer_module import layers
 from trainer_module import towers
 

@@ -1,12 +1,14 @@
 """The trainer module: towers, sampling probabilities, training, and run_fn's exports.
 
 One synthetic MovieLens set (60 users, 160 movies, 2400 ratings; a few movies are never
-rated in training) goes through the real ExampleGen encoding and the real Transform
-(tests/transform_fixtures.py); `trainer.run_fn` is then called as the TFX Trainer calls
-it, and its three exports are checked against each other and against the catalog.
+rated in training) goes through the real ExampleGen encoding, the UserContext rule and the
+real Transform (tests/transform_fixtures.py); `trainer.run_fn` is then called as the TFX
+Trainer calls it, with the default (history) query tower and with the user_id one, and
+the exports are checked against each other and against the catalog.
 """
 import collections
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -21,8 +23,10 @@ from contracts import features
 from tests import transform_fixtures
 from trainer_module import data
 from trainer_module import export
+from trainer_module import layers
 from trainer_module import model as model_lib
 from trainer_module import recommend
+from trainer_module import towers
 from trainer_module import trainer
 
 EMBEDDING_DIM = 16
@@ -54,19 +58,19 @@ def transform_config(fixture_data):
 
 @pytest.fixture(scope="module")
 def trainer_config():
-  return configs.TrainerConfig.from_dict(TRAINER_CONFIG)
+  return towers.resolve_config(configs.TrainerConfig.from_dict(TRAINER_CONFIG))
 
 
 @pytest.fixture(scope="module")
 def train_data(fixture_data, tft_output, trainer_config):
   return data.load_transformed([fixture_data.transformed_train_pattern], tft_output,
-                               trainer_config.max_title_tokens)
+                               trainer_config.max_title_tokens, fixture_data.max_context)
 
 
 @pytest.fixture(scope="module")
 def eval_data(fixture_data, tft_output, trainer_config):
   return data.load_transformed([fixture_data.transformed_eval_pattern], tft_output,
-                               trainer_config.max_title_tokens)
+                               trainer_config.max_title_tokens, fixture_data.max_context)
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +93,28 @@ def _fn_args(fixture_data, model_uri, custom_config):
       custom_config=custom_config)
 
 
-@pytest.fixture(scope="module")
-def trained_uri(fixture_data, tmp_path_factory):
-  """The Model artifact directory written by run_fn."""
-  model_uri = os.path.join(str(tmp_path_factory.mktemp("trained")), "model")
+def _run_fn(fixture_data, model_uri, trainer_config):
   trainer.run_fn(_fn_args(fixture_data, model_uri, {
-      configs.TRAINER_KEY: TRAINER_CONFIG,
+      configs.TRAINER_KEY: trainer_config,
       configs.TRANSFORM_KEY: fixture_data.transform_config,
+      configs.CONTEXT_KEY: {"max_context": fixture_data.max_context},
       configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
   }))
   return model_uri
+
+
+@pytest.fixture(scope="module")
+def trained_uri(fixture_data, tmp_path_factory):
+  """The Model artifact directory written by run_fn (the default, history query tower)."""
+  return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("trained")), "model"),
+                 TRAINER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def user_id_uri(fixture_data, tmp_path_factory):
+  """A Model artifact of the user_id query tower (user id and time features)."""
+  return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("user_id")), "model"),
+                 {**TRAINER_CONFIG, "query_tower": "user_id"})
 
 
 @pytest.fixture(scope="module")
@@ -107,20 +123,30 @@ def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, tr
   """The same exports of a freshly built, never trained model."""
   tf.keras.utils.set_random_seed(trainer_config.seed)
   model_uri = os.path.join(str(tmp_path_factory.mktemp("untrained")), "model")
-  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config)
+  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config,
+                                        fixture_data.max_context)
   export.export_all(
       model_uri=model_uri, serving_model_dir=os.path.join(model_uri, "Format-Serving"),
       tft_output=tft_output, retrieval_model=retrieval_model,
       raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=TOP_K,
       reference_timestamp=int(fixture_data.train.timestamps.max()),
-      seen_movies=trainer.seen_movies(train_data, tft_output))
+      seen_movies=trainer.seen_movies(train_data, tft_output),
+      user_histories=data.user_histories(
+          train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB),
+          trainer.vocabulary_sizes(tft_output, transform_config).users,
+          fixture_data.max_context))
   return model_uri
 
 
 @pytest.fixture(scope="module")
 def serving(trained_uri):
   return tf.saved_model.load(os.path.join(trained_uri, "Format-Serving"))
+
+
+@pytest.fixture(scope="module")
+def user_id_serving(user_id_uri):
+  return tf.saved_model.load(os.path.join(user_id_uri, "Format-Serving"))
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +167,42 @@ def _strings(tensor):
 # -------------------------------------------------------------------------------- towers
 
 
-def test_tower_output_shapes(batch, sizes, trainer_config):
-  query = model_lib.QueryTower(sizes, trainer_config)(batch)
-  candidate = model_lib.CandidateTower(sizes, trainer_config)(batch)
+def _towers(sizes, config, max_context):
+  return (towers.build_query_tower(config, sizes.users, sizes.movies, sizes.timestamp_buckets,
+                                   max_context),
+          towers.build_candidate_tower(config, sizes.movies, sizes.title_tokens, sizes.genres))
+
+
+@pytest.mark.parametrize("query_tower", configs.QUERY_TOWERS)
+@pytest.mark.parametrize("candidate_tower", configs.CANDIDATE_TOWERS)
+def test_every_family_reads_the_transformed_batch(batch, sizes, fixture_data, query_tower,
+                                                  candidate_tower):
+  config = configs.TrainerConfig(embedding_dim=EMBEDDING_DIM, query_tower=query_tower,
+                                 candidate_tower=candidate_tower)
+  query_tower, candidate_tower = _towers(sizes, config, fixture_data.max_context)
+  query, candidate = query_tower(batch), candidate_tower(batch)
   assert query.shape == (32, EMBEDDING_DIM)
   assert candidate.shape == (32, EMBEDDING_DIM)
   assert np.all(np.isfinite(query.numpy())) and np.all(np.isfinite(candidate.numpy()))
+
+
+def test_tower_names_match_the_config_choices():
+  assert towers.QUERY_TOWERS == configs.QUERY_TOWERS
+  assert towers.CANDIDATE_TOWERS == configs.CANDIDATE_TOWERS
+  assert set(towers.FAMILY_DEFAULTS) == set(configs.QUERY_TOWERS)
+
+
+def test_family_defaults_fill_only_zero_fields():
+  resolved = towers.resolve_config(configs.TrainerConfig(query_tower="user_id"))
+  defaults = towers.FAMILY_DEFAULTS["user_id"]
+  assert (resolved.learning_rate, resolved.temperature, resolved.epochs) == (
+      defaults.learning_rate, defaults.temperature, defaults.epochs)
+  explicit = towers.resolve_config(configs.TrainerConfig(learning_rate=0.3, temperature=0.7,
+                                                         epochs=3))
+  assert (explicit.learning_rate, explicit.temperature, explicit.epochs) == (0.3, 0.7, 3)
+  with pytest.raises(ValueError, match="resolved config"):
+    model_lib.RetrievalModel(
+        model_lib.VocabularySizes(5, 5, 5, 5, 5), configs.TrainerConfig(), np.ones(5) / 5)
 
 
 def test_embeddings_are_l2_normalized(batch, tft_output, trainer_config, transform_config):
@@ -160,19 +216,22 @@ def test_embeddings_are_l2_normalized(batch, tft_output, trainer_config, transfo
   assert not np.allclose(raw, 1.0)
 
 
-def test_hidden_layers_add_dense_layers(batch, sizes):
+def test_hidden_layers_add_dense_layers(batch, sizes, fixture_data):
   def dense_units(tower):
     return [layer.units for layer in tower.projection.layers
             if isinstance(layer, tf.keras.layers.Dense)]
 
-  for tower_class in (model_lib.QueryTower, model_lib.CandidateTower):
-    plain = tower_class(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers=""))
-    deep = tower_class(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="32,24"))
-    assert deep(batch).shape == (32, 8) and plain(batch).shape == (32, 8)
-    assert dense_units(plain) == [8]
-    assert dense_units(deep) == [32, 24, 8]
-    assert [layer.activation.__name__ for layer in deep.projection.layers] == [
-        "relu", "relu", "linear"]
+  for name in ("user_id", "history"):
+    plain = _towers(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="",
+                                                 query_tower=name), fixture_data.max_context)
+    deep = _towers(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="32,24",
+                                                query_tower=name), fixture_data.max_context)
+    for plain_tower, deep_tower in zip(plain, deep):
+      assert deep_tower(batch).shape == (32, 8) and plain_tower(batch).shape == (32, 8)
+      assert dense_units(plain_tower) == [8]
+      assert dense_units(deep_tower) == [32, 24, 8]
+      assert [layer.activation.__name__ for layer in deep_tower.projection.layers] == [
+          "relu", "relu", "linear"]
 
 
 def test_parse_hidden_layers():
@@ -193,7 +252,7 @@ def test_parse_hidden_layers_rejects_non_positive_sizes(bad):
 
 
 def test_masked_mean_embedding():
-  layer = model_lib.MaskedMeanEmbedding(vocabulary_size=6, dim=4, name="test_mean")
+  layer = layers.MaskedMeanEmbedding(vocabulary_size=6, dim=4, name="test_mean")
   ids = tf.constant([[0, 2, 2, 5],
                      [3, -1, -1, -1],
                      [-1, -1, -1, -1],
@@ -220,15 +279,40 @@ def test_masked_mean_embedding():
 
 def test_load_transformed_pads_and_caps_lists(fixture_data, tft_output, train_data):
   assert data.num_examples(train_data) == len(fixture_data.train)
-  for name in (features.TITLE_TOKENS, features.GENRE_INDICES):
+  for name in (features.TITLE_TOKENS, features.GENRE_INDICES,
+               features.CONTEXT_MOVIE_INDICES):
     value = train_data[name].numpy()
     assert value.ndim == 2 and value.shape[0] == len(fixture_data.train)
     assert value.min() >= model_lib.PADDING
     assert np.all((value != model_lib.PADDING).sum(axis=1) >= 1)
-  capped = data.load_transformed([fixture_data.transformed_train_pattern], tft_output, 2)
+  capped = data.load_transformed([fixture_data.transformed_train_pattern], tft_output, 2, 3)
   assert capped[features.TITLE_TOKENS].shape[1] == 2
   np.testing.assert_array_equal(capped[features.TITLE_TOKENS].numpy(),
                                 train_data[features.TITLE_TOKENS].numpy()[:, :2])
+  # The context keeps its most recent movies.
+  np.testing.assert_array_equal(capped[features.CONTEXT_MOVIE_INDICES].numpy(),
+                                train_data[features.CONTEXT_MOVIE_INDICES].numpy()[:, :3])
+
+
+def test_transformed_context_is_the_raw_context_in_movie_indices(fixture_data, tft_output,
+                                                                  train_data):
+  vocabulary = [m.decode() for m in tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)]
+  contexts = train_data[features.CONTEXT_MOVIE_INDICES].numpy()
+  assert contexts.shape == (len(fixture_data.train), fixture_data.max_context)
+  targets = train_data[features.MOVIE_ID_INDEX].numpy().reshape(-1)
+  users = train_data[features.USER_ID_INDEX].numpy().reshape(-1)
+  user_vocabulary = [u.decode() for u in tft_output.vocabulary_by_name(features.USER_ID_VOCAB)]
+  movies_of = collections.defaultdict(list)
+  for user, movie, timestamp in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids,
+                                    fixture_data.train.timestamps):
+    movies_of[user].append((int(timestamp), movie.encode()))
+  for row in range(0, len(targets), 97):
+    user = user_vocabulary[users[row]]
+    expected = [m.decode() for _, m in sorted(movies_of[user], reverse=True)
+                if m.decode() != vocabulary[targets[row]]][:fixture_data.max_context]
+    got = [vocabulary[i] for i in contexts[row] if i != model_lib.PADDING]
+    assert got == expected
+    assert targets[row] not in contexts[row]  # Never the example's own movie.
 
 
 # ------------------------------------------------------------------ sampling probability
@@ -268,22 +352,122 @@ def _full_loss(retrieval_model, tensors):
   return float(retrieval_model.compute_loss(tensors, training=False))
 
 
-def test_training_decreases_loss(tft_output, transform_config, train_data, eval_data,
-                                 tmp_path):
+def test_training_decreases_loss(tft_output, transform_config, train_data, tmp_path,
+                                 fixture_data):
   config = configs.TrainerConfig.from_dict({**TRAINER_CONFIG, "epochs": 12})
   tf.keras.utils.set_random_seed(config.seed)
-  retrieval_model = trainer.build_model(tft_output, config, transform_config)
+  retrieval_model = trainer.build_model(tft_output, config, transform_config,
+                                        fixture_data.max_context)
   before = _full_loss(retrieval_model, train_data)
-  history = trainer.train(retrieval_model, train_data, eval_data, config,
-                          str(tmp_path / "logs"))
+  history = trainer.train(retrieval_model, train_data, None, config, str(tmp_path / "logs"))
   after = _full_loss(retrieval_model, train_data)
 
   # `mean_loss` is the epoch's mean per-example loss (Keras's `loss` is the last batch's).
+  # Without a validation slice every epoch runs.
   assert len(history["mean_loss"]) == config.epochs
-  assert len(history["val_mean_loss"]) == config.epochs
+  assert "val_mean_loss" not in history
   assert len(history["examples_per_second"]) == config.epochs
+  assert history["epoch_kept"] == [config.epochs]
   assert history["mean_loss"][-1] < 0.9 * history["mean_loss"][0]
-  assert after < 0.8 * before
+  # All 1,920 examples in one softmax: about log(1920) = 7.6 untrained.
+  assert after < 0.85 * before
+
+
+def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train_data, sizes):
+  validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
+  total = data.num_examples(train_data)
+  held_out = data.num_examples(validation.validation)
+  assert data.num_examples(validation.train) + held_out == total
+  assert 0.1 * total < held_out < 0.3 * total
+  users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
+  movies = validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)
+  held_out_movies = collections.defaultdict(set)
+  for user, movie in zip(users, movies):
+    held_out_movies[user].add(movie)
+  for part in (validation.train, validation.validation):
+    part_users = part[features.USER_ID_INDEX].numpy().reshape(-1)
+    for user, context in zip(part_users, part[features.CONTEXT_MOVIE_INDICES].numpy()):
+      kept = context[context != model_lib.PADDING]
+      assert not set(kept) & held_out_movies[user]
+      # Padding only at the end: the order of what is left is kept.
+      assert np.all(context[len(kept):] == model_lib.PADDING)
+  # One query per validation user; its training movies are excluded from its ranking.
+  assert len(validation.query_rows) == len(set(users))
+  assert set(validation.train_users) <= set(range(len(validation.query_rows)))
+  # The same seed holds out the same pairs.
+  again = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
+  np.testing.assert_array_equal(again.movies, validation.movies)
+  with pytest.raises(ValueError, match="validation_fraction"):
+    data.split_validation(train_data, 1e-9, seed=3, num_movies=sizes.movies)
+
+
+def test_remove_from_contexts_keeps_order():
+  contexts = np.array([[5, 3, 9, -1], [3, 5, -1, -1]])
+  users = np.array([0, 1])
+  removed = np.array([0 * 10 + 3, 1 * 10 + 5])  # User 0 loses movie 3, user 1 movie 5.
+  np.testing.assert_array_equal(data.remove_from_contexts(contexts, users, removed, 10),
+                                [[5, 9, -1, -1], [3, -1, -1, -1]])
+
+
+def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, train_data, sizes,
+                                             fixture_data, tmp_path):
+  # A learning rate far too high: validation gets worse after the first epochs; training
+  # stops after `patience` epochs without gain and keeps the best epoch's weights.
+  config = towers.resolve_config(configs.TrainerConfig.from_dict(
+      {**TRAINER_CONFIG, "epochs": 15, "learning_rate": 0.3, "early_stopping_patience": 2}))
+  tf.keras.utils.set_random_seed(config.seed)
+  retrieval_model = trainer.build_model(tft_output, config, transform_config,
+                                        fixture_data.max_context)
+  validation = data.split_validation(train_data, 0.1, config.seed, sizes.movies)
+  history = trainer.train(retrieval_model, train_data, validation, config,
+                          str(tmp_path / "logs"))
+  rates = history["val_hit_rate"]
+  best = int(np.argmax(rates)) + 1
+  assert history["epoch_kept"] == [best]
+  assert len(rates) == best + 2 < config.epochs
+  # The kept weights are the best epoch's: re-measuring gives its validation hit rate.
+  callback = trainer.ValidationHitRate(validation, patience=2, seed=config.seed)
+  callback.set_model(retrieval_model)
+  assert callback.hit_rate() == pytest.approx(rates[best - 1])
+
+
+class _PointingModel:
+  """Scores each movie index by a fixed, distinct base value, plus `boost` for the movies
+  the user holds out: the ranking of every validation user is known in advance."""
+
+  def __init__(self, validation, num_movies, boost):
+    self._num_movies = num_movies
+    self._base = np.linspace(0.0, 0.5, num_movies)
+    self._held_out = collections.defaultdict(set)
+    users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
+    for user, movie in zip(users, validation.movies):
+      self._held_out[user].add(movie)
+    self._boost = boost
+
+  def candidate_embedding(self, inputs):
+    return tf.one_hot(tf.reshape(inputs[features.MOVIE_ID_INDEX], [-1]), self._num_movies)
+
+  def query_embedding(self, inputs):
+    users = tf.reshape(inputs[features.USER_ID_INDEX], [-1]).numpy()
+    rows = [self._base + self._boost * np.isin(np.arange(self._num_movies),
+                                               list(self._held_out[user]))
+            for user in users]
+    return tf.constant(np.stack(rows).astype(np.float32))
+
+
+def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
+  validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
+  callback = trainer.ValidationHitRate(validation, patience=1, seed=0)
+  assert callback.k == trainer.validation_k(len(callback._candidate_movies))  # pylint: disable=protected-access
+  # Held-out movies ranked first: a user's held-out pairs are hits up to k of them.
+  callback.model = _PointingModel(validation, sizes.movies, boost=1.0)
+  held_out = np.array(list(collections.Counter(validation.users).values()))
+  assert held_out.max() > callback.k  # The cutoff matters here.
+  assert callback.hit_rate() == pytest.approx(np.minimum(held_out, callback.k).sum()
+                                              / held_out.sum())
+  # Ranked last: none is.
+  callback.model = _PointingModel(validation, sizes.movies, boost=-1.0)
+  assert callback.hit_rate() == 0.0
 
 
 def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
@@ -291,6 +475,21 @@ def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
     trainer.run_fn(_fn_args(fixture_data, str(tmp_path / "model"), {
         configs.TRAINER_KEY: TRAINER_CONFIG,
         configs.TRANSFORM_KEY: fixture_data.transform_config}))
+
+
+def test_run_fn_never_reads_the_eval_split(fixture_data, tmp_path):
+  # The epoch is chosen on a slice of train: run_fn works with no eval files at all.
+  model_uri = str(tmp_path / "model")
+  args = _fn_args(fixture_data, model_uri, {
+      configs.TRAINER_KEY: {**TRAINER_CONFIG, "epochs": 2},
+      configs.TRANSFORM_KEY: fixture_data.transform_config,
+      configs.CONTEXT_KEY: {"max_context": fixture_data.max_context},
+      configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern]})
+  args.eval_files = [str(tmp_path / "no-such-dir" / "*")]
+  trainer.run_fn(args)
+  with open(artifacts.training_history_path(model_uri)) as f:
+    history = json.load(f)
+  assert len(history["val_hit_rate"]) == len(history["mean_loss"]) <= 2
 
 
 # ------------------------------------------------------------------------------- exports
@@ -338,6 +537,8 @@ def _check_results(result, fixture_data, batch_size):
 
 def test_serving_signatures(fixture_data, serving):
   assert set(serving.signatures) == {export.SERVING_DEFAULT, export.SERVING_AT_TIME,
+                                     export.SERVING_WITH_CONTEXT,
+                                     export.SERVING_WITH_CONTEXT_AT_TIME,
                                      export.SERVING_EXCLUDE_SEEN}
   users = tf.constant(["1", "2", "3"])
   default = serving.signatures[export.SERVING_DEFAULT](user_id=users)
@@ -355,6 +556,17 @@ def test_serving_signatures(fixture_data, serving):
   exclude = serving.signatures[export.SERVING_EXCLUDE_SEEN](
       user_id=users, exclude_movie_ids=tf.constant([[""]] * 3))
   _check_results(exclude, fixture_data, 3)
+
+  # With a context: every row padded with "", of any width.
+  context = tf.constant([["1", "2", ""], ["3", "", ""], ["4", "5", "6"]])
+  with_context = serving.signatures[export.SERVING_WITH_CONTEXT](
+      user_id=users, context_movie_ids=context)
+  _check_results(with_context, fixture_data, 3)
+  at_time = serving.signatures[export.SERVING_WITH_CONTEXT_AT_TIME](
+      user_id=users, context_movie_ids=context,
+      timestamp=tf.constant([reference] * 3, tf.int64))
+  np.testing.assert_allclose(at_time["score"].numpy(), with_context["score"].numpy(),
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_user_gets_results(fixture_data, serving):
@@ -398,7 +610,7 @@ def test_exclude_almost_everything_leaves_blank_slots(fixture_data, serving):
   assert np.all(np.isfinite(scores[:3])) and np.all(np.isneginf(scores[3:]))
 
 
-def test_every_oov_user_bucket_is_trained(sizes, trainer_config):
+def test_every_oov_user_bucket_is_trained(sizes, trainer_config):  # pylint: disable=redefined-outer-name
   # With 3 OOV buckets, the dropped user ids must land in each of them, never on a real user.
   sizes3 = dataclasses.replace(sizes, users=sizes.users + 2, num_oov_buckets=3)
   config = dataclasses.replace(trainer_config, oov_user_rate=1.0)
@@ -446,10 +658,86 @@ def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, q
                              rtol=1e-4, atol=1e-5)
 
 
-def test_query_time_matters(serving):
-  # The query tower reads the timestamp, so the same user at different times may differ.
+def _recent_train_movies(fixture_data, user, count):
+  """The user's `count` most recent train movies (the UserContext order), raw ids."""
+  history = [(int(t), m.encode()) for u, m, t in zip(
+      fixture_data.train.user_ids, fixture_data.train.movie_ids, fixture_data.train.timestamps)
+             if u == user]
+  return [m.decode() for _, m in sorted(history, reverse=True)][:count]
+
+
+def test_known_user_without_context_gets_the_stored_training_history(fixture_data,
+                                                                      query_model):
+  users = ["1", "8", "23"]
+  timestamps = tf.constant([int(fixture_data.train.timestamps.max())] * 3, tf.int64)
+  stored = query_model.signatures[artifacts.QUERY_SIGNATURE](
+      user_id=tf.constant(users), timestamp=timestamps)[artifacts.EMBEDDING_OUTPUT].numpy()
+  histories = [_recent_train_movies(fixture_data, user, fixture_data.max_context)
+               for user in users]
+  width = max(len(h) for h in histories)
+  explicit = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+      user_id=tf.constant(users), timestamp=timestamps,
+      context_movie_ids=tf.constant([h + [""] * (width - len(h)) for h in histories]))
+  np.testing.assert_allclose(explicit[artifacts.EMBEDDING_OUTPUT].numpy(), stored,
+                             rtol=1e-5, atol=1e-6)
+  # An all-"" row means "no context given": the stored history again.
+  blank = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+      user_id=tf.constant(users), timestamp=timestamps,
+      context_movie_ids=tf.constant([[""]] * 3))
+  np.testing.assert_allclose(blank[artifacts.EMBEDDING_OUTPUT].numpy(), stored,
+                             rtol=1e-5, atol=1e-6)
+  # Users have different histories, hence different queries.
+  assert not np.allclose(stored[0], stored[1], atol=1e-4)
+
+
+def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, serving):
+  history = _recent_train_movies(fixture_data, "5", 8)
+  without = serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(["new-user"]))
+  with_history = serving.signatures[export.SERVING_WITH_CONTEXT](
+      user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant([history]))
+  assert _strings(with_history["movie_id"]) != _strings(without["movie_id"])
+  # The default (history) tower knows a user by their movies only: a new user with user
+  # 5's history gets user 5's recommendations.
+  known = serving.signatures[export.SERVING_WITH_CONTEXT](
+      user_id=tf.constant(["5"]), context_movie_ids=tf.constant([history]))
+  assert _strings(known["movie_id"]) == _strings(with_history["movie_id"])
+  # Padding anywhere, and ids beyond the first max_context, change nothing.
+  full = _recent_train_movies(fixture_data, "5", fixture_data.max_context)
+  longer = [""] + full[:1] + ["", ""] + full[1:] + ["", "no-such-movie", "1"]
+  outputs = [serving.signatures[export.SERVING_WITH_CONTEXT](
+      user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant([row]))
+             for row in (full, longer)]
+  assert _strings(outputs[0]["movie_id"]) == _strings(outputs[1]["movie_id"])
+  np.testing.assert_allclose(outputs[0]["score"].numpy(), outputs[1]["score"].numpy(),
+                             rtol=1e-6)
+
+
+def test_user_id_tower_ignores_the_context(user_id_serving):
+  users = tf.constant(["1", "2"])
+  default = user_id_serving.signatures[export.SERVING_DEFAULT](user_id=users)
+  with_context = user_id_serving.signatures[export.SERVING_WITH_CONTEXT](
+      user_id=users, context_movie_ids=tf.constant([["1", "2"], ["3", ""]]))
+  np.testing.assert_allclose(with_context["score"].numpy(), default["score"].numpy(),
+                             rtol=1e-6)
+
+
+def test_recommend_from_a_history(fixture_data, trained_uri):
+  model_dir = os.path.join(trained_uri, "Format-Serving")
+  history = _recent_train_movies(fixture_data, "5", 8)
+  [rows] = recommend.recommend(model_dir, ["new-user"], k=5, history=history)
+  assert len(rows) == 5 and not {rec.movie_id for rec in rows} & set(history)
+  [plain] = recommend.recommend(model_dir, ["new-user"], k=5)
+  assert [rec.movie_id for rec in rows] != [rec.movie_id for rec in plain]
+  with pytest.raises(ValueError, match="--history"):
+    recommend.recommend(model_dir, ["1"], history=["1", " "])
+  with pytest.raises(ValueError, match="--exclude_seen"):
+    recommend.recommend(model_dir, ["1"], history=["1"], exclude_seen=True)
+
+
+def test_query_time_matters(user_id_serving):
+  # The user_id tower reads the timestamp, so the same user at different times may differ.
   users = tf.constant(["1", "1"])
-  result = serving.signatures[export.SERVING_AT_TIME](
+  result = user_id_serving.signatures[export.SERVING_AT_TIME](
       user_id=users, timestamp=tf.constant([0, 2_000_000_000], tf.int64))
   scores = result["score"].numpy()
   assert not np.allclose(scores[0], scores[1])
@@ -462,7 +750,9 @@ def _top_lists(serving, users, timestamp):
   return _strings(result["movie_id"])
 
 
-def test_queries_outside_the_training_time_range_stay_personalized(fixture_data, serving):
+def test_queries_outside_the_training_time_range_stay_personalized(fixture_data,
+                                                                    user_id_serving):
+  serving = user_id_serving
   # Time features are clipped to the training range: a query at today's date on old data
   # (or before any rating) is answered as at the nearest trained time, not with one list
   # for everybody.
@@ -494,11 +784,21 @@ def test_signature_inputs_come_from_the_query_features(serving, query_model):
     return set(signature.structured_input_signature[1])
   assert inputs(serving.signatures[export.SERVING_DEFAULT]) == set(
       features.REQUIRED_QUERY_FEATURES)
-  assert inputs(serving.signatures[export.SERVING_AT_TIME]) == set(features.QUERY_FEATURES)
+  assert inputs(serving.signatures[export.SERVING_AT_TIME]) == set(
+      features.REQUEST_QUERY_FEATURES)
+  assert inputs(serving.signatures[export.SERVING_WITH_CONTEXT]) == set(
+      features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES)
+  assert inputs(serving.signatures[export.SERVING_WITH_CONTEXT_AT_TIME]) == set(
+      features.QUERY_FEATURES)
   assert inputs(serving.signatures[export.SERVING_EXCLUDE_SEEN]) == set(
       features.REQUIRED_QUERY_FEATURES) | {export.EXCLUDE_MOVIE_IDS}
+  # The Evaluator gives a request's features; the model fills the context from its store.
   assert inputs(query_model.signatures[artifacts.QUERY_SIGNATURE]) == set(
+      features.REQUEST_QUERY_FEATURES) == {features.USER_ID, features.TIMESTAMP}
+  assert inputs(query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE]) == set(
       features.QUERY_FEATURES)
+  assert features.CONTEXT_MOVIE_IDS in features.QUERY_FEATURES
+  assert features.CONTEXT_MOVIE_IDS not in features.REQUIRED_QUERY_FEATURES
 
 
 def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_uri):

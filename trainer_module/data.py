@@ -1,5 +1,7 @@
-"""Training inputs: transformed ratings, the raw movie catalog and sampling probabilities."""
-from typing import Dict, List, Mapping
+"""Training inputs: transformed ratings, the validation slice, users' stored histories,
+the raw movie catalog and sampling probabilities."""
+import dataclasses
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -20,19 +22,23 @@ def _record_files(file_patterns: List[str]) -> List[str]:
   return files
 
 
-def pad_lists(inputs: Mapping[str, tf.Tensor], max_title_tokens: int) -> Dict[str, tf.Tensor]:
-  """Turns the sparse title-token and genre ids into dense [batch, n] tensors padded with -1.
+def pad_lists(inputs: Mapping[str, tf.Tensor], max_title_tokens: int,
+              max_context: int = 1 << 30) -> Dict[str, tf.Tensor]:
+  """Turns sparse id lists into dense [batch, n] tensors padded with -1.
 
   Args:
-    inputs: Transformed features; TITLE_TOKENS and GENRE_INDICES may be SparseTensors.
+    inputs: Transformed features; TITLE_TOKENS, GENRE_INDICES and CONTEXT_MOVIE_INDICES
+      may be SparseTensors.
     max_title_tokens: Title tokens kept per movie.
+    max_context: Context movies kept (the most recent ones; the rest are cut).
 
   Returns:
     The same features, list features dense and capped, the others unchanged.
   """
   outputs = dict(inputs)
   for name, cap in ((features.TITLE_TOKENS, max_title_tokens),
-                    (features.GENRE_INDICES, _MAX_GENRES)):
+                    (features.GENRE_INDICES, _MAX_GENRES),
+                    (features.CONTEXT_MOVIE_INDICES, max_context)):
     if name in inputs:
       value = inputs[name]
       if isinstance(value, tf.SparseTensor):
@@ -42,11 +48,13 @@ def pad_lists(inputs: Mapping[str, tf.Tensor], max_title_tokens: int) -> Dict[st
 
 
 def load_transformed(file_patterns: List[str], tft_output: tft.TFTransformOutput,
-                     max_title_tokens: int) -> Dict[str, tf.Tensor]:
+                     max_title_tokens: int,
+                     max_context: int = 1 << 30) -> Dict[str, tf.Tensor]:
   """Reads every transformed example into memory, as dense tensors.
 
   Parsed once and held in memory so that each epoch costs only the model's compute (a
-  rating is ~100 bytes here; ml-25m's 20M training ratings take ~2 GB).
+  rating is ~100 bytes here, plus 8 bytes per context movie: with a context of 50,
+  ml-25m's 20M training ratings take ~10 GB).
 
   Returns:
     Transformed feature name -> tensor with one row per example.
@@ -56,7 +64,7 @@ def load_transformed(file_patterns: List[str], tft_output: tft.TFTransformOutput
   columns: Dict[str, List[tf.Tensor]] = {}
   for serialized in dataset.batch(_PARSE_BATCH):
     for name, value in pad_lists(tf.io.parse_example(serialized, spec),
-                                 max_title_tokens).items():
+                                 max_title_tokens, max_context).items():
       columns.setdefault(name, []).append(value)
   return {name: _concat_padded(parts) for name, parts in columns.items()}
 
@@ -72,6 +80,131 @@ def _concat_padded(parts: List[tf.Tensor]) -> tf.Tensor:
 
 def num_examples(tensors: Mapping[str, tf.Tensor]) -> int:
   return int(tensors[features.MOVIE_ID_INDEX].shape[0])
+
+
+def select_rows(tensors: Mapping[str, tf.Tensor], rows: np.ndarray) -> Dict[str, tf.Tensor]:
+  """The given rows (int indices) of every feature."""
+  return {name: tf.gather(value, rows) for name, value in tensors.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSlice:
+  """Train-split ratings held out to choose the epoch, never the eval split.
+
+  Attributes:
+    train: The training examples left; their contexts no longer mention held-out pairs.
+    validation: The held-out examples, contexts likewise cleaned.
+    query_rows: One row of `validation` per validation user, whose context (the user's
+      remaining train movies, most recent first) is that user's query.
+    users, movies: Held-out (user index, movie index) pairs; `users` are positions in
+      `query_rows`.
+    train_users, train_movies: Pairs the users rated in `train` (excluded from rankings,
+      as the Evaluator excludes train movies); `train_users` are positions likewise.
+  """
+  train: Dict[str, tf.Tensor]
+  validation: Dict[str, tf.Tensor]
+  query_rows: np.ndarray
+  users: np.ndarray
+  movies: np.ndarray
+  train_users: np.ndarray
+  train_movies: np.ndarray
+
+
+def _pair_hash(users: np.ndarray, movies: np.ndarray, seed: int) -> np.ndarray:
+  """A uniform float in [0, 1) per (user, movie) pair, reproducible from the seed."""
+  with np.errstate(over="ignore"):
+    x = (users.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+         ^ movies.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+         ^ np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x94D049BB133111EB))
+    x ^= x >> np.uint64(31)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(29)
+  return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def remove_from_contexts(contexts: np.ndarray, users: np.ndarray,
+                         removed: np.ndarray, num_movies: int) -> np.ndarray:
+  """Drops from each row's context the movies its user has in `removed` pair keys.
+
+  Args:
+    contexts: int [rows, n] movie indices, padded with -1, most recent first.
+    users: int [rows], each row's user index.
+    removed: int64 keys user * num_movies + movie of the pairs to drop.
+    num_movies: The key's stride.
+
+  Returns:
+    The contexts without those movies, still in order, padding moved to the end.
+  """
+  keys = users[:, None].astype(np.int64) * num_movies + contexts
+  drop = (contexts == model.PADDING) | np.isin(keys, removed)
+  order = np.argsort(drop, axis=1, kind="stable")  # Kept entries first, in order.
+  cleaned = np.take_along_axis(np.where(drop, model.PADDING, contexts), order, axis=1)
+  return cleaned
+
+
+def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: int,
+                     num_movies: int) -> ValidationSlice:
+  """Holds out `fraction` of the (train split) ratings, chosen by a hash of user and movie.
+
+  The held-out movies are removed from every context, so no training example's context
+  and no validation query reveals a validation target, as no eval target is in a context.
+  Raises ValueError when the slice or the rest would be empty.
+  """
+  users = tensors[features.USER_ID_INDEX].numpy().reshape(-1).astype(np.int64)
+  movies = tensors[features.MOVIE_ID_INDEX].numpy().reshape(-1).astype(np.int64)
+  held_out = _pair_hash(users, movies, seed) < fraction
+  if not held_out.any() or held_out.all():
+    raise ValueError(f"validation_fraction {fraction} leaves {held_out.sum()} of "
+                     f"{len(held_out)} training examples for validation; choose a fraction "
+                     "that leaves some on both sides, or 0 for no validation.")
+  outputs = dict(tensors)
+  if features.CONTEXT_MOVIE_INDICES in tensors:
+    outputs[features.CONTEXT_MOVIE_INDICES] = tf.constant(remove_from_contexts(
+        tensors[features.CONTEXT_MOVIE_INDICES].numpy(), users,
+        np.unique(users[held_out] * num_movies + movies[held_out]), num_movies))
+  train_rows, validation_rows = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+  validation_users, first_row, user_positions = np.unique(
+      users[validation_rows], return_index=True, return_inverse=True)
+  # Train pairs of the validation users, as positions in validation_users.
+  position = np.searchsorted(validation_users, users[train_rows])
+  position = np.minimum(position, len(validation_users) - 1)
+  is_validation_user = validation_users[position] == users[train_rows]
+  return ValidationSlice(
+      train=select_rows(outputs, train_rows), validation=select_rows(outputs, validation_rows),
+      query_rows=first_row, users=user_positions.reshape(-1),
+      movies=movies[validation_rows],
+      train_users=position[is_validation_user],
+      train_movies=movies[train_rows][is_validation_user])
+
+
+def user_histories(tensors: Mapping[str, tf.Tensor], movie_vocabulary: List[bytes],
+                   num_users: int, max_context: int) -> np.ndarray:
+  """Each user's most recent `max_context` train movies: int64 [num_users, max_context].
+
+  Row u holds user index u's movie indices, most recent first, padded with -1; ties in
+  time are broken by raw movie id, larger first, the order of the UserContext component
+  (components/user_context/context.py), so a stored history is exactly the context an
+  eval rating of that user gets. Rows of users without ratings (the OOV buckets) are
+  all padding.
+  """
+  users = tensors[features.USER_ID_INDEX].numpy().reshape(-1).astype(np.int64)
+  movies = tensors[features.MOVIE_ID_INDEX].numpy().reshape(-1).astype(np.int64)
+  times = tensors[features.TIMESTAMP_SECONDS].numpy().reshape(-1).astype(np.int64)
+  # Rank of each movie index by raw id bytes (OOV indices, never in training, rank last).
+  by_id = np.argsort(np.array(movie_vocabulary, dtype=object), kind="stable")
+  id_rank = np.empty(len(movie_vocabulary), np.int64)
+  id_rank[by_id] = np.arange(len(movie_vocabulary))
+  rank = np.where(movies < len(movie_vocabulary),
+                  id_rank[np.minimum(movies, len(movie_vocabulary) - 1)], len(movie_vocabulary))
+  # Ascending by user, then descending by (time, id): the most recent first.
+  order = np.lexsort((-rank, -times, users))
+  users, movies = users[order], movies[order]
+  starts = np.searchsorted(users, np.arange(num_users), "left")
+  position = np.arange(len(users)) - starts[users]
+  keep = position < max_context
+  histories = np.full([num_users, max_context], model.PADDING, np.int64)
+  histories[users[keep], position[keep]] = movies[keep]
+  return histories
 
 
 def training_dataset(tensors: Mapping[str, tf.Tensor], batch_size: int, seed: int,

@@ -6,16 +6,24 @@ seconds), never vocabulary indices.
 Serving signatures (all return `movie_id` [batch, k] string, `movie_title` [batch, k]
 string and `score` [batch, k] float32, best first):
   serving_default       user_id [batch] string. The query time is the model's reference
-                        time (the latest training timestamp).
-  serving_at_time       every query feature: user_id [batch] string, timestamp [batch]
-                        int64 (Unix seconds; outside the training range it counts as the
-                        nearest trained time).
+                        time (the latest training timestamp); the context is the user's
+                        stored training history.
+  serving_at_time       user_id, timestamp [batch] int64 (Unix seconds; outside the
+                        training range it counts as the nearest trained time).
+  serving_with_context  user_id, context_movie_ids [batch, n] string: the user's recent
+                        movies, most recent first, rows padded with "" (at most
+                        max_context are read). A row of only "" uses the stored history.
+  serving_with_context_at_time  every query feature.
   serving_exclude_seen  user_id [batch] string, exclude_movie_ids [batch, n] string (pad
                         rows with ""; unknown ids are ignored): these movies never appear.
                         If fewer than k movies remain, the last slots are empty: movie_id
                         and movie_title "", score -inf.
-An unknown user id maps to the out-of-vocabulary user embedding, which training fits on
-a random sample of examples, so the answer is a sensible popularity-like list.
+Context query towers (history, sequential_*) recommend from the context: a user never
+seen in training who gives a history gets recommendations from it, without retraining;
+a known user who gives none gets their training history (the `max_context` most recent
+train movies, stored in the model). The user_id tower ignores the context. An unknown
+user id maps to the out-of-vocabulary user embedding (trained on a random sample of
+examples) and an empty stored history, so the answer is a popularity-like list.
 """
 import gzip
 import os
@@ -33,6 +41,8 @@ from trainer_module import model as model_lib
 
 SERVING_DEFAULT = "serving_default"
 SERVING_AT_TIME = "serving_at_time"
+SERVING_WITH_CONTEXT = "serving_with_context"
+SERVING_WITH_CONTEXT_AT_TIME = "serving_with_context_at_time"
 SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
 EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 # Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
@@ -40,11 +50,19 @@ EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 SEEN_MOVIES_FILE = os.path.join("assets.extra", "seen_movie_ids.tsv.gz")
 
 # The raw query features each signature takes, derived from the feature spec: the
-# default takes only what a request must give; serving_at_time takes every query feature.
+# default takes only what a request must give; the others add the request's time, its
+# context, or both (every query feature).
 QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     SERVING_DEFAULT: features.REQUIRED_QUERY_FEATURES,
-    SERVING_AT_TIME: features.QUERY_FEATURES,
+    SERVING_AT_TIME: features.REQUEST_QUERY_FEATURES,
+    SERVING_WITH_CONTEXT: features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES,
+    SERVING_WITH_CONTEXT_AT_TIME: features.QUERY_FEATURES,
     SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
+}
+# Inputs of the query model's signatures: the default is what the Evaluator gives.
+QUERY_MODEL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
+    artifacts.QUERY_SIGNATURE: features.REQUEST_QUERY_FEATURES,
+    artifacts.QUERY_WITH_CONTEXT_SIGNATURE: features.QUERY_FEATURES,
 }
 _EXCLUDE_SPEC = tf.TensorSpec([None, None], tf.string, name=EXCLUDE_MOVIE_IDS)
 
@@ -85,24 +103,84 @@ def check_same_batch(inputs: Mapping[str, tf.Tensor]) -> None:
 
 
 class QueryEncoder(tf.Module):
-  """Raw query features -> L2-normalized query embedding (Transform graph included)."""
+  """Raw query features -> L2-normalized query embedding (Transform graph included).
+
+  Holds each training user's history (movie indices, most recent first) for the context
+  query towers; a query without a context (or with an all-"" row) uses it.
+  """
 
   def __init__(self, tft_output: tft.TFTransformOutput,
-               retrieval_model: model_lib.RetrievalModel):
+               retrieval_model: model_lib.RetrievalModel, user_histories: np.ndarray):
+    """Args:
+      tft_output: The Transform output.
+      retrieval_model: The trained model.
+      user_histories: int64 [users (OOV buckets included), max_context], row u the movie
+        indices of user index u's most recent train movies, padded with -1
+        (`data.user_histories`).
+    """
     super().__init__()
     # Attributes, so the Transform graph's assets (vocabularies) are saved with the model.
     self.tft_layer = tft_output.transform_features_layer()
     self.retrieval_model = retrieval_model
+    self._uses_context = retrieval_model.uses_context
+    self._max_context = int(user_histories.shape[1])
+    if self._uses_context:
+      raw_spec = tft_output.raw_feature_spec()
+      if features.CONTEXT_MOVIE_IDS not in raw_spec:
+        raise ValueError(f"The {retrieval_model.query_tower_name!r} query tower reads "
+                         f"{features.CONTEXT_MOVIE_IDS!r}, which the Transform graph does "
+                         "not take: run the UserContext component before Transform.")
+      # Transform takes the context as SchemaGen inferred it: a fixed width (UserContext
+      # pads to exactly max_context values) or, from a feature spec, a sparse list.
+      self._raw_context_is_dense = isinstance(raw_spec[features.CONTEXT_MOVIE_IDS],
+                                              tf.io.FixedLenFeature)
+      # A variable, not a constant: it is saved with the weights, not in the graph.
+      self.user_histories = tf.Variable(tf.constant(user_histories, tf.int64),
+                                        trainable=False, name="user_histories")
+
+  def _raw_context(self, context: tf.Tensor) -> Any:
+    """[batch, n] strings padded with "" -> the Transform graph's context input.
+
+    Padding anywhere in a row is dropped and the first `max_context` ids are kept.
+    """
+    ragged = tf.ragged.boolean_mask(context, tf.not_equal(context, ""))
+    dense = ragged.to_tensor(default_value="", shape=[None, self._max_context])
+    return dense if self._raw_context_is_dense else tf.sparse.from_dense(dense)
+
+  def _context(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """The query's context indices [batch, max_context]: given, else the stored history."""
+    stored = tf.gather(self.user_histories,
+                       features.to_vector(transformed[features.USER_ID_INDEX]))
+    if features.CONTEXT_MOVIE_INDICES not in transformed:
+      return stored
+    given = transformed[features.CONTEXT_MOVIE_INDICES]
+    if isinstance(given, tf.SparseTensor):
+      given = tf.sparse.to_dense(given, default_value=model_lib.PADDING)
+    given = given[:, :self._max_context]
+    given = tf.pad(given, [[0, 0], [0, self._max_context - tf.shape(given)[1]]],
+                   constant_values=model_lib.PADDING)
+    has_context = tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
+    return tf.where(has_context, given, stored)
 
   def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Embeds raw query features ({name: [batch] tensor}, every QUERY_FEATURES name)."""
+    """Embeds raw query features: every REQUEST_QUERY_FEATURES name ([batch]) and,
+    optionally, the context ([batch, n] strings padded with "")."""
     check_same_batch(query)
-    transformed = self.tft_layer({name: features.to_column(query[name])
-                                  for name in features.QUERY_FEATURES})
+    raw = {name: features.to_column(query[name]) for name in features.REQUEST_QUERY_FEATURES}
+    if self._uses_context and features.CONTEXT_MOVIE_IDS in query:
+      raw[features.CONTEXT_MOVIE_IDS] = self._raw_context(query[features.CONTEXT_MOVIE_IDS])
+    transformed = dict(self.tft_layer(raw))
+    if self._uses_context:
+      transformed[features.CONTEXT_MOVIE_INDICES] = self._context(transformed)
     return self.retrieval_model.query_embedding(transformed)
 
   def serve(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {artifacts.EMBEDDING_OUTPUT: self.embed(query)}
+
+  def signatures(self) -> Dict[str, Any]:
+    """The query model's signatures, inputs from QUERY_MODEL_SIGNATURE_INPUTS."""
+    return {name: query_signature(self.serve, inputs)
+            for name, inputs in QUERY_MODEL_SIGNATURE_INPUTS.items()}
 
 
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
@@ -155,10 +233,11 @@ class ServingModel(tf.Module):
     """Fills the optional query features a request left out.
 
     The query time defaults to the model's reference time (the latest training rating).
+    The context is left out: the query encoder then uses the stored history.
     """
     batch = tf.shape(query[features.USER_ID])
     defaults = {features.TIMESTAMP: lambda: tf.fill(batch, self._reference_timestamp)}
-    missing = [name for name in features.QUERY_FEATURES if name not in query]
+    missing = [name for name in features.REQUEST_QUERY_FEATURES if name not in query]
     unknown = [name for name in missing if name not in defaults]
     if unknown:
       raise ValueError(f"No serving default for the optional query features {unknown}.")
@@ -190,19 +269,19 @@ class ServingModel(tf.Module):
 
   def signatures(self) -> Dict[str, Any]:
     """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS."""
-    return {
-        SERVING_DEFAULT: query_signature(self.serve, QUERY_SIGNATURE_INPUTS[SERVING_DEFAULT]),
-        SERVING_AT_TIME: query_signature(self.serve, QUERY_SIGNATURE_INPUTS[SERVING_AT_TIME]),
-        SERVING_EXCLUDE_SEEN: query_signature(
-            self.serve_exclude_seen, QUERY_SIGNATURE_INPUTS[SERVING_EXCLUDE_SEEN],
-            extra_specs=[_EXCLUDE_SPEC]),
-    }
+    signatures = {name: query_signature(self.serve, inputs)
+                  for name, inputs in QUERY_SIGNATURE_INPUTS.items()
+                  if name != SERVING_EXCLUDE_SEEN}
+    signatures[SERVING_EXCLUDE_SEEN] = query_signature(
+        self.serve_exclude_seen, QUERY_SIGNATURE_INPUTS[SERVING_EXCLUDE_SEEN],
+        extra_specs=[_EXCLUDE_SPEC])
+    return signatures
 
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
                retrieval_model: model_lib.RetrievalModel, raw_catalog: Mapping[str, tf.Tensor],
                max_title_tokens: int, top_k: int, reference_timestamp: int,
-               seen_movies: Mapping[str, Sequence[str]]) -> None:
+               seen_movies: Mapping[str, Sequence[str]], user_histories: np.ndarray) -> None:
   """Writes the serving model, the query model and the candidate embeddings.
 
   Args:
@@ -216,15 +295,17 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     top_k: Movies returned per query by the serving model.
     reference_timestamp: Query time used when a request gives none.
     seen_movies: user id -> movie ids the user rated in training.
+    user_histories: int64 [users, max_context], each user index's most recent train
+      movie indices (`data.user_histories`): the context of a query that gives none.
   """
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
   movie_ids = features.to_vector(raw_catalog[features.MOVIE_ID]).numpy().tolist()
   titles = features.to_vector(raw_catalog[features.MOVIE_TITLE]).numpy().tolist()
   _write_candidates(model_uri, movie_ids, embeddings)
 
-  encoder = QueryEncoder(tft_output, retrieval_model)
-  tf.saved_model.save(encoder, artifacts.query_model_path(model_uri), signatures={
-      artifacts.QUERY_SIGNATURE: query_signature(encoder.serve, features.QUERY_FEATURES)})
+  encoder = QueryEncoder(tft_output, retrieval_model, user_histories)
+  tf.saved_model.save(encoder, artifacts.query_model_path(model_uri),
+                      signatures=encoder.signatures())
   serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp)
   tf.saved_model.save(serving, serving_model_dir, signatures=serving.signatures())
   write_seen_movies(serving_model_dir, seen_movies)

@@ -1,18 +1,21 @@
-"""The two-tower retrieval model: query tower, candidate tower, TFRS Retrieval task.
+"""The two-tower retrieval model: a query tower, a candidate tower, the TFRS Retrieval task.
 
-Both towers read transformed features (names from `trainer_module.features`). Variable-
-length features (title tokens, genres) arrive as dense int tensors padded with -1.
+The towers (trainer_module/towers.py) read transformed features (names from
+`contracts.features`); variable-length features (title tokens, genres, the context)
+arrive as dense int tensors padded with `PADDING` (-1).
 """
 import dataclasses
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from contracts import configs
 from contracts import features
+from trainer_module import layers
+from trainer_module import towers
 
-PADDING = -1
+PADDING = layers.PADDING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,71 +30,9 @@ class VocabularySizes:
   num_oov_buckets: int = 1
 
 
-def _embedding(size: int, dim: int, l2: float, name: str) -> tf.keras.layers.Embedding:
-  regularizer = tf.keras.regularizers.l2(l2) if l2 else None
-  return tf.keras.layers.Embedding(size, dim, embeddings_regularizer=regularizer, name=name)
-
-
-def _projection(hidden_layers: Sequence[int], output_dim: int, name: str) -> tf.keras.Sequential:
-  """Optional ReLU layers, then a linear projection to the shared embedding space."""
-  layers = [tf.keras.layers.Dense(size, activation="relu") for size in hidden_layers]
-  layers.append(tf.keras.layers.Dense(output_dim))
-  return tf.keras.Sequential(layers, name=name)
-
-
-class MaskedMeanEmbedding(tf.keras.layers.Layer):
-  """Mean of the embeddings of a padded id list; an all-padding row gives zeros."""
-
-  def __init__(self, vocabulary_size: int, dim: int, l2: float = 0.0, **kwargs):
-    super().__init__(**kwargs)
-    # Row 0 is the padding slot, so ids are shifted by one.
-    self._embedding = _embedding(vocabulary_size + 1, dim, l2, f"{self.name}_table")
-
-  def call(self, ids: tf.Tensor) -> tf.Tensor:
-    mask = tf.cast(ids != PADDING, tf.float32)[..., tf.newaxis]
-    summed = tf.reduce_sum(self._embedding(ids + 1) * mask, axis=-2)
-    return summed / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
-
-
-class QueryTower(tf.keras.Model):
-  """User id embedding + timestamp bucket embedding + normalized timestamp -> embedding."""
-
-  def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig):
-    super().__init__(name="query_tower")
-    dim = config.embedding_dim
-    self.user_embedding = _embedding(sizes.users, dim, config.l2_regularization, "user_id")
-    self.time_embedding = _embedding(sizes.timestamp_buckets, max(dim // 4, 4),
-                                     config.l2_regularization, "timestamp_bucket")
-    self.projection = _projection(config.hidden_layer_sizes, dim, "query_proj")
-
-  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    time_value = tf.cast(features.to_vector(inputs[features.TIMESTAMP_NORMALIZED]), tf.float32)
-    return self.projection(tf.concat([
-        self.user_embedding(features.to_vector(inputs[features.USER_ID_INDEX])),
-        self.time_embedding(features.to_vector(inputs[features.TIMESTAMP_BUCKET])),
-        time_value[:, tf.newaxis],
-    ], axis=1))
-
-
-class CandidateTower(tf.keras.Model):
-  """Movie id embedding + mean title-token embedding + mean genre embedding -> embedding."""
-
-  def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig):
-    super().__init__(name="candidate_tower")
-    dim = config.embedding_dim
-    l2 = config.l2_regularization
-    self.movie_embedding = _embedding(sizes.movies, dim, l2, "movie_id")
-    self.title_embedding = MaskedMeanEmbedding(sizes.title_tokens, dim, l2, name="title")
-    self.genre_embedding = MaskedMeanEmbedding(sizes.genres, dim, l2, name="genres")
-    self.projection = _projection(config.hidden_layer_sizes, dim,
-                                  "candidate_proj")
-
-  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    return self.projection(tf.concat([
-        self.movie_embedding(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
-        self.title_embedding(inputs[features.TITLE_TOKENS]),
-        self.genre_embedding(inputs[features.GENRE_INDICES]),
-    ], axis=1))
+def _flat(tensor: tf.Tensor) -> tf.Tensor:
+  """[batch] or [batch, 1] -> [batch]."""
+  return tf.reshape(tensor, [-1])
 
 
 class RetrievalModel(tfrs.models.Model):
@@ -101,22 +42,29 @@ class RetrievalModel(tfrs.models.Model):
   pushes popular movies down; the logQ correction subtracts log(sampling probability)
   from each candidate's logit. Accidental hits (the positive movie appearing again as
   another row's candidate) are removed. Retrieval metrics are not computed per batch
-  (expensive, and the Evaluator computes the real full-catalog metrics).
+  (expensive; the trainer's validation and the Evaluator compute full-catalog ones).
   """
 
   def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig,
-               movie_sampling_probability: tf.Tensor):
+               movie_sampling_probability: tf.Tensor, max_context: int = 1):
     """Builds the model.
 
     Args:
       sizes: Vocabulary sizes (with OOV buckets) from the Transform output.
-      config: Hyperparameters.
+      config: Hyperparameters, family defaults resolved (`towers.resolve_config`).
       movie_sampling_probability: float32 [sizes.movies], the probability that a training
         example's movie is each movie index (training frequency / number of examples).
+      max_context: Longest context the sequential query towers accept.
     """
     super().__init__()
-    self.query_tower = QueryTower(sizes, config)
-    self.candidate_tower = CandidateTower(sizes, config)
+    if not config.temperature or not config.learning_rate or not config.epochs:
+      raise ValueError("RetrievalModel needs a resolved config (towers.resolve_config): "
+                       "learning_rate, temperature and epochs must be set.")
+    self.query_tower_name = config.query_tower
+    self.query_tower = towers.build_query_tower(config, sizes.users, sizes.movies,
+                                                sizes.timestamp_buckets, max_context)
+    self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
+                                                        sizes.title_tokens, sizes.genres)
     # Per-example mean loss (TFRS defaults to the batch sum), so that logged losses compare
     # across batch sizes and the partial last batch; `mean_loss` averages a whole epoch,
     # where Keras's `loss` is the last batch's.
@@ -130,18 +78,25 @@ class RetrievalModel(tfrs.models.Model):
     self._first_oov_user = sizes.users - sizes.num_oov_buckets
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)
 
-  def query_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    return tf.math.l2_normalize(self.query_tower(inputs), axis=-1)
+  @property
+  def uses_context(self) -> bool:
+    """Whether the query tower reads the context (CONTEXT_MOVIE_INDICES)."""
+    return self.query_tower_name in towers.CONTEXT_QUERY_TOWERS
 
-  def candidate_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    return tf.math.l2_normalize(self.candidate_tower(inputs), axis=-1)
+  def query_embedding(self, inputs: Mapping[str, tf.Tensor],
+                      training: bool = False) -> tf.Tensor:
+    return tf.math.l2_normalize(self.query_tower(inputs, training=training), axis=-1)
+
+  def candidate_embedding(self, inputs: Mapping[str, tf.Tensor],
+                          training: bool = False) -> tf.Tensor:
+    return tf.math.l2_normalize(self.candidate_tower(inputs, training=training), axis=-1)
 
   def _drop_user_ids(self, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Replaces a random `oov_user_rate` of user ids by a random OOV bucket, to train them.
 
     Unknown users at serving hash into one of the OOV buckets; each must have been trained.
     """
-    user_ids = features.to_vector(inputs[features.USER_ID_INDEX])
+    user_ids = _flat(inputs[features.USER_ID_INDEX])
     dropped = tf.random.uniform(tf.shape(user_ids)) < self._oov_user_rate
     oov = self._first_oov_user + tf.random.uniform(
         tf.shape(user_ids), maxval=self._num_oov_buckets, dtype=tf.int64)
@@ -151,8 +106,8 @@ class RetrievalModel(tfrs.models.Model):
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:
       inputs = self._drop_user_ids(inputs)
-    movie_ids = features.to_vector(inputs[features.MOVIE_ID_INDEX])
+    movie_ids = _flat(inputs[features.MOVIE_ID_INDEX])
     return self.task(
-        self.query_embedding(inputs), self.candidate_embedding(inputs),
+        self.query_embedding(inputs, training), self.candidate_embedding(inputs, training),
         candidate_sampling_probability=tf.gather(self._sampling_probability, movie_ids),
         candidate_ids=movie_ids, compute_metrics=False)

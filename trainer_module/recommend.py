@@ -2,6 +2,11 @@
 
   python -m trainer_module.recommend --model_dir tfx_root/serving_model --user_id 42
   python -m trainer_module.recommend --model_dir DIR --user_id 42 --k 5 --exclude_seen
+  python -m trainer_module.recommend --model_dir DIR --user_id new --history 1,260,1196
+
+--history gives the user's recent movies (ids, most recent first): a user never seen in
+training gets recommendations from them, without retraining, and a known user's stored
+history is replaced by them. The history's movies are left out of the results.
 
 --model_dir is a SavedModel directory or a TF Serving base directory (<dir>/<version>/),
 in which case the highest version is used. The same model answers
@@ -37,6 +42,10 @@ def _define_flags() -> None:
   flags.DEFINE_bool("exclude_seen", False, "Leave out movies the user rated in training.")
   flags.DEFINE_integer("timestamp", None,
                        "Query time, Unix seconds; default: the model's reference time.")
+  flags.DEFINE_list("history", None,
+                    "The user's recent movie ids, most recent first, comma-separated (one "
+                    "history for every --user_id); default: the history stored in the "
+                    "model for users seen in training.")
   flags.mark_flags_as_required(["model_dir", "user_id"])
 
 
@@ -61,7 +70,8 @@ def resolve_model_dir(model_dir: str) -> str:
   return f"{model_dir}/{versions[0]}"
 
 
-def check_request(user_ids: Sequence[str], k: int) -> None:
+def check_request(user_ids: Sequence[str], k: int,
+                  history: Optional[Sequence[str]] = None, exclude_seen: bool = False) -> None:
   """Raises ValueError naming the flag for requests no model can answer."""
   if not user_ids:
     raise ValueError("--user_id: give at least one user id.")
@@ -69,21 +79,40 @@ def check_request(user_ids: Sequence[str], k: int) -> None:
     raise ValueError(f"--user_id: user ids must be non-empty, got {list(user_ids)}.")
   if k < 1:
     raise ValueError(f"--k must be >= 1, got {k}.")
+  if history is not None:
+    if not history or any(not movie_id.strip() for movie_id in history):
+      raise ValueError(f"--history: give movie ids, non-empty, got {list(history)}.")
+    if exclude_seen:
+      raise ValueError("--history leaves the history's movies out already; --exclude_seen "
+                       "would leave out the stored training history instead: use one.")
 
 
 def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
-              timestamp: Optional[int] = None) -> List[List[Recommendation]]:
+              timestamp: Optional[int] = None,
+              history: Optional[Sequence[str]] = None) -> List[List[Recommendation]]:
   """Top-k recommendations per user from the serving model in `model_dir`.
+
+  Args:
+    model_dir: SavedModel or TF Serving base directory.
+    user_ids: Users to recommend for (unknown ids are fine).
+    k: Movies per user.
+    exclude_seen: Leave out each user's training movies.
+    timestamp: Query time; default: the model's reference time.
+    history: Recent movie ids, most recent first, used as every user's context instead
+      of the stored history; these movies are left out of the results.
 
   Fewer than k come back when the model returns fewer (its serving_top_k, or the catalog
   left after exclusions); blank slots are never returned.
   """
-  check_request(user_ids, k)
+  check_request(user_ids, k, history, exclude_seen)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   query = {features.USER_ID: tf.constant(list(user_ids))}
   if timestamp is not None:
     query[features.TIMESTAMP] = tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64))
+  if history is not None:
+    query[features.CONTEXT_MOVIE_IDS] = tf.constant([[m.strip() for m in history]]
+                                                    * len(user_ids))
   if exclude_seen:
     seen = export.read_seen_movies(model_dir)
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
@@ -93,8 +122,10 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     result = model.signatures[_signature_for(query)](**query)
   ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
                          result["score"].numpy())
+  left_out = {m.strip().encode() for m in history or ()}
   return [[Recommendation(i.decode(), t.decode(), float(s))
-           for i, t, s in zip(ids[row][:k], titles[row][:k], scores[row][:k]) if i]
+           for i, t, s in zip(ids[row], titles[row], scores[row]) if i and i not in left_out
+           ][:k]
           for row in range(len(user_ids))]
 
 
@@ -112,7 +143,7 @@ def main(argv):
     raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
   try:
     rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
-                     FLAGS.timestamp)
+                     FLAGS.timestamp, FLAGS.history)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   returned = max(len(recommendations) for recommendations in rows)

@@ -21,15 +21,16 @@ Candidate towers:
 The context (`CONTEXT_MOVIE_INDICES`) is int [batch, n], the movie vocabulary indices of
 the user's previous movies, most recent first, padded with `layers.PADDING`.
 """
+import dataclasses
 from typing import Mapping, Sequence
 
 import tensorflow as tf
 
-from trainer_module import features
+from contracts import configs
+from contracts import features
 from trainer_module import layers
 
-# Transformed context: movie vocabulary indices of the user's recent movies.
-CONTEXT_MOVIE_INDICES = features.transformed_name("context_movie_ids")
+CONTEXT_MOVIE_INDICES = features.CONTEXT_MOVIE_INDICES
 
 USER_ID = "user_id"
 HISTORY = "history"
@@ -311,3 +312,69 @@ class DeepHashCandidateTower(tf.keras.Model):
         self.movie_embedding(_flat(inputs[features.MOVIE_ID_INDEX])),
         self.genre_embedding(inputs[features.GENRE_INDICES]),
     ], axis=1))
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyDefaults:
+  """Training defaults of a query tower family (used where the config says 0)."""
+  learning_rate: float
+  temperature: float
+  epochs: int
+
+
+# Chosen on ml-latest-small and the synthetic data together (README, "Model families").
+FAMILY_DEFAULTS = {
+    USER_ID: FamilyDefaults(learning_rate=0.005, temperature=0.1, epochs=8),
+    HISTORY: FamilyDefaults(learning_rate=0.002, temperature=0.2, epochs=12),
+    SEQUENTIAL_ATTENTION: FamilyDefaults(learning_rate=0.002, temperature=0.2, epochs=12),
+    SEQUENTIAL_MOE: FamilyDefaults(learning_rate=0.002, temperature=0.2, epochs=12),
+}
+
+
+def resolve_config(config: configs.TrainerConfig) -> configs.TrainerConfig:
+  """`config` with learning_rate, temperature and epochs at 0 replaced by family defaults."""
+  defaults = FAMILY_DEFAULTS[config.query_tower]
+  return dataclasses.replace(
+      config,
+      learning_rate=config.learning_rate or defaults.learning_rate,
+      temperature=config.temperature or defaults.temperature,
+      epochs=config.epochs or defaults.epochs)
+
+
+def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies: int,
+                      num_time_buckets: int, max_context: int) -> tf.keras.Model:
+  """The query tower `config.query_tower` names, sized from the vocabularies.
+
+  Args:
+    config: Hyperparameters (query_tower, embedding_dim, hidden_layers, ...).
+    num_users, num_movies: Vocabulary sizes, OOV buckets included.
+    num_time_buckets: Timestamp buckets of the Transform output.
+    max_context: Longest context the sequential towers accept.
+  """
+  dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
+  users = num_users if config.history_user_id else 0
+  if config.query_tower == USER_ID:
+    return UserIdQueryTower(num_users, num_time_buckets, dim, hidden, l2)
+  if config.query_tower == HISTORY:
+    return HistoryQueryTower(num_movies, dim, hidden, num_users=users, l2=l2)
+  sequential = dict(num_heads=config.num_heads, hidden_layers=hidden,
+                    context_embedding=config.context_embedding, num_hashes=config.num_hashes,
+                    num_users=users, l2=l2)
+  if config.query_tower == SEQUENTIAL_ATTENTION:
+    return SequentialAttentionQueryTower(num_movies, dim, max_context, **sequential)
+  if config.query_tower == SEQUENTIAL_MOE:
+    return SequentialMoEQueryTower(num_movies, dim, max_context, **sequential)
+  raise ValueError(f"query_tower must be one of {QUERY_TOWERS}, got {config.query_tower!r}.")
+
+
+def build_candidate_tower(config: configs.TrainerConfig, num_movies: int,
+                          num_title_tokens: int, num_genres: int) -> tf.keras.Model:
+  """The candidate tower `config.candidate_tower` names, sized from the vocabularies."""
+  dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
+  if config.candidate_tower == FEATURES:
+    return FeaturesCandidateTower(num_movies, num_title_tokens, num_genres, dim, hidden, l2)
+  if config.candidate_tower == DEEP_HASH:
+    return DeepHashCandidateTower(num_genres, dim, num_hashes=2 * config.num_hashes,
+                                  hidden_layers=hidden, l2=l2, seed=config.seed)
+  raise ValueError(f"candidate_tower must be one of {CANDIDATE_TOWERS}, "
+                   f"got {config.candidate_tower!r}.")

@@ -1,13 +1,14 @@
 """The Trainer's run_fn: train the two-tower model, then export it for serving.
 
 The Trainer's `custom_config` carries {"trainer": TrainerConfig fields, "transform":
-TransformConfig fields} from contracts/configs.py, and `catalog_files` (the movie catalog
-examples), which components.retrieval_trainer adds at run time.
+TransformConfig fields, "context": ContextConfig fields} from contracts/configs.py, and
+`catalog_files` (the movie catalog examples), which components.retrieval_trainer adds at
+run time.
 """
 import json
 import os
 import time
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 from absl import logging
 import numpy as np
@@ -22,6 +23,7 @@ from contracts import progress
 from trainer_module import data
 from trainer_module import export
 from trainer_module import model as model_lib
+from trainer_module import towers
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,
                      transform_config: configs.TransformConfig) -> model_lib.VocabularySizes:
@@ -43,11 +45,18 @@ def make_optimizer(config: configs.TrainerConfig) -> tf.keras.optimizers.Optimiz
 
 
 def build_model(tft_output: tft.TFTransformOutput, trainer_config: configs.TrainerConfig,
-                transform_config: configs.TransformConfig) -> model_lib.RetrievalModel:
-  """A compiled, untrained RetrievalModel sized from the Transform output."""
+                transform_config: configs.TransformConfig,
+                max_context: int = configs.ContextConfig().max_context,
+                ) -> model_lib.RetrievalModel:
+  """A compiled, untrained RetrievalModel sized from the Transform output.
+
+  learning_rate, temperature and epochs left at 0 take the query tower's defaults.
+  """
+  trainer_config = towers.resolve_config(trainer_config)
   model = model_lib.RetrievalModel(
       vocabulary_sizes(tft_output, transform_config), trainer_config,
-      data.movie_sampling_probability(tft_output, transform_config.num_oov_buckets))
+      data.movie_sampling_probability(tft_output, transform_config.num_oov_buckets),
+      max_context=max_context)
   model.compile(optimizer=make_optimizer(trainer_config))
   return model
 
@@ -77,49 +86,178 @@ class _Throughput(tf.keras.callbacks.Callback):
     rate = self._examples / seconds
     self.per_epoch.append(rate)
     logs = logs or {}
+    val_hit_rate = logs.get("val_hit_rate")
     progress.LOGGER.info(
-        "Epoch %d: %.0f training examples/s, mean loss %.4f, eval mean loss %.4f",
+        "Epoch %d: %.0f training examples/s, mean loss %.4f, validation mean loss %.4f%s",
         epoch + 1, rate, logs.get("mean_loss", float("nan")),
-        logs.get("val_mean_loss", float("nan")))
+        logs.get("val_mean_loss", float("nan")),
+        "" if val_hit_rate is None else f", validation hit rate {val_hit_rate:.4f}")
+
+
+# Validation ranks at most this many users' queries per epoch (a seeded sample above it).
+_MAX_VALIDATION_USERS = 5000
+_VALIDATION_BATCH = 512
+
+
+def validation_k(num_candidates: int) -> int:
+  """Cutoff of the validation hit rate: 100, or a tenth of a catalog under 1,000 movies."""
+  return max(1, min(100, num_candidates // 10))
+
+
+class ValidationHitRate(tf.keras.callbacks.Callback):
+  """After each epoch: hit rate of the validation slice, best-epoch weights, early stop.
+
+  The hit rate is the Evaluator's hit_rate@k on the validation slice: each validation
+  user's query (their remaining train movies as context) ranks every movie of the train
+  vocabulary, the user's training movies excluded, and a held-out pair is a hit when its
+  movie is in the top k. The weights of the best epoch are restored when training ends;
+  training stops after `patience` epochs without a better hit rate.
+  """
+
+  def __init__(self, validation: data.ValidationSlice, patience: int, seed: int):
+    super().__init__()
+    self._patience = patience
+    self._queries = data.select_rows(validation.validation, validation.query_rows)
+    users = np.arange(len(validation.query_rows))
+    if len(users) > _MAX_VALIDATION_USERS:
+      users = np.sort(np.random.default_rng(seed).choice(len(users), _MAX_VALIDATION_USERS,
+                                                         replace=False))
+      self._queries = data.select_rows(self._queries, users)
+    position = np.full(len(validation.query_rows), -1)
+    position[users] = np.arange(len(users))
+    keep = position[validation.users] >= 0
+    self._users, self._movies = position[validation.users[keep]], validation.movies[keep]
+    keep_train = position[validation.train_users] >= 0
+    self._train_users = position[validation.train_users[keep_train]]
+    self._train_movies = validation.train_movies[keep_train]
+    # Candidates: every movie of the training data, with its features.
+    everything = {**validation.train}
+    movies = np.concatenate([validation.train[features.MOVIE_ID_INDEX].numpy().reshape(-1),
+                             validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)])
+    self._candidate_movies, first = np.unique(movies, return_index=True)
+    both = {name: tf.concat([validation.train[name], validation.validation[name]], axis=0)
+            for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
+                         features.GENRE_INDICES) if name in everything}
+    self._candidates = data.select_rows(both, first)
+    self.k = validation_k(len(self._candidate_movies))
+    self.hit_rates = []
+    self.best_epoch = 0
+    self._best_weights = None
+
+  def hit_rate(self) -> float:
+    """The current model's validation hit rate @ self.k."""
+    candidates = self.model.candidate_embedding(self._candidates).numpy()
+    queries = self.model.query_embedding(self._queries).numpy()
+    column = np.full(int(self._candidate_movies.max()) + 1, -1)
+    column[self._candidate_movies] = np.arange(len(self._candidate_movies))
+    hits = 0
+    for start in range(0, len(queries), _VALIDATION_BATCH):
+      stop = start + _VALIDATION_BATCH
+      scores = queries[start:stop] @ candidates.T
+      seen = (self._train_users >= start) & (self._train_users < stop)
+      scores[self._train_users[seen] - start, column[self._train_movies[seen]]] = -np.inf
+      kth = -np.partition(-scores, self.k - 1, axis=1)[:, self.k - 1]
+      pairs = (self._users >= start) & (self._users < stop)
+      rows, columns = self._users[pairs] - start, column[self._movies[pairs]]
+      hits += int(np.sum(scores[rows, columns] >= kth[rows]))
+    return hits / len(self._users)
+
+  def on_epoch_end(self, epoch, logs=None):
+    rate = self.hit_rate()
+    self.hit_rates.append(rate)
+    if logs is not None:
+      logs["val_hit_rate"] = rate
+    if rate > max(self.hit_rates[:-1], default=-1.0):
+      self.best_epoch = epoch + 1
+      self._best_weights = self.model.get_weights()
+    logging.info("Epoch %d: validation hit_rate@%d %.4f (best %.4f at epoch %d)", epoch + 1,
+                 self.k, rate, max(self.hit_rates), self.best_epoch)
+    if epoch + 1 - self.best_epoch >= self._patience:
+      self.model.stop_training = True
+
+  def on_train_end(self, logs=None):
+    if self._best_weights is not None:
+      self.model.set_weights(self._best_weights)
+      logging.info("Kept the weights of epoch %d (validation hit_rate@%d %.4f).",
+                   self.best_epoch, self.k, self.hit_rates[self.best_epoch - 1])
 
 
 def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
-          eval_data: Mapping[str, tf.Tensor], config: configs.TrainerConfig,
+          validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
           log_dir: str) -> Dict[str, Any]:
-  """Fits `model`; returns the Keras history plus throughput per epoch."""
-  throughput = _Throughput(data.num_examples(train_data))
-  history = model.fit(
-      data.training_dataset(train_data, config.batch_size, config.seed),
-      validation_data=data.training_dataset(eval_data, config.batch_size, config.seed,
-                                            shuffle=False),
-      epochs=config.epochs, verbose=2,
-      callbacks=[throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)])
-  return {**history.history, "examples_per_second": throughput.per_epoch}
+  """Fits `model`; returns the Keras history plus throughput per epoch.
+
+  Args:
+    model: A compiled model.
+    train_data: Every training example; used when `validation` is None.
+    validation: The validation slice (its `train` part is then what is fitted), or None
+      to train every epoch without validation.
+    config: Hyperparameters, family defaults resolved or not.
+    log_dir: TensorBoard logs.
+
+  Returns:
+    Per-epoch lists: "mean_loss", "examples_per_second", and with validation
+    "val_mean_loss", "val_hit_rate"; "epoch_kept": [the epoch whose weights were kept].
+  """
+  config = towers.resolve_config(config)
+  fitted = validation.train if validation else train_data
+  throughput = _Throughput(data.num_examples(fitted))
+  callbacks = []
+  validation_data = None
+  if validation:
+    validation_data = data.training_dataset(validation.validation, config.batch_size,
+                                            config.seed, shuffle=False)
+    # Before the throughput callback, whose one line per epoch then shows the hit rate.
+    callbacks.append(ValidationHitRate(validation, config.early_stopping_patience,
+                                       config.seed))
+  callbacks += [throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
+  history = model.fit(data.training_dataset(fitted, config.batch_size, config.seed),
+                      validation_data=validation_data, epochs=config.epochs, verbose=2,
+                      callbacks=callbacks)
+  result = {**history.history, "examples_per_second": throughput.per_epoch}
+  result["epoch_kept"] = [callbacks[0].best_epoch if validation
+                          else len(throughput.per_epoch)]
+  return result
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains on the transformed train split and exports the serving model.
 
+  The eval split (`fn_args.eval_files`) is the Evaluator's and is never read: the epoch is
+  chosen on a validation slice of the train split (`validation_fraction`).
+
   Args:
     fn_args: From the TFX Trainer; see the module docstring for `custom_config`.
   """
   custom_config = fn_args.custom_config or {}
-  trainer_config = configs.TrainerConfig.from_dict(custom_config.get(configs.TRAINER_KEY))
+  trainer_config = towers.resolve_config(
+      configs.TrainerConfig.from_dict(custom_config.get(configs.TRAINER_KEY)))
   transform_config = configs.TransformConfig.from_dict(custom_config.get(configs.TRANSFORM_KEY))
+  context_config = configs.ContextConfig.from_dict(custom_config.get(configs.CONTEXT_KEY))
   if configs.CATALOG_FILES_KEY not in custom_config:
     raise ValueError(f"custom_config has no {configs.CATALOG_FILES_KEY!r}: use "
                      "components.retrieval_trainer.RetrievalTrainer, which adds the catalog.")
   tf.keras.utils.set_random_seed(trainer_config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  max_context = context_config.max_context
 
   train_data = data.load_transformed(fn_args.train_files, tft_output,
-                                     trainer_config.max_title_tokens)
-  eval_data = data.load_transformed(fn_args.eval_files, tft_output,
-                                    trainer_config.max_title_tokens)
-  logging.info("Training on %d examples, validating on %d.", data.num_examples(train_data),
-               data.num_examples(eval_data))
-  model = build_model(tft_output, trainer_config, transform_config)
-  history = train(model, train_data, eval_data, trainer_config, fn_args.model_run_dir)
+                                     trainer_config.max_title_tokens, max_context)
+  model = build_model(tft_output, trainer_config, transform_config, max_context)
+  if model.uses_context and features.CONTEXT_MOVIE_INDICES not in train_data:
+    raise ValueError(f"The {trainer_config.query_tower!r} query tower reads "
+                     f"{features.CONTEXT_MOVIE_IDS!r}, which the transformed examples lack: "
+                     "run the UserContext component before Transform.")
+  sizes = vocabulary_sizes(tft_output, transform_config)
+  validation = None
+  if trainer_config.validation_fraction > 0:
+    validation = data.split_validation(train_data, trainer_config.validation_fraction,
+                                       trainer_config.seed, sizes.movies)
+  logging.info("Training %s/%s on %d examples, validating on %s (the eval split is left "
+               "to the Evaluator).", trainer_config.query_tower, trainer_config.candidate_tower,
+               data.num_examples(validation.train if validation else train_data),
+               data.num_examples(validation.validation) if validation else "none")
+  history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
   # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   write_history(model_uri, history)
@@ -131,7 +269,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       raw_catalog=data.read_raw_catalog(custom_config[configs.CATALOG_FILES_KEY]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=trainer_config.serving_top_k,
       reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])),
-      seen_movies=seen_movies(train_data, tft_output))
+      seen_movies=seen_movies(train_data, tft_output),
+      user_histories=data.user_histories(
+          train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
+          max_context))
 
 
 def write_history(model_uri: str, history: Mapping[str, List[float]]) -> None:
