@@ -30,11 +30,6 @@ class VocabularySizes:
   num_oov_buckets: int = 1
 
 
-def _flat(tensor: tf.Tensor) -> tf.Tensor:
-  """[batch] or [batch, 1] -> [batch]."""
-  return tf.reshape(tensor, [-1])
-
-
 class RetrievalModel(tfrs.models.Model):
   """Two towers trained with in-batch softmax, corrected for candidate sampling bias.
 
@@ -96,7 +91,7 @@ class RetrievalModel(tfrs.models.Model):
 
     Unknown users at serving hash into one of the OOV buckets; each must have been trained.
     """
-    user_ids = _flat(inputs[features.USER_ID_INDEX])
+    user_ids = features.to_vector(inputs[features.USER_ID_INDEX])
     dropped = tf.random.uniform(tf.shape(user_ids)) < self._oov_user_rate
     oov = self._first_oov_user + tf.random.uniform(
         tf.shape(user_ids), maxval=self._num_oov_buckets, dtype=tf.int64)
@@ -106,7 +101,7 @@ class RetrievalModel(tfrs.models.Model):
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:
       inputs = self._drop_user_ids(inputs)
-    movie_ids = _flat(inputs[features.MOVIE_ID_INDEX])
+    movie_ids = features.to_vector(inputs[features.MOVIE_ID_INDEX])
     return self.task(
         self.query_embedding(inputs, training), self.candidate_embedding(inputs, training),
         candidate_sampling_probability=tf.gather(self._sampling_probability, movie_ids),

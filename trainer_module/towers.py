@@ -48,11 +48,6 @@ TABLE = "table"
 CONTEXT_EMBEDDINGS = (TABLE, DEEP_HASH)
 
 
-def _flat(tensor: tf.Tensor) -> tf.Tensor:
-  """[batch] or [batch, 1] -> [batch]."""
-  return tf.reshape(tensor, [-1])
-
-
 def _check_positive(**values: int) -> None:
   for name, value in values.items():
     if value < 1:
@@ -82,10 +77,10 @@ class _UserAndTime(tf.keras.layers.Layer):
   def call(self, inputs: Mapping[str, tf.Tensor]) -> list:
     parts = []
     if self._user is not None:
-      parts.append(self._user(_flat(inputs[features.USER_ID_INDEX])))
+      parts.append(self._user(features.to_vector(inputs[features.USER_ID_INDEX])))
     if self._time is not None:
-      parts.append(self._time(_flat(inputs[features.TIMESTAMP_BUCKET])))
-      parts.append(tf.cast(_flat(inputs[features.TIMESTAMP_NORMALIZED]),
+      parts.append(self._time(features.to_vector(inputs[features.TIMESTAMP_BUCKET])))
+      parts.append(tf.cast(features.to_vector(inputs[features.TIMESTAMP_NORMALIZED]),
                            tf.float32)[:, tf.newaxis])
     return parts
 
@@ -270,7 +265,7 @@ class FeaturesCandidateTower(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return self.projection(tf.concat([
-        self.movie_embedding(_flat(inputs[features.MOVIE_ID_INDEX])),
+        self.movie_embedding(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
         self.title_embedding(inputs[features.TITLE_TOKENS]),
         self.genre_embedding(inputs[features.GENRE_INDICES]),
     ], axis=1))
@@ -309,7 +304,7 @@ class DeepHashCandidateTower(tf.keras.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return self.projection(tf.concat([
-        self.movie_embedding(_flat(inputs[features.MOVIE_ID_INDEX])),
+        self.movie_embedding(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
         self.genre_embedding(inputs[features.GENRE_INDICES]),
     ], axis=1))
 
