@@ -22,7 +22,7 @@ _TINY = ["--synthetic_users=200", "--synthetic_movies=400", "--synthetic_ratings
 _NODE_LINE = re.compile(r"^\[\s*(\d+)/(\d+)\] (\S+) (started|ran|cached|FAILED)")
 _LOG_LINE = re.compile(r"^([IWEF]\d{4} |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|Epoch \d+/\d+)")
 _EPOCH_LINE = re.compile(r"^\s+Epoch \d+: \d+ training examples/s, mean loss [\d.]+, "
-                         r"eval mean loss [\d.]+$")
+                         r"validation mean loss [\d.]+(, validation hit rate [\d.]+)?$")
 
 
 def _local_runner(*args):
