@@ -16,7 +16,8 @@ Prints one table:
   train s              run_fn wall seconds (training, validation and exports)
 
   python benchmarks/model_families.py --data_dirs=synthetic,PATH/ml-latest-small \
-      [--families=history/features,user_id/features] [--root=/tmp/model_families]
+      [--families=history/features,user_id/features] [--root=/tmp/model_families] \
+      [--max_context=50] [--trainer=embedding_dim=128,temperature=0.1]
 
 Results also go to <root>/results.json.
 """
@@ -27,7 +28,7 @@ import os
 import shutil
 import statistics
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -62,6 +63,9 @@ _FAMILIES = flags.DEFINE_list("families", list(DEFAULT_FAMILIES),
                               "query_tower/candidate_tower pairs to train.")
 _ROOT = flags.DEFINE_string("root", "/tmp/model_families", "Working directory.")
 _LATENCY_CALLS = flags.DEFINE_integer("latency_calls", 300, "Timed single-user calls.")
+_MAX_CONTEXT = flags.DEFINE_integer(
+    "max_context", configs.ContextConfig().max_context,
+    "Context movies per rating (the UserContext component's max_context).")
 _TRAINER_FLAGS = flags.DEFINE_list(
     "trainer", [], "Extra TrainerConfig fields for every family, as name=value.")
 
@@ -160,7 +164,11 @@ def serving_p50_ms(serving_dir: str, users: Sequence[str], calls: int) -> float:
   return 1e3 * float(np.median(latencies))
 
 
-def _config(family: str, extra: Sequence[str]) -> configs.PipelineConfig:
+def _config(family: Optional[str], extra: Sequence[str]) -> configs.PipelineConfig:
+  """The pipeline config of one family: --max_context, the family's towers, --trainer."""
+  context = configs.ContextConfig(max_context=_MAX_CONTEXT.value)
+  if family is None:
+    return configs.PipelineConfig(context=context)
   query_tower, candidate_tower = family.split("/")
   fields = {"query_tower": query_tower, "candidate_tower": candidate_tower}
   for item in extra:
@@ -168,7 +176,7 @@ def _config(family: str, extra: Sequence[str]) -> configs.PipelineConfig:
     field_type = {f.name: f.type for f in dataclasses.fields(configs.TrainerConfig)}[name]
     fields[name] = (value.lower() in ("1", "true") if field_type is bool
                     else field_type(value))
-  return configs.PipelineConfig(trainer=configs.TrainerConfig(**fields))
+  return configs.PipelineConfig(trainer=configs.TrainerConfig(**fields), context=context)
 
 
 def _data_dir(name: str, root: str) -> Tuple[str, str]:
@@ -184,7 +192,7 @@ def main(argv):
   for name in _DATA_DIRS.value:
     label, data_dir = _data_dir(name, _ROOT.value)
     root = os.path.join(_ROOT.value, label)
-    upstream = run_upstream(data_dir, root, configs.PipelineConfig())
+    upstream = run_upstream(data_dir, root, _config(None, ()))
     known_users = sorted(trainer_users(upstream))
     for family in _FAMILIES.value:
       config = _config(family, _TRAINER_FLAGS.value)
