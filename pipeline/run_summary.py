@@ -150,7 +150,8 @@ def format_text(summary: Mapping[str, Any]) -> str:
   """A short human-readable rendering of the summary.
 
   Short enough for a default run to print at most 60 lines: the data counts and seconds
-  are left to the progress lines above it, the TensorBoard logs to `make tensorboard`.
+  are left to the progress lines above it, the TensorBoard logs to `make tensorboard`,
+  metrics at middle cutoffs to metrics.json and the report (`_terminal_metrics`).
   """
   lines = []
   if "model" in summary:
@@ -159,10 +160,9 @@ def format_text(summary: Mapping[str, Any]) -> str:
                  if summary.get(key)]
     lines.append(f"{'metric':<20}{'model':>10}"
                  + "".join(f"{label:>12}" for _, label in baselines))
-    for name in summary["model"]:
-      if "@" in name:
-        lines.append(f"{name:<20}{_cell(summary['model'].get(name)):>10}" + "".join(
-            f"{_cell(summary[key].get(name)):>12}" for key, _ in baselines))
+    for name in _terminal_metrics(summary["model"]):
+      lines.append(f"{name:<20}{_cell(summary['model'].get(name)):>10}" + "".join(
+          f"{_cell(summary[key].get(name)):>12}" for key, _ in baselines))
     lines.append(f"blessed: {summary['blessed']}")
     lines.extend(f"  {reason}" for reason in summary.get("blessing_reasons", []))
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
@@ -171,6 +171,14 @@ def format_text(summary: Mapping[str, Any]) -> str:
   if summary.get("evaluation_report"):
     lines.append(f"evaluation report: {summary['evaluation_report']}")
   return "\n".join(lines)
+
+
+def _terminal_metrics(model_metrics: Mapping[str, Any]) -> List[str]:
+  """The metric@k names at the smallest and the largest k, in the evaluator's order."""
+  cutoffs = sorted({int(name.rsplit("@", 1)[1]) for name in model_metrics if "@" in name})
+  ends = {cutoffs[0], cutoffs[-1]} if cutoffs else set()
+  return [name for name in model_metrics
+          if "@" in name and int(name.rsplit("@", 1)[1]) in ends]
 
 
 def _cell(value: Optional[float]) -> str:
