@@ -34,19 +34,24 @@ def _instances():
   } for u, m, t, gs, ts, r in _ROWS]
 
 
-@pytest.fixture(scope="module")
-def transform_output(tmp_path_factory):
-  out_dir = str(tmp_path_factory.mktemp("transform"))
+def _analyze_and_transform(instances, feature_spec, out_dir):
+  """(TFTransformOutput, transformed instances) of preprocessing_fn on `instances`."""
   metadata = dataset_metadata.DatasetMetadata(
-      schema_utils.schema_from_feature_spec(features.raw_feature_spec()))
+      schema_utils.schema_from_feature_spec(feature_spec))
   with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=False):
-    (transformed, transformed_metadata), transform_fn = (
-        (_instances(), metadata)
+    (transformed, _), transform_fn = (
+        (instances, metadata)
         | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing.preprocessing_fn(inputs, _CONFIG),
             output_record_batches=False))
     _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
   return tft.TFTransformOutput(out_dir), transformed
+
+
+@pytest.fixture(scope="module")
+def transform_output(tmp_path_factory):
+  return _analyze_and_transform(_instances(), features.raw_feature_spec(),
+                                str(tmp_path_factory.mktemp("transform")))
 
 
 def test_id_vocabularies_sorted_by_frequency(transform_output):
@@ -169,20 +174,12 @@ def _contexts():
 
 @pytest.fixture(scope="module")
 def context_transform_output(tmp_path_factory):
-  out_dir = str(tmp_path_factory.mktemp("context_transform"))
   spec = {**features.raw_feature_spec(),
           features.CONTEXT_MOVIE_IDS: tf.io.FixedLenFeature([_CONTEXT_WIDTH], tf.string)}
   instances = [{**row, features.CONTEXT_MOVIE_IDS: context}
                for row, context in zip(_instances(), _contexts())]
-  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-  with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=False):
-    (transformed, _), transform_fn = (
-        (instances, metadata)
-        | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, _CONFIG),
-            output_record_batches=False))
-    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
-  return tft.TFTransformOutput(out_dir), transformed
+  return _analyze_and_transform(instances, spec,
+                                str(tmp_path_factory.mktemp("context_transform")))
 
 
 def test_context_maps_to_movie_vocabulary_indices(context_transform_output):

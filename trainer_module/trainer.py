@@ -131,13 +131,12 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     self._train_users = position[validation.train_users[keep_train]]
     self._train_movies = validation.train_movies[keep_train]
     # Candidates: every movie of the training data, with its features.
-    everything = {**validation.train}
     movies = np.concatenate([validation.train[features.MOVIE_ID_INDEX].numpy().reshape(-1),
                              validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)])
     self._candidate_movies, first = np.unique(movies, return_index=True)
     both = {name: tf.concat([validation.train[name], validation.validation[name]], axis=0)
             for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
-                         features.GENRE_INDICES) if name in everything}
+                         features.GENRE_INDICES) if name in validation.train}
     self._candidates = data.select_rows(both, first)
     self.k = validation_k(len(self._candidate_movies))
     self.hit_rates = []
