@@ -283,6 +283,7 @@ def test_load_transformed_pads_and_caps_lists(fixture_data, tft_output, train_da
                features.CONTEXT_MOVIE_INDICES):
     value = train_data[name].numpy()
     assert value.ndim == 2 and value.shape[0] == len(fixture_data.train)
+    assert train_data[name].dtype == data.LIST_DTYPE  # Half the memory of the parsed int64.
     assert value.min() >= model_lib.PADDING
     assert np.all((value != model_lib.PADDING).sum(axis=1) >= 1)
   capped = data.load_transformed([fixture_data.transformed_train_pattern], tft_output, 2, 3)
@@ -399,6 +400,23 @@ def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train
   np.testing.assert_array_equal(again.movies, validation.movies)
   with pytest.raises(ValueError, match="validation_fraction"):
     data.split_validation(train_data, 1e-9, seed=3, num_movies=sizes.movies)
+
+
+def test_validation_split_cleans_contexts_a_chunk_at_a_time(train_data, sizes, monkeypatch):
+  whole = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
+  # Chunks of 7 rows: several chunks and a partial last one for each part.
+  monkeypatch.setattr(data, "_CLEAN_CHUNK", 7)
+  chunked = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
+  assert data.num_examples(whole.validation) > 7
+  for name in (features.CONTEXT_MOVIE_INDICES, features.MOVIE_ID_INDEX):
+    for part in ("train", "validation"):
+      np.testing.assert_array_equal(getattr(chunked, part)[name].numpy(),
+                                    getattr(whole, part)[name].numpy())
+  # The held-out movies did leave the contexts: the split is not a plain row selection.
+  kept = lambda part: int((part[features.CONTEXT_MOVIE_INDICES].numpy()
+                           != model_lib.PADDING).sum())
+  before = int((train_data[features.CONTEXT_MOVIE_INDICES].numpy() != model_lib.PADDING).sum())
+  assert kept(whole.train) + kept(whole.validation) < before
 
 
 def test_remove_from_contexts_keeps_order():

@@ -13,6 +13,12 @@ from trainer_module import model
 _PARSE_BATCH = 65536
 # Caps on padded list features (longer ones are cut); genres in MovieLens have <= 10.
 _MAX_GENRES = 10
+# List features are held in memory as int32 (vocabulary indices fit easily): half the
+# bytes of the parsed int64, and the context is most of what the trainer holds.
+LIST_FEATURES = (features.TITLE_TOKENS, features.GENRE_INDICES, features.CONTEXT_MOVIE_INDICES)
+LIST_DTYPE = tf.int32
+# Rows cleaned at a time in split_validation, which bounds its temporary arrays.
+_CLEAN_CHUNK = 1 << 18
 
 
 def _record_files(file_patterns: List[str]) -> List[str]:
@@ -52,12 +58,14 @@ def load_transformed(file_patterns: List[str], tft_output: tft.TFTransformOutput
                      max_context: int = 1 << 30) -> Dict[str, tf.Tensor]:
   """Reads every transformed example into memory, as dense tensors.
 
-  Parsed once and held in memory so that each epoch costs only the model's compute (a
-  rating is ~100 bytes here, plus 8 bytes per context movie: with a context of 50,
-  ml-25m's 20M training ratings take ~10 GB).
+  Parsed once and held in memory so that each epoch costs only the model's compute. A
+  rating takes about 4 bytes per list entry (title tokens, genres, context movies, as
+  `LIST_DTYPE`) plus ~40 for its other features; `python benchmarks/trainer_memory.py`
+  measures the total and the peak.
 
   Returns:
-    Transformed feature name -> tensor with one row per example.
+    Transformed feature name -> tensor with one row per example; the list features
+    (`LIST_FEATURES`) are `LIST_DTYPE`.
   """
   dataset = tf.data.TFRecordDataset(_record_files(file_patterns), compression_type="GZIP")
   spec = tft_output.transformed_feature_spec()
@@ -65,6 +73,8 @@ def load_transformed(file_patterns: List[str], tft_output: tft.TFTransformOutput
   for serialized in dataset.batch(_PARSE_BATCH):
     for name, value in pad_lists(tf.io.parse_example(serialized, spec),
                                  max_title_tokens, max_context).items():
+      if name in LIST_FEATURES:
+        value = tf.cast(value, LIST_DTYPE)
       columns.setdefault(name, []).append(value)
   return {name: _concat_padded(parts) for name, parts in columns.items()}
 
@@ -80,6 +90,11 @@ def _concat_padded(parts: List[tf.Tensor]) -> tf.Tensor:
 
 def num_examples(tensors: Mapping[str, tf.Tensor]) -> int:
   return int(tensors[features.MOVIE_ID_INDEX].shape[0])
+
+
+def without_lists(tensors: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Every feature but the list features (`LIST_FEATURES`)."""
+  return {name: value for name, value in tensors.items() if name not in LIST_FEATURES}
 
 
 def select_rows(tensors: Mapping[str, tf.Tensor], rows: np.ndarray) -> Dict[str, tf.Tensor]:
@@ -142,6 +157,17 @@ def remove_from_contexts(contexts: np.ndarray, users: np.ndarray,
   return cleaned
 
 
+def _cleaned_rows(contexts: np.ndarray, users: np.ndarray, rows: np.ndarray,
+                  removed: np.ndarray, num_movies: int) -> np.ndarray:
+  """`remove_from_contexts` of the given rows, a chunk at a time (bounded temporaries)."""
+  cleaned = np.empty([len(rows), contexts.shape[1]], contexts.dtype)
+  for start in range(0, len(rows), _CLEAN_CHUNK):
+    chunk = rows[start:start + _CLEAN_CHUNK]
+    cleaned[start:start + len(chunk)] = remove_from_contexts(contexts[chunk], users[chunk],
+                                                             removed, num_movies)
+  return cleaned
+
+
 def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: int,
                      num_movies: int) -> ValidationSlice:
   """Holds out `fraction` of the (train split) ratings, chosen by a hash of user and movie.
@@ -157,12 +183,16 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
     raise ValueError(f"validation_fraction {fraction} leaves {held_out.sum()} of "
                      f"{len(held_out)} training examples for validation; choose a fraction "
                      "that leaves some on both sides, or 0 for no validation.")
-  outputs = dict(tensors)
-  if features.CONTEXT_MOVIE_INDICES in tensors:
-    outputs[features.CONTEXT_MOVIE_INDICES] = tf.constant(remove_from_contexts(
-        tensors[features.CONTEXT_MOVIE_INDICES].numpy(), users,
-        np.unique(users[held_out] * num_movies + movies[held_out]), num_movies))
   train_rows, validation_rows = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+  others = {name: value for name, value in tensors.items()
+            if name != features.CONTEXT_MOVIE_INDICES}
+  train, validation = select_rows(others, train_rows), select_rows(others, validation_rows)
+  if features.CONTEXT_MOVIE_INDICES in tensors:
+    contexts = tensors[features.CONTEXT_MOVIE_INDICES].numpy()
+    removed = np.unique(users[held_out] * num_movies + movies[held_out])
+    for rows, part in ((train_rows, train), (validation_rows, validation)):
+      part[features.CONTEXT_MOVIE_INDICES] = tf.constant(
+          _cleaned_rows(contexts, users, rows, removed, num_movies))
   validation_users, first_row, user_positions = np.unique(
       users[validation_rows], return_index=True, return_inverse=True)
   # Train pairs of the validation users, as positions in validation_users.
@@ -170,7 +200,7 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
   position = np.minimum(position, len(validation_users) - 1)
   is_validation_user = validation_users[position] == users[train_rows]
   return ValidationSlice(
-      train=select_rows(outputs, train_rows), validation=select_rows(outputs, validation_rows),
+      train=train, validation=validation,
       query_rows=first_row, users=user_positions.reshape(-1),
       movies=movies[validation_rows],
       train_users=position[is_validation_user],

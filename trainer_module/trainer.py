@@ -252,6 +252,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   if trainer_config.validation_fraction > 0:
     validation = data.split_validation(train_data, trainer_config.validation_fraction,
                                        trainer_config.seed, sizes.movies)
+    # The slice holds its own rows; of the whole split, the export reads only users, movies
+    # and times, so the list features (most of the memory) are freed before training.
+    train_data = data.without_lists(train_data)
   logging.info("Training %s/%s on %d examples, validating on %s (the eval split is left "
                "to the Evaluator).", trainer_config.query_tower, trainer_config.candidate_tower,
                data.num_examples(validation.train if validation else train_data),

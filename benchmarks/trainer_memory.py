@@ -1,0 +1,143 @@
+"""Trainer memory: peak RSS of loading the transformed train split and carving validation.
+
+The Trainer holds every transformed training example in memory (trainer_module/data.py,
+`load_transformed`), then carves the validation slice (`split_validation`). Both grow with
+the number of ratings times the context length, so they bound the data a machine can
+train on. This script writes one file of synthetic transformed examples (the Transform
+output's feature names and types, a context of --max_context movies each), loads it
+repeated up to each size in --rows, and prints per size the peak resident memory after
+loading and after the validation split, and the seconds each took. Each size runs in its
+own process, so the peaks do not mix.
+
+  python benchmarks/trainer_memory.py [--rows=1m,4m] [--max_context=50]
+
+ml-25m has 20M training ratings (80% of 25M); memory grows linearly in rows, so the
+figures extrapolate.
+"""
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
+from contracts import features
+from trainer_module import data
+
+import numpy as np  # pylint: disable=g-bad-import-order
+import tensorflow as tf  # pylint: disable=g-bad-import-order
+
+_ROWS = flags.DEFINE_list("rows", ["1m", "4m"], "Training examples to load, e.g. 1m,4m.")
+_MAX_CONTEXT = flags.DEFINE_integer("max_context", 50, "Context movies per example.")
+_VALIDATION_FRACTION = flags.DEFINE_float("validation_fraction", 0.05,
+                                          "Share carved for validation (the default).")
+_CHILD_FILE = flags.DEFINE_string("child_file", None, "Internal: measure one size.")
+_CHILD_ROWS = flags.DEFINE_integer("child_rows", 0, "Internal: rows of the measured size.")
+
+_FILE_ROWS = 65_536
+_USERS, _MOVIES, _TITLE_TOKENS, _GENRES = 160_000, 60_000, 5, 3
+
+# The transformed feature spec of the pipeline's Transform output (names from
+# contracts.features; list features are VarLen, as tft writes them).
+_SPEC = {
+    features.USER_ID_INDEX: tf.io.FixedLenFeature([], tf.int64),
+    features.MOVIE_ID_INDEX: tf.io.FixedLenFeature([], tf.int64),
+    features.TIMESTAMP_SECONDS: tf.io.FixedLenFeature([], tf.int64),
+    features.TIMESTAMP_BUCKET: tf.io.FixedLenFeature([], tf.int64),
+    features.TIMESTAMP_NORMALIZED: tf.io.FixedLenFeature([], tf.float32),
+    features.TITLE_TOKENS: tf.io.VarLenFeature(tf.int64),
+    features.GENRE_INDICES: tf.io.VarLenFeature(tf.int64),
+    features.CONTEXT_MOVIE_INDICES: tf.io.VarLenFeature(tf.int64),
+}
+
+
+class _SpecOnly:
+  """What `data.load_transformed` reads of a TFTransformOutput: the feature spec."""
+
+  def transformed_feature_spec(self):
+    return dict(_SPEC)
+
+
+def _parse_rows(text: str) -> int:
+  text = text.strip().lower()
+  scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+  return int(float(text.rstrip("km")) * scale)
+
+
+def _write_file(path: str, max_context: int) -> None:
+  rng = np.random.default_rng(0)
+  def ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+  with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+    for _ in range(_FILE_ROWS):
+      example = tf.train.Example(features=tf.train.Features(feature={
+          features.USER_ID_INDEX: ints([rng.integers(_USERS)]),
+          features.MOVIE_ID_INDEX: ints([rng.zipf(1.3) % _MOVIES]),
+          features.TIMESTAMP_SECONDS: ints([1_500_000_000 + rng.integers(10**8)]),
+          features.TIMESTAMP_BUCKET: ints([rng.integers(32)]),
+          features.TIMESTAMP_NORMALIZED: tf.train.Feature(
+              float_list=tf.train.FloatList(value=[rng.normal()])),
+          features.TITLE_TOKENS: ints(rng.integers(5_000, size=_TITLE_TOKENS)),
+          features.GENRE_INDICES: ints(rng.integers(20, size=_GENRES)),
+          features.CONTEXT_MOVIE_INDICES: ints(rng.integers(_MOVIES, size=max_context)),
+      }))
+      writer.write(example.SerializeToString())
+
+
+def _peak_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _measure(path: str, rows: int) -> None:
+  """Runs in a child process; prints one tab-separated line of figures."""
+  start_mib = _peak_mib()
+  start = time.perf_counter()
+  train = data.load_transformed([path] * math.ceil(rows / _FILE_ROWS), _SpecOnly(),
+                                max_title_tokens=16)
+  load_s, load_mib = time.perf_counter() - start, _peak_mib()
+  start = time.perf_counter()
+  validation = data.split_validation(train, _VALIDATION_FRACTION.value, seed=42,
+                                     num_movies=_MOVIES + 1)
+  split_s, split_mib = time.perf_counter() - start, _peak_mib()
+  held_bytes = sum(int(np.prod(t.shape)) * t.dtype.size for t in train.values())
+  del validation
+  print(f"{data.num_examples(train)}\t{held_bytes / 2**20:.0f}\t{start_mib:.0f}\t"
+        f"{load_mib:.0f}\t{load_s:.1f}\t{split_mib:.0f}\t{split_s:.1f}", flush=True)
+
+
+def main(argv):
+  del argv
+  if _CHILD_FILE.value:
+    _measure(_CHILD_FILE.value, _CHILD_ROWS.value)
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "transformed.tfrecord.gz")
+    _write_file(path, _MAX_CONTEXT.value)
+    header = (f"{'rows':>11}  {'held MiB':>8}  {'start MiB':>9}  {'peak after load':>15}  "
+              f"{'load s':>6}  {'peak after split':>16}  {'split s':>7}")
+    lines = [header, "-" * len(header)]
+    for text in _ROWS.value:
+      child = subprocess.run(
+          [sys.executable, __file__, f"--child_file={path}",
+           f"--child_rows={_parse_rows(text)}",
+           f"--validation_fraction={_VALIDATION_FRACTION.value}"],
+          capture_output=True, text=True, check=False)
+      if child.returncode:
+        lines.append(f"{text:>11}  failed (exit {child.returncode}): "
+                     f"{child.stderr.strip().splitlines()[-1:]}")
+        continue
+      rows, held, start, load, load_s, split, split_s = child.stdout.strip().split("\t")
+      lines.append(f"{int(rows):>11,}  {held:>8}  {start:>9}  {load:>15}  {load_s:>6}  "
+                   f"{split:>16}  {split_s:>7}")
+    logging.info("Trainer memory, context of %d movies:", _MAX_CONTEXT.value)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)
