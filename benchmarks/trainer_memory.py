@@ -5,9 +5,9 @@ The Trainer holds every transformed training example in memory (trainer_module/d
 the number of ratings times the context length, so they bound the data a machine can
 train on. This script writes one file of synthetic transformed examples (the Transform
 output's feature names and types, a context of --max_context movies each), loads it
-repeated up to each size in --rows, and prints per size the peak resident memory after
-loading and after the validation split, and the seconds each took. Each size runs in its
-own process, so the peaks do not mix.
+repeated up to each size in --rows (rounded up to whole copies of its 65,536 rows), and
+prints per size the peak resident memory after loading and after the validation split,
+and the seconds each took. Each size runs in its own process, so the peaks do not mix.
 
   python benchmarks/trainer_memory.py [--rows=1m,4m] [--max_context=50]
 
@@ -102,11 +102,9 @@ def _measure(path: str, rows: int) -> None:
                                 max_title_tokens=16)
   load_s, load_mib = time.perf_counter() - start, _peak_mib()
   start = time.perf_counter()
-  validation = data.split_validation(train, _VALIDATION_FRACTION.value, seed=42,
-                                     num_movies=_MOVIES + 1)
+  data.split_validation(train, _VALIDATION_FRACTION.value, seed=42, num_movies=_MOVIES + 1)
   split_s, split_mib = time.perf_counter() - start, _peak_mib()
   held_bytes = sum(int(np.prod(t.shape)) * t.dtype.size for t in train.values())
-  del validation
   print(f"{data.num_examples(train)}\t{held_bytes / 2**20:.0f}\t{start_mib:.0f}\t"
         f"{load_mib:.0f}\t{load_s:.1f}\t{split_mib:.0f}\t{split_s:.1f}", flush=True)
 
