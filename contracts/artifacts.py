@@ -15,7 +15,9 @@ relative to `model.uri`:
   query_model/                        SavedModel of the query tower, Transform included.
       signature `serving_default`:    the query features of a request (contracts.features.
                                       REQUEST_QUERY_FEATURES), each [None] ->
-                                      {"embedding": tf.float32 [None, d]}. The context
+                                      {"embedding": tf.float32 [None, d]}, or [None, H, d]
+                                      for a multi-vector query (scored as `query_scores`
+                                      says). The context
                                       (CONTEXT_FEATURES) is the user's stored training
                                       history. Unknown users get the OOV embedding and an
                                       empty history (never fails).
@@ -54,6 +56,26 @@ EMBEDDING_OUTPUT = "embedding"
 # ModelEvaluation artifact files.
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.txt"
+
+
+def query_scores(queries, candidates_t):
+  """Scores of query embeddings against candidate embeddings, as the serving index ranks.
+
+  A query is one vector or several (a multi-vector query); a movie's score is the dot
+  product with its best-matching query vector.
+
+  Args:
+    queries: numpy float32 [U, d] or [U, H, d], the query model's "embedding" output.
+    candidates_t: numpy float32 [d, M], the candidate embeddings transposed.
+
+  Returns:
+    float32 [U, M].
+  """
+  if queries.ndim == 2:
+    return queries @ candidates_t
+  users, heads, dim = queries.shape
+  per_vector = queries.reshape(users * heads, dim) @ candidates_t
+  return per_vector.reshape(users, heads, -1).max(axis=1)
 
 
 def query_model_path(model_uri: str) -> str:

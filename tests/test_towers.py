@@ -1,8 +1,12 @@
-"""Towers and their layers: output shapes, padding invariance, deep hash has no id table."""
+"""Towers and their layers: output shapes, padding invariance, deep hash has no id table,
+multi-vector queries."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
+from contracts import artifacts
+from contracts import configs
 from contracts import features
 from trainer_module import layers
 from trainer_module import towers
@@ -45,6 +49,9 @@ def _query_towers():
       "history_user_time": towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(16,),
                                                     num_users=NUM_USERS,
                                                     num_time_buckets=TIME_BUCKETS),
+      "history_interests": towers.HistoryQueryTower(NUM_MOVIES, DIM, num_users=NUM_USERS,
+                                                    num_time_buckets=TIME_BUCKETS,
+                                                    num_interests=3),
       "sequential_attention": towers.SequentialAttentionQueryTower(
           NUM_MOVIES, DIM, MAX_CONTEXT, num_heads=2, num_layers=2),
       "sequential_attention_deep_hash": towers.SequentialAttentionQueryTower(
@@ -64,7 +71,8 @@ def test_query_tower_shape_and_padding_invariance(name):
   tf.keras.utils.set_random_seed(0)
   tower = _query_towers()[name]
   out = tower(_query_inputs(CONTEXT)).numpy()
-  assert out.shape == (3, DIM)
+  # The history tower with 3 interests gives 4 vectors a query: the mean, then each interest.
+  assert out.shape == ((3, 4, DIM) if name == "history_interests" else (3, DIM))
   assert np.isfinite(out).all()
   # Narrower padding, the same rows: identical outputs (the empty row gets width 2 of PAD).
   narrow = tower(_query_inputs([[5, 2], [PAD, PAD]], users=[1, 2])).numpy()
@@ -184,8 +192,62 @@ def test_deep_hash_padding_gives_zeros():
   np.testing.assert_array_equal(out[0, 1], np.zeros(DIM))
 
 
+def test_multi_interest_weights_cover_the_real_items_only():
+  tf.keras.utils.set_random_seed(2)
+  pooling = layers.MultiInterestPooling(3)
+  ids = tf.constant(CONTEXT, tf.int64)
+  items = tf.random.normal([3, MAX_CONTEXT, DIM])
+  weights = pooling.attention_weights(items, layers.padding_mask(ids)).numpy()
+  assert weights.shape == (3, MAX_CONTEXT, 3)
+  np.testing.assert_array_equal(weights[1, 2:], 0.0)  # Padding gets no weight...
+  np.testing.assert_array_equal(weights[2], 0.0)  # ... and an empty row none at all.
+  np.testing.assert_allclose(weights[:2].sum(axis=1), 1.0, rtol=1e-6)
+  assert (weights[0] > 0).all()
+  # The interests look at the items differently (not three copies of one pooling).
+  assert not np.allclose(weights[0, :, 0], weights[0, :, 1], atol=1e-3)
+  interests = pooling(items, layers.padding_mask(ids)).numpy()
+  np.testing.assert_allclose(interests[0], weights[0].T @ items[0].numpy(), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_array_equal(interests[2], 0.0)
+  # A context of one movie: every interest is that movie.
+  one = pooling(items[:1, :1], tf.constant([[True]])).numpy()
+  np.testing.assert_allclose(one[0], np.repeat(items[0, :1].numpy(), 3, axis=0), rtol=1e-6)
+
+
+def test_max_sim_index_scores_a_movie_by_the_best_query_vector():
+  rng = np.random.default_rng(3)
+  candidates = rng.normal(size=(20, DIM)).astype(np.float32)
+  queries = rng.normal(size=(4, 3, DIM)).astype(np.float32)
+  index = layers.MaxSimBruteForce(k=5)
+  index.index(tf.constant(candidates), identifiers=tf.range(20))
+  scores, positions = index(tf.constant(queries))
+  expected = np.max(np.einsum("bhd,cd->bhc", queries, candidates), axis=1)
+  np.testing.assert_array_equal(positions.numpy(), np.argsort(-expected, axis=1)[:, :5])
+  np.testing.assert_allclose(scores.numpy(), -np.sort(-expected, axis=1)[:, :5], rtol=1e-5)
+  # The evaluator's numpy scoring is the same rule.
+  np.testing.assert_allclose(artifacts.query_scores(queries, candidates.T), expected,
+                             rtol=1e-5)
+  # One-vector queries score as TFRS's BruteForce does.
+  plain = tfrs.layers.factorized_top_k.BruteForce(k=5)
+  plain.index(tf.constant(candidates), identifiers=tf.range(20))
+  single = tf.constant(queries[:, 0])
+  np.testing.assert_array_equal(index(single)[1].numpy(), plain(single)[1].numpy())
+  np.testing.assert_allclose(artifacts.query_scores(queries[:, 0], candidates.T),
+                             queries[:, 0] @ candidates.T, rtol=1e-6)
+
+
+def test_interests_are_only_for_the_history_tower():
+  config = configs.TrainerConfig(query_tower="sequential_attention", num_interests=2)
+  with pytest.raises(ValueError, match="num_interests applies to the 'history'"):
+    towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
+  with pytest.raises(ValueError, match="num_interests"):
+    configs.TrainerConfig(num_interests=-1)
+
+
 @pytest.mark.parametrize("make", [
     lambda: towers.HistoryQueryTower(0, DIM),
+    lambda: towers.HistoryQueryTower(NUM_MOVIES, DIM, num_interests=-1),
+    lambda: layers.MultiInterestPooling(0),
     lambda: towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(0,)),
     lambda: towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 0),
     lambda: towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 4, context_embedding="x"),

@@ -17,6 +17,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from components.retrieval_evaluator import data as evaluator_data
+from components.retrieval_evaluator import scoring
 from contracts import artifacts
 from contracts import configs
 from contracts import features
@@ -115,6 +117,14 @@ def user_id_uri(fixture_data, tmp_path_factory):
   """A Model artifact of the user_id query tower (user id and time features)."""
   return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("user_id")), "model"),
                  {**TRAINER_CONFIG, "query_tower": "user_id"})
+
+
+@pytest.fixture(scope="module")
+def interests_uri(fixture_data, tmp_path_factory):
+  """A Model artifact of the history tower with 2 interests (3-vector queries)."""
+  return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("interests")),
+                                            "model"),
+                 {**TRAINER_CONFIG, "num_interests": 2})
 
 
 @pytest.fixture(scope="module")
@@ -674,6 +684,32 @@ def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, q
   np.testing.assert_allclose(served["score"].numpy(),
                              np.take_along_axis(scores, expected_positions, axis=1),
                              rtol=1e-4, atol=1e-5)
+
+
+def test_multi_vector_queries_rank_alike_in_serving_and_evaluator(fixture_data,
+                                                                  interests_uri):
+  movie_ids, embeddings = _candidates(interests_uri)
+  users = ["1", "8", "23"]
+  # The Evaluator's path: its query embeddings and score function.
+  queries = evaluator_data.query_embeddings(interests_uri, {
+      features.USER_ID: np.array(users, object),
+      features.TIMESTAMP: np.full(3, int(fixture_data.train.timestamps.max()))})
+  assert queries.shape == (3, 3, EMBEDDING_DIM)
+  np.testing.assert_allclose(np.linalg.norm(queries, axis=-1), 1.0, rtol=1e-5)
+  scores = scoring.embedding_score_fn(queries, embeddings,
+                                      np.ones(len(movie_ids), bool))(np.arange(3))
+  per_vector = np.einsum("uhd,md->uhm", queries, embeddings)
+  np.testing.assert_allclose(scores, per_vector.max(axis=1), rtol=1e-5, atol=1e-6)
+  # Each of the vectors is some movie's best match: all of them are used.
+  assert len(np.unique(per_vector.argmax(axis=1))) == 3
+  # The serving model ranks the same way.
+  served = tf.saved_model.load(os.path.join(interests_uri, "Format-Serving")).signatures[
+      "serving_default"](user_id=tf.constant(users))
+  expected = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+  assert _strings(served["movie_id"]) == [[movie_ids[p] for p in row] for row in expected]
+  np.testing.assert_allclose(served["score"].numpy(),
+                             np.take_along_axis(scores, expected, axis=1), rtol=1e-4,
+                             atol=1e-5)
 
 
 def _recent_train_movies(fixture_data, user, count):

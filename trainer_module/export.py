@@ -1,7 +1,8 @@
 """Exports: the BruteForce serving model, the query tower, and the candidate embeddings.
 
 Every export contains the Transform graph, so it takes raw features (strings and Unix
-seconds), never vocabulary indices.
+seconds), never vocabulary indices. The serving index is TFRS's BruteForce
+(`layers.MaxSimBruteForce`, which also ranks multi-vector queries by their best vector).
 
 Serving signatures (all return `movie_id` [batch, k] string, `movie_title` [batch, k]
 string and `score` [batch, k] float32, best first):
@@ -31,12 +32,12 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from contracts import artifacts
 from contracts import features
 from trainer_module import data
+from trainer_module import layers
 from trainer_module import model as model_lib
 
 SERVING_DEFAULT = "serving_default"
@@ -214,7 +215,7 @@ class ServingModel(tf.Module):
     self.query_encoder = query_encoder
     top_k = min(top_k, len(movie_ids))
     # Identifiers are catalog positions; ids and titles are looked up from them.
-    self.index = tfrs.layers.factorized_top_k.BruteForce(k=top_k)
+    self.index = layers.MaxSimBruteForce(k=top_k)
     self.index.index(tf.constant(embeddings), identifiers=tf.range(len(movie_ids)))
     self._top_k = top_k
     self._movie_ids = tf.constant(movie_ids)

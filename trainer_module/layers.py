@@ -1,4 +1,5 @@
-"""Reusable Keras layers of the towers: masked pooling, deep hash embedding, sequence encoders.
+"""Reusable Keras layers of the towers: masked pooling, deep hash embedding, sequence encoders,
+and the serving index of multi-vector queries.
 
 Id lists (context movies, title tokens, genres) arrive as dense int tensors padded with
 `PADDING` (-1). Every layer here treats padding as absent: appending padding to a row, or
@@ -10,6 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 PADDING = -1
 
@@ -80,6 +82,61 @@ class MaskedMeanEmbedding(tf.keras.layers.Layer):
 
   def call(self, ids: tf.Tensor) -> tf.Tensor:
     return masked_mean(self._embedding(ids), padding_mask(ids))
+
+
+class MultiInterestPooling(tf.keras.layers.Layer):
+  """Pools a padded sequence [batch, n, d] into `num_interests` vectors [batch, K, d].
+
+  Self-attentive multi-interest pooling (ComiRec-SA, Cen et al., 2020): each item gets
+  one attention logit per interest from a small MLP, logits are softmaxed over the real
+  items of the row, and interest k is the weighted sum of the item embeddings. A user
+  whose movies fall into several tastes can then be matched on each of them, where a
+  single mean vector lies between them. Padding gets zero weight, so it never changes an
+  output; an all-padding row gives zeros.
+  """
+
+  def __init__(self, num_interests: int, **kwargs):
+    super().__init__(**kwargs)
+    if num_interests < 1:
+      raise ValueError(f"num_interests must be >= 1, got {num_interests}.")
+    self.num_interests = num_interests
+
+  def build(self, input_shape):
+    dim = int(input_shape[-1])
+    self._keys = tf.keras.layers.Dense(dim, activation="tanh", name=f"{self.name}_keys")
+    self._logits = tf.keras.layers.Dense(self.num_interests, use_bias=False,
+                                         name=f"{self.name}_logits")
+    super().build(input_shape)
+
+  def attention_weights(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """float32 [batch, n, K]: each interest's weights over the items, 0 at padding.
+
+    Each column sums to 1 over a row's real items (to 0 for an all-padding row).
+    """
+    if not self.built:  # Called directly, before the layer's first call.
+      self.build(embeddings.shape)
+    real = tf.cast(mask, tf.float32)[..., tf.newaxis]
+    # A large negative logit gives padding an exact 0 after the softmax, whatever the
+    # real items' logits; multiplying by `real` then zeroes all-padding rows too.
+    logits = self._logits(self._keys(embeddings)) - (1.0 - real) * 1e9
+    return tf.nn.softmax(logits, axis=1) * real
+
+  def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return tf.einsum("bnk,bnd->bkd", self.attention_weights(embeddings, mask), embeddings)
+
+
+class MaxSimBruteForce(tfrs.layers.factorized_top_k.BruteForce):
+  """TFRS's exact top-k index, for queries of one vector [batch, d] or several [batch, H, d].
+
+  A multi-vector query scores each candidate by its best-matching vector ("maxsim"),
+  the scoring `tfrs.tasks.Retrieval` trains such queries with. One-vector queries score
+  exactly as `BruteForce` does.
+  """
+
+  def _compute_score(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    if queries.shape.rank == 3:
+      return tf.reduce_max(tf.einsum("bhd,cd->bhc", queries, candidates), axis=1)
+    return super()._compute_score(queries, candidates)
 
 
 class DeepHashEmbedding(tf.keras.layers.Layer):

@@ -80,6 +80,8 @@ class RetrievalModel(tfrs.models.Model):
 
   def query_embedding(self, inputs: Mapping[str, tf.Tensor],
                       training: bool = False) -> tf.Tensor:
+    """L2-normalized [batch, d], or [batch, vectors, d] for a multi-vector query tower
+    (the Retrieval task then scores each candidate by its best-matching vector)."""
     return tf.math.l2_normalize(self.query_tower(inputs, training=training), axis=-1)
 
   def candidate_embedding(self, inputs: Mapping[str, tf.Tensor],

@@ -1,14 +1,16 @@
 """Query and candidate towers: Keras models from transformed features to an embedding.
 
 Every tower reads a mapping of transformed features (names from `trainer_module.features`)
-and returns an unnormalized float32 [batch, output_dim] embedding; `RetrievalModel`
-L2-normalizes both sides. Towers are built from the layers of `trainer_module.layers` and
+and returns an unnormalized float32 [batch, output_dim] embedding, or, for the history
+tower with interests, [batch, 1 + num_interests, output_dim] (a multi-vector query, scored
+by its best-matching vector); `RetrievalModel` L2-normalizes every vector. Towers are built from the layers of `trainer_module.layers` and
 are chosen by name (`QUERY_TOWERS`, `CANDIDATE_TOWERS`).
 
 Query towers:
   user_id               user id embedding + timestamp bucket embedding + scaled time.
   history               masked mean of the context movies' embeddings, optionally with
-                        the user id and time embeddings.
+                        the user id and time embeddings, and optionally attention-pooled
+                        interest vectors beside the mean (`num_interests`).
   sequential_attention  context movies (table or deep-hash embeddings) through masked
                         multi-head self-attention, pooled, then an MLP.
   sequential_moe        an attention expert (long range) and a GRU expert (short range)
@@ -115,32 +117,54 @@ class HistoryQueryTower(tf.keras.Model):
 
   The context table is the tower's own (not the candidate tower's). A query with an
   empty context gets the projection of zeros (plus the user and time parts, if used).
+
+  With `num_interests` > 0 the query is several vectors [batch, 1 + num_interests, d]:
+  the mean, then each interest of `layers.MultiInterestPooling` over the same context
+  embeddings, each concatenated with the user and time parts and projected by the same
+  layers. A movie then scores by the vector it matches best, so a user with several
+  tastes is matched on each.
   """
 
   def __init__(self, num_movies: int, output_dim: int, hidden_layers: Sequence[int] = (),
-               num_users: int = 0, num_time_buckets: int = 0, l2: float = 0.0,
-               name: str = "query_tower"):
+               num_users: int = 0, num_time_buckets: int = 0, num_interests: int = 0,
+               l2: float = 0.0, name: str = "query_tower"):
     """Args:
       num_movies: Movie vocabulary size, OOV buckets included (context ids index it).
       output_dim: Embedding size (also the context embedding size).
       hidden_layers: ReLU layer sizes before the final linear projection.
       num_users: User vocabulary size to add a user id embedding; 0 for none.
       num_time_buckets: Timestamp buckets to add time features; 0 for none.
+      num_interests: Attention-pooled interest vectors beside the mean; 0 for the mean
+        only (a [batch, output_dim] output).
       l2: L2 penalty on the embedding tables.
       name: Keras name.
     """
     super().__init__(name=name)
     _check_positive(num_movies=num_movies, output_dim=output_dim)
-    self.context_embedding = layers.MaskedMeanEmbedding(num_movies, output_dim, l2,
-                                                        name="context")
+    if num_interests < 0:
+      raise ValueError(f"num_interests must be >= 0, got {num_interests}.")
+    self.context_embedding = layers.PaddedEmbedding(num_movies, output_dim, l2,
+                                                    name="context")
+    self.interests = (layers.MultiInterestPooling(num_interests, name="interests")
+                      if num_interests else None)
     self.user_and_time = _UserAndTime(num_users, num_time_buckets, output_dim, l2,
                                       name="user_and_time")
     self.projection = layers.dense_stack(_check_hidden(hidden_layers), output_dim,
                                          "query_projection")
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    pooled = self.context_embedding(inputs[CONTEXT_MOVIE_INDICES])
-    return self.projection(tf.concat([pooled] + self.user_and_time(inputs), axis=1))
+    ids = inputs[CONTEXT_MOVIE_INDICES]
+    items, mask = self.context_embedding(ids), layers.padding_mask(ids)
+    pooled = layers.masked_mean(items, mask)
+    if self.interests is None:
+      return self.projection(tf.concat([pooled] + self.user_and_time(inputs), axis=1))
+    vectors = tf.concat([pooled[:, tf.newaxis], self.interests(items, mask)], axis=1)
+    extra = self.user_and_time(inputs)
+    if extra:
+      # The same user and time parts beside every vector: [batch, vectors, k].
+      extra = tf.concat(extra, axis=1)[:, tf.newaxis]
+      vectors = tf.concat([vectors, tf.repeat(extra, tf.shape(vectors)[1], axis=1)], axis=2)
+    return self.projection(vectors)
 
 
 def _context_embedding(kind: str, num_movies: int, dim: int, num_hashes: int,
@@ -348,10 +372,14 @@ def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies:
   """
   dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
   users = num_users if config.history_user_id else 0
+  if config.num_interests and config.query_tower != HISTORY:
+    raise ValueError(f"--num_interests applies to the {HISTORY!r} query tower, not "
+                     f"{config.query_tower!r}.")
   if config.query_tower == USER_ID:
     return UserIdQueryTower(num_users, num_time_buckets, dim, hidden, l2)
   if config.query_tower == HISTORY:
-    return HistoryQueryTower(num_movies, dim, hidden, num_users=users, l2=l2)
+    return HistoryQueryTower(num_movies, dim, hidden, num_users=users,
+                             num_interests=config.num_interests, l2=l2)
   sequential = dict(num_heads=config.num_heads, hidden_layers=hidden,
                     context_embedding=config.context_embedding, num_hashes=config.num_hashes,
                     num_users=users, l2=l2)

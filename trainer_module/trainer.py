@@ -152,7 +152,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     hits = 0
     for start in range(0, len(queries), _VALIDATION_BATCH):
       stop = start + _VALIDATION_BATCH
-      scores = queries[start:stop] @ candidates.T
+      scores = artifacts.query_scores(queries[start:stop], candidates.T)
       seen = (self._train_users >= start) & (self._train_users < stop)
       scores[self._train_users[seen] - start, column[self._train_movies[seen]]] = -np.inf
       kth = -np.partition(-scores, self.k - 1, axis=1)[:, self.k - 1]

@@ -123,7 +123,8 @@ def _check_candidates(movie_ids: List[str], embeddings: np.ndarray, ids_path: st
 
 
 def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.ndarray:
-  """Runs the query tower on every row of `queries`; returns float32 [U, d].
+  """Runs the query tower on every row of `queries`: float32 [U, d], or [U, H, d] for
+  multi-vector queries.
 
   Args:
     model_uri: A Model artifact (layout in contracts/artifacts.py).
@@ -153,9 +154,10 @@ def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.nd
                        f"'{artifacts.EMBEDDING_OUTPUT}'.")
     batches.append(outputs[artifacts.EMBEDDING_OUTPUT].numpy())
   embeddings = np.concatenate(batches).astype(np.float32, copy=False)
-  if embeddings.shape[:1] != (num_users,) or embeddings.ndim != 2:
+  if embeddings.shape[:1] != (num_users,) or embeddings.ndim not in (2, 3):
     raise ValueError(f"The query model {path} returned shape {embeddings.shape} for "
-                     f"{num_users} users; expected [{num_users}, d].")
+                     f"{num_users} users; expected [{num_users}, d] or "
+                     f"[{num_users}, vectors, d].")
   return embeddings
 
 

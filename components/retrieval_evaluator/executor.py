@@ -141,8 +141,8 @@ def _embedding_score_fn(model_uri: str, catalog: List[str],
   """A two-tower model's scores; its catalog is aligned to the evaluated `catalog`."""
   queries = data.query_embeddings(model_uri, eval_data.queries)
   embeddings, present = data.Candidates.load(model_uri).aligned_to(catalog)
-  if queries.shape[1] != embeddings.shape[1]:
-    raise ValueError(f"The model at {model_uri} has {queries.shape[1]}-d queries but "
+  if queries.shape[-1] != embeddings.shape[1]:
+    raise ValueError(f"The model at {model_uri} has {queries.shape[-1]}-d queries but "
                      f"{embeddings.shape[1]}-d candidate embeddings.")
   if not present.all():
     # A baseline trained before new movies appeared cannot retrieve them.

@@ -7,11 +7,15 @@ retrieved.
 import numpy as np
 
 from components.retrieval_evaluator import metrics
+from contracts import artifacts
 
 
 def embedding_score_fn(queries: np.ndarray, candidates: np.ndarray,
                        present: np.ndarray) -> metrics.ScoreFn:
   """Dot products of query rows [U, d] with candidate rows [M, d]; absent movies -inf.
+
+  A multi-vector query [U, H, d] scores each movie by its best-matching vector
+  (`artifacts.query_scores`, as the serving index does).
 
   Args:
     queries: Query embeddings, row i for user row i.
@@ -23,7 +27,7 @@ def embedding_score_fn(queries: np.ndarray, candidates: np.ndarray,
   absent = np.flatnonzero(~present)
 
   def score(rows: np.ndarray) -> np.ndarray:
-    scores = queries[rows] @ candidates_t
+    scores = artifacts.query_scores(queries[rows], candidates_t)
     scores[:, absent] = -np.inf
     return scores
 
