@@ -239,8 +239,8 @@ class TrainerConfig(_Config):
   num_interests: int = _field(
       0, "Interest vectors of the 'history' query tower beside its mean context "
       "embedding, each an attention-weighted pooling of the context; a movie scores by "
-      "the query vector it matches best. Helps users of several tastes, costs about 2.5x "
-      "the training time at 4. 0: the mean only.", non_negative)
+      "the query vector it matches best. Helps users of several tastes; at 4, training "
+      "takes 3-5x as long (README, 'Multi-interest queries'). 0: the mean only.", non_negative)
   l2_regularization: float = _field(0.0, "L2 penalty on the embedding tables.", non_negative)
   oov_user_rate: float = _field(
       0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "

@@ -3,8 +3,9 @@
 Every tower reads a mapping of transformed features (names from `trainer_module.features`)
 and returns an unnormalized float32 [batch, output_dim] embedding, or, for the history
 tower with interests, [batch, 1 + num_interests, output_dim] (a multi-vector query, scored
-by its best-matching vector); `RetrievalModel` L2-normalizes every vector. Towers are built from the layers of `trainer_module.layers` and
-are chosen by name (`QUERY_TOWERS`, `CANDIDATE_TOWERS`).
+by its best-matching vector); `RetrievalModel` L2-normalizes every vector. Towers are
+built from the layers of `trainer_module.layers` and are chosen by name (`QUERY_TOWERS`,
+`CANDIDATE_TOWERS`).
 
 Query towers:
   user_id               user id embedding + timestamp bucket embedding + scaled time.
@@ -156,14 +157,15 @@ class HistoryQueryTower(tf.keras.Model):
     ids = inputs[CONTEXT_MOVIE_INDICES]
     items, mask = self.context_embedding(ids), layers.padding_mask(ids)
     pooled = layers.masked_mean(items, mask)
+    user_and_time = self.user_and_time(inputs)
     if self.interests is None:
-      return self.projection(tf.concat([pooled] + self.user_and_time(inputs), axis=1))
+      return self.projection(tf.concat([pooled] + user_and_time, axis=1))
     vectors = tf.concat([pooled[:, tf.newaxis], self.interests(items, mask)], axis=1)
-    extra = self.user_and_time(inputs)
-    if extra:
+    if user_and_time:
       # The same user and time parts beside every vector: [batch, vectors, k].
-      extra = tf.concat(extra, axis=1)[:, tf.newaxis]
-      vectors = tf.concat([vectors, tf.repeat(extra, tf.shape(vectors)[1], axis=1)], axis=2)
+      per_query = tf.concat(user_and_time, axis=1)[:, tf.newaxis]
+      vectors = tf.concat([vectors, tf.repeat(per_query, tf.shape(vectors)[1], axis=1)],
+                          axis=2)
     return self.projection(vectors)
 
 
