@@ -11,7 +11,7 @@ message that names the flag. Defaults are chosen for real MovieLens (ml-100k to 
 not only the synthetic data.
 """
 import dataclasses
-from typing import Any, Callable, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, List, Mapping, Optional, Tuple, Type, TypeVar
 
 PIPELINE_NAME = "tfrs-pipeline"
 
@@ -122,6 +122,16 @@ class _Config:
       problem = check(value) if check else None
       if problem:
         raise ValueError(f"--{field.name} {problem}, got {value!r}.")
+    problem = self.conflict()
+    if problem:
+      raise ValueError(problem)
+
+  # The fields `conflict` reads (the runners check them together when flags are parsed).
+  CONFLICT_FIELDS: ClassVar[Tuple[str, ...]] = ()
+
+  def conflict(self) -> Optional[str]:
+    """What is wrong with a combination of (individually valid) fields; None if nothing."""
+    return None
 
   @classmethod
   def from_dict(cls: Type[_T], values: Optional[Mapping[str, Any]]) -> _T:
@@ -254,6 +264,14 @@ class TrainerConfig(_Config):
   @property
   def hidden_layer_sizes(self) -> List[int]:
     return parse_hidden_layers(self.hidden_layers)
+
+  CONFLICT_FIELDS = ("query_tower", "num_interests")
+
+  def conflict(self) -> Optional[str]:
+    if self.num_interests and self.query_tower != "history":
+      return (f"--num_interests applies to the 'history' query tower, not "
+              f"--query_tower={self.query_tower!r}.")
+    return None
 
 
 # Choices of EvaluatorConfig: the metric families the blessing can gate on and the

@@ -35,6 +35,11 @@ def define_config_flags(config_cls: Type[_T],
       flags.register_validator(field.name, _validator(check),
                                message=f"--{field.name}: not an allowed value.",
                                flag_values=flag_values)
+  conflict_fields = getattr(config_cls, "CONFLICT_FIELDS", ())
+  if conflict_fields:
+    flags.register_multi_flags_validator(conflict_fields, _conflict_validator(config_cls),
+                                         message=f"{config_cls.__name__}: conflicting flags.",
+                                         flag_values=flag_values)
 
 
 def _validator(check):
@@ -42,6 +47,17 @@ def _validator(check):
     problem = check(value)
     if problem:
       raise flags.ValidationError(f"must {problem.removeprefix('must ')}")
+    return True
+  return validate
+
+
+def _conflict_validator(config_cls):
+  """Checks the config's `conflict` on its CONFLICT_FIELDS (the others at their defaults)."""
+  def validate(values) -> bool:
+    try:
+      config_cls(**values)
+    except ValueError as error:
+      raise flags.ValidationError(str(error)) from error
     return True
   return validate
 

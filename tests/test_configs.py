@@ -63,6 +63,16 @@ def test_flag_parsing_rejects_a_bad_value():
   assert config.trainer.batch_size == 256 and config.evaluator.evaluated_ks == (5, 10, 100)
 
 
+def test_flags_that_conflict_are_refused_when_parsed():
+  flag_values = flags.FlagValues()
+  config_flags.define_pipeline_flags(flag_values)
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match="--num_interests applies to the 'history' query tower"):
+    flag_values(["prog", "--query_tower=user_id", "--num_interests=2"])
+  with pytest.raises(ValueError, match="--num_interests applies to the 'history' query tower"):
+    configs.TrainerConfig(query_tower="user_id", num_interests=2)
+
+
 @pytest.mark.parametrize("flag, expected", [("--batch_size=-5", "--batch_size"),
                                             ("--embedding_dim=0", "--embedding_dim")])
 def test_local_runner_fails_at_once_naming_the_flag(tmp_path, flag, expected):

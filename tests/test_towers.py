@@ -237,11 +237,15 @@ def test_max_sim_index_scores_a_movie_by_the_best_query_vector():
 
 
 def test_interests_are_only_for_the_history_tower():
-  config = configs.TrainerConfig(query_tower="sequential_attention", num_interests=2)
-  with pytest.raises(ValueError, match="num_interests applies to the 'history'"):
-    towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
+  # Refused when the config is built (so when the flags are parsed), not at Trainer time.
+  with pytest.raises(ValueError, match="num_interests applies to the 'history' query "
+                     "tower, not --query_tower='sequential_attention'"):
+    configs.TrainerConfig(query_tower="sequential_attention", num_interests=2)
   with pytest.raises(ValueError, match="num_interests"):
     configs.TrainerConfig(num_interests=-1)
+  config = configs.TrainerConfig(num_interests=2)
+  tower = towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
+  assert tower.interests is not None
 
 
 @pytest.mark.parametrize("make", [

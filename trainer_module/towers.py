@@ -374,9 +374,6 @@ def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies:
   """
   dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
   users = num_users if config.history_user_id else 0
-  if config.num_interests and config.query_tower != HISTORY:
-    raise ValueError(f"--num_interests applies to the {HISTORY!r} query tower, not "
-                     f"{config.query_tower!r}.")
   if config.query_tower == USER_ID:
     return UserIdQueryTower(num_users, num_time_buckets, dim, hidden, l2)
   if config.query_tower == HISTORY:
