@@ -191,10 +191,18 @@ class ContextConfig(_Config):
       "than the rating's own (also what the model stores per user for serving).", positive)
 
 
-# Query towers (TrainerConfig.query_tower) and candidate towers (candidate_tower).
-QUERY_TOWERS = ("user_id", "history", "sequential_attention", "sequential_moe")
-CANDIDATE_TOWERS = ("features", "deep_hash")
-CONTEXT_EMBEDDINGS = ("table", "deep_hash")
+# Query towers (TrainerConfig.query_tower) and candidate towers (candidate_tower), by
+# name; trainer_module/towers.py builds them and takes the names from here.
+USER_ID_TOWER = "user_id"
+HISTORY_TOWER = "history"
+SEQUENTIAL_ATTENTION_TOWER = "sequential_attention"
+SEQUENTIAL_MOE_TOWER = "sequential_moe"
+QUERY_TOWERS = (USER_ID_TOWER, HISTORY_TOWER, SEQUENTIAL_ATTENTION_TOWER, SEQUENTIAL_MOE_TOWER)
+FEATURES_TOWER = "features"
+DEEP_HASH = "deep_hash"
+CANDIDATE_TOWERS = (FEATURES_TOWER, DEEP_HASH)
+TABLE = "table"
+CONTEXT_EMBEDDINGS = (TABLE, DEEP_HASH)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,12 +213,12 @@ class TrainerConfig(_Config):
   (trainer_module.towers.FAMILY_DEFAULTS), tuned for each family.
   """
   query_tower: str = _field(
-      "history", "Query tower: 'user_id' (user id and time embeddings), 'history' (mean "
+      HISTORY_TOWER, "Query tower: 'user_id' (user id and time embeddings), 'history' (mean "
       "of the context movies' embeddings), 'sequential_attention' (masked self-attention "
       "over the context), 'sequential_moe' (attention and GRU experts over the context, "
       "mixed by a learned gate).", one_of(*QUERY_TOWERS))
   candidate_tower: str = _field(
-      "features", "Candidate tower: 'features' (movie id, title token and genre "
+      FEATURES_TOWER, "Candidate tower: 'features' (movie id, title token and genre "
       "embeddings) or 'deep_hash' (deep hash embedding of the movie id, no per-movie "
       "table, and genres).", one_of(*CANDIDATE_TOWERS))
   embedding_dim: int = _field(64, "Size of the final query and candidate embeddings.",
@@ -240,7 +248,7 @@ class TrainerConfig(_Config):
       2, "Epochs without a better validation hit rate before training stops.", positive)
   num_heads: int = _field(2, "Attention heads of the sequential query towers.", positive)
   context_embedding: str = _field(
-      "table", "Context movie embeddings of the sequential towers: 'table' or "
+      TABLE, "Context movie embeddings of the sequential towers: 'table' or "
       "'deep_hash'.", one_of(*CONTEXT_EMBEDDINGS))
   num_hashes: int = _field(64, "Hash functions of the deep hash embeddings.", positive)
   history_user_id: bool = _field(
@@ -268,8 +276,8 @@ class TrainerConfig(_Config):
   CONFLICT_FIELDS = ("query_tower", "num_interests")
 
   def conflict(self) -> Optional[str]:
-    if self.num_interests and self.query_tower != "history":
-      return (f"--num_interests applies to the 'history' query tower, not "
+    if self.num_interests and self.query_tower != HISTORY_TOWER:
+      return (f"--num_interests applies to the {HISTORY_TOWER!r} query tower, not "
               f"--query_tower={self.query_tower!r}.")
     return None
 

@@ -35,20 +35,21 @@ from trainer_module import layers
 
 CONTEXT_MOVIE_INDICES = features.CONTEXT_MOVIE_INDICES
 
-USER_ID = "user_id"
-HISTORY = "history"
-SEQUENTIAL_ATTENTION = "sequential_attention"
-SEQUENTIAL_MOE = "sequential_moe"
-QUERY_TOWERS = (USER_ID, HISTORY, SEQUENTIAL_ATTENTION, SEQUENTIAL_MOE)
+# Tower names are spelled once, in contracts/configs.py (the flags' allowed values).
+USER_ID = configs.USER_ID_TOWER
+HISTORY = configs.HISTORY_TOWER
+SEQUENTIAL_ATTENTION = configs.SEQUENTIAL_ATTENTION_TOWER
+SEQUENTIAL_MOE = configs.SEQUENTIAL_MOE_TOWER
+QUERY_TOWERS = configs.QUERY_TOWERS
 # Query towers that read the context feature.
 CONTEXT_QUERY_TOWERS = (HISTORY, SEQUENTIAL_ATTENTION, SEQUENTIAL_MOE)
 
-FEATURES = "features"
-DEEP_HASH = "deep_hash"
-CANDIDATE_TOWERS = (FEATURES, DEEP_HASH)
+FEATURES = configs.FEATURES_TOWER
+DEEP_HASH = configs.DEEP_HASH
+CANDIDATE_TOWERS = configs.CANDIDATE_TOWERS
 
-TABLE = "table"
-CONTEXT_EMBEDDINGS = (TABLE, DEEP_HASH)
+TABLE = configs.TABLE
+CONTEXT_EMBEDDINGS = configs.CONTEXT_EMBEDDINGS
 
 
 def _check_positive(**values: int) -> None:
