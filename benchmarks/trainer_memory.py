@@ -1,13 +1,17 @@
-"""Trainer memory: peak RSS of loading the transformed train split and carving validation.
+"""Trainer memory: peak RSS of loading the transformed train split, carving validation and
+reading the fitted rows.
 
 The Trainer holds every transformed training example in memory (trainer_module/data.py,
-`load_transformed`), then carves the validation slice (`split_validation`). Both grow with
-the number of ratings times the context length, so they bound the data a machine can
-train on. This script writes one file of synthetic transformed examples (the Transform
-output's feature names and types, a context of --max_context movies each), loads it
-repeated up to each size in --rows (rounded up to whole copies of its 65,536 rows), and
-prints per size the peak resident memory after loading and after the validation split,
-and the seconds each took. Each size runs in its own process, so the peaks do not mix.
+`load_transformed`), then carves the validation slice (`split_validation`, which makes a
+copy of the contexts cleaned of the held-out pairs) and reads the rows it fits a batch at a
+time (`training_dataset`). All three grow with the number of ratings times the context length,
+so they bound the data a machine can train on. This script writes one file of synthetic
+transformed examples (the Transform output's feature names and types, a context of
+--max_context movies each), loads it repeated up to each size in --rows (rounded up to
+whole copies of its 65,536 rows), and prints per size the peak resident memory after
+loading, after the validation split and after one pass of the training input over the
+fitted rows (batches of 1,024, no model), with the seconds each took. Each size runs in its
+own process, so the peaks do not mix.
 
   python benchmarks/trainer_memory.py [--rows=1m,4m] [--max_context=50]
 
@@ -101,12 +105,20 @@ def _measure(path: str, rows: int) -> None:
   train = data.load_transformed([path] * math.ceil(rows / _FILE_ROWS), _SpecOnly(),
                                 max_title_tokens=16)
   load_s, load_mib = time.perf_counter() - start, _peak_mib()
-  start = time.perf_counter()
-  data.split_validation(train, _VALIDATION_FRACTION.value, seed=42, num_movies=_MOVIES + 1)
-  split_s, split_mib = time.perf_counter() - start, _peak_mib()
   held_bytes = sum(int(np.prod(t.shape)) * t.dtype.size for t in train.values())
-  print(f"{data.num_examples(train)}\t{held_bytes / 2**20:.0f}\t{start_mib:.0f}\t"
-        f"{load_mib:.0f}\t{load_s:.1f}\t{split_mib:.0f}\t{split_s:.1f}", flush=True)
+  count = data.num_examples(train)
+  start = time.perf_counter()
+  validation = data.split_validation(train, _VALIDATION_FRACTION.value, seed=42,
+                                     num_movies=_MOVIES + 1)
+  train = data.without_lists(train)  # As run_fn does: the uncleaned contexts go.
+  split_s, split_mib = time.perf_counter() - start, _peak_mib()
+  start = time.perf_counter()
+  for _ in data.training_dataset(validation.train, 1024, seed=42):
+    pass
+  read_s, read_mib = time.perf_counter() - start, _peak_mib()
+  print(f"{count}\t{held_bytes / 2**20:.0f}\t{start_mib:.0f}\t"
+        f"{load_mib:.0f}\t{load_s:.1f}\t{split_mib:.0f}\t{split_s:.1f}\t{read_mib:.0f}\t"
+        f"{read_s:.1f}", flush=True)
 
 
 def main(argv):
@@ -118,7 +130,8 @@ def main(argv):
     path = os.path.join(tmp, "transformed.tfrecord.gz")
     _write_file(path, _MAX_CONTEXT.value)
     header = (f"{'rows':>11}  {'held MiB':>8}  {'start MiB':>9}  {'peak after load':>15}  "
-              f"{'load s':>6}  {'peak after split':>16}  {'split s':>7}")
+              f"{'load s':>6}  {'peak after split':>16}  {'split s':>7}  "
+              f"{'peak after reading':>18}  {'read s':>6}")
     lines = [header, "-" * len(header)]
     for text in _ROWS.value:
       child = subprocess.run(
@@ -130,9 +143,10 @@ def main(argv):
         lines.append(f"{text:>11}  failed (exit {child.returncode}): "
                      f"{child.stderr.strip().splitlines()[-1:]}")
         continue
-      rows, held, start, load, load_s, split, split_s = child.stdout.strip().split("\t")
+      rows, held, start, load, load_s, split, split_s, read, read_s = (
+          child.stdout.strip().split("\t"))
       lines.append(f"{int(rows):>11,}  {held:>8}  {start:>9}  {load:>15}  {load_s:>6}  "
-                   f"{split:>16}  {split_s:>7}")
+                   f"{split:>16}  {split_s:>7}  {read:>18}  {read_s:>6}")
     logging.info("Trainer memory, context of %d movies:", _MAX_CONTEXT.value)
     print("\n".join(lines))
 

@@ -1,8 +1,9 @@
 """Trainer throughput: training examples per second of the two-tower model.
 
 Reads the Transform output of a local pipeline run (`make run` first, or point
---pipeline_root at one), builds the model exactly as run_fn does, and times epochs after
-the first (which includes tf.function tracing). Prints one line per configuration.
+--pipeline_root at one), carves the validation slice and builds the model exactly as run_fn
+does, and times epochs over the fitted rows after the first (which includes tf.function
+tracing). Prints one line per configuration.
 
   python benchmarks/trainer_throughput.py [--pipeline_root tfx_root] [--batch_sizes 4096]
 """
@@ -41,12 +42,17 @@ def main(argv):
   base = configs.TrainerConfig()
   train_data = data.load_transformed([os.path.join(examples, "Split-train", "*")], tft_output,
                                      base.max_title_tokens)
-  count = data.num_examples(train_data)
+  fitted = data.Rows(train_data)
+  if base.validation_fraction > 0:
+    sizes = trainer.vocabulary_sizes(tft_output, configs.TransformConfig())
+    fitted = data.split_validation(train_data, base.validation_fraction, base.seed,
+                                   sizes.movies).train
+  count = len(fitted)
   print(f"{count} training examples, {os.cpu_count()} CPUs, TF {tf.__version__}")
   for batch_size in [int(b) for b in (_BATCH_SIZES.value or [base.batch_size])]:
     config = configs.TrainerConfig(batch_size=batch_size)
     model = trainer.build_model(tft_output, config, configs.TransformConfig())
-    dataset = data.training_dataset(train_data, batch_size, config.seed)
+    dataset = data.training_dataset(fitted, batch_size, config.seed)
     model.fit(dataset, epochs=1, verbose=0)  # Warm-up: tracing and first allocations.
     start = time.perf_counter()
     model.fit(dataset, epochs=_EPOCHS.value, verbose=0)

@@ -388,14 +388,19 @@ def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train
   validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
   total = data.num_examples(train_data)
   held_out = data.num_examples(validation.validation)
-  assert data.num_examples(validation.train) + held_out == total
+  assert len(validation.train) + held_out == total
   assert 0.1 * total < held_out < 0.3 * total
   users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
   movies = validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)
   held_out_movies = collections.defaultdict(set)
   for user, movie in zip(users, movies):
     held_out_movies[user].add(movie)
-  for part in (validation.train, validation.validation):
+  fitted = validation.train.read()
+  # Train and validation rows together are the whole split, each row once.
+  pairs = lambda part: sorted(zip(part[features.USER_ID_INDEX].numpy().reshape(-1),
+                                  part[features.MOVIE_ID_INDEX].numpy().reshape(-1)))
+  assert sorted(pairs(fitted) + pairs(validation.validation)) == pairs(train_data)
+  for part in (fitted, validation.validation):
     part_users = part[features.USER_ID_INDEX].numpy().reshape(-1)
     for user, context in zip(part_users, part[features.CONTEXT_MOVIE_INDICES].numpy()):
       kept = context[context != model_lib.PADDING]
@@ -412,29 +417,59 @@ def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train
     data.split_validation(train_data, 1e-9, seed=3, num_movies=sizes.movies)
 
 
-def test_validation_split_cleans_contexts_a_chunk_at_a_time(train_data, sizes, monkeypatch):
-  whole = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  # Chunks of 7 rows: several chunks and a partial last one for each part.
+def test_training_reads_the_fitted_rows_with_cleaned_contexts(train_data, sizes, monkeypatch):
+  validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
+  # The fitted rows are read from the whole split's tensors, not from a copy of them (the
+  # contexts excepted: those are cleaned).
+  assert validation.train.examples[features.TITLE_TOKENS] is train_data[features.TITLE_TOKENS]
+  whole = validation.train.read()
+  # What training reads, batch by batch, is what `read` gives.
+  batches = list(data.training_dataset(validation.train, 64, seed=0, shuffle=False))
+  for name in (features.CONTEXT_MOVIE_INDICES, features.MOVIE_ID_INDEX, features.TITLE_TOKENS):
+    np.testing.assert_array_equal(np.concatenate([b[name].numpy() for b in batches]),
+                                  whole[name].numpy())
+  # Cleaned in chunks of 7 rows (several chunks and a partial last one): the same rows.
   monkeypatch.setattr(data, "_CLEAN_CHUNK", 7)
   chunked = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  assert data.num_examples(whole.validation) > 7
-  for name in (features.CONTEXT_MOVIE_INDICES, features.MOVIE_ID_INDEX):
-    for part in ("train", "validation"):
-      np.testing.assert_array_equal(getattr(chunked, part)[name].numpy(),
-                                    getattr(whole, part)[name].numpy())
+  for part in (lambda split: split.train.read(), lambda split: split.validation):
+    np.testing.assert_array_equal(part(chunked)[features.CONTEXT_MOVIE_INDICES].numpy(),
+                                  part(validation)[features.CONTEXT_MOVIE_INDICES].numpy())
   # The held-out movies did leave the contexts: the split is not a plain row selection.
   kept = lambda part: int((part[features.CONTEXT_MOVIE_INDICES].numpy()
                            != model_lib.PADDING).sum())
   before = int((train_data[features.CONTEXT_MOVIE_INDICES].numpy() != model_lib.PADDING).sum())
-  assert kept(whole.train) + kept(whole.validation) < before
+  assert kept(whole) + kept(validation.validation) < before
+
+
+def test_each_epoch_reads_every_row_once_in_a_new_order():
+  def epochs(count):
+    tf.keras.utils.set_random_seed(7)
+    dataset = data.positions_in_batches(10, 4, seed=3)
+    assert dataset.cardinality().numpy() == 3
+    return [[batch.numpy().tolist() for batch in dataset] for _ in range(count)]
+  orders = epochs(3)
+  for batches in orders:
+    assert [len(batch) for batch in batches] == [4, 4, 2]
+    assert sorted(sum(batches, [])) == list(range(10))
+  assert len({str(batches) for batches in orders}) == 3  # A new order each epoch.
+  assert epochs(3) == orders  # The same sequence of orders from the same seeds.
+  in_order = data.positions_in_batches(10, 4, seed=3, shuffle=False)
+  assert [batch.numpy().tolist() for batch in in_order] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
 def test_remove_from_contexts_keeps_order():
-  contexts = np.array([[5, 3, 9, -1], [3, 5, -1, -1]])
-  users = np.array([0, 1])
-  removed = np.array([0 * 10 + 3, 1 * 10 + 5])  # User 0 loses movie 3, user 1 movie 5.
-  np.testing.assert_array_equal(data.remove_from_contexts(contexts, users, removed, 10),
-                                [[5, 9, -1, -1], [3, -1, -1, -1]])
+  contexts = tf.constant([[5, 3, 9, -1], [3, 5, -1, -1], [3, 9, 5, -1]], tf.int32)
+  users = tf.constant([0, 1, 2])
+  # User 0 loses movie 3, user 1 movie 5; user 2 nothing (its keys 23 and 25 fall between).
+  removed = tf.constant([0 * 10 + 3, 1 * 10 + 5, 2 * 10 + 4, 2 * 10 + 6], tf.int64)
+  cleaned = data.remove_from_contexts(contexts, users, removed, 10)
+  assert cleaned.dtype == tf.int32
+  np.testing.assert_array_equal(cleaned.numpy(),
+                                [[5, 9, -1, -1], [3, -1, -1, -1], [3, 9, 5, -1]])
+  # Nothing to remove: the contexts as they are.
+  np.testing.assert_array_equal(
+      data.remove_from_contexts(contexts, users, tf.zeros([0], tf.int64), 10).numpy(),
+      contexts.numpy())
 
 
 def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, train_data, sizes,

@@ -1,7 +1,7 @@
 """Training inputs: transformed ratings, the validation slice, users' stored histories,
 the raw movie catalog and sampling probabilities."""
 import dataclasses
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -17,8 +17,8 @@ _MAX_GENRES = 10
 # bytes of the parsed int64, and the context is most of what the trainer holds.
 LIST_FEATURES = (features.TITLE_TOKENS, features.GENRE_INDICES, features.CONTEXT_MOVIE_INDICES)
 LIST_DTYPE = tf.int32
-# Rows cleaned at a time in split_validation, which bounds its temporary arrays.
-_CLEAN_CHUNK = 1 << 18
+# Rows cleaned at a time in split_validation, which bounds its temporaries.
+_CLEAN_CHUNK = 1 << 15
 
 
 def _record_files(file_patterns: List[str]) -> List[str]:
@@ -76,7 +76,9 @@ def load_transformed(file_patterns: List[str], tft_output: tft.TFTransformOutput
       if name in LIST_FEATURES:
         value = tf.cast(value, LIST_DTYPE)
       columns.setdefault(name, []).append(value)
-  return {name: _concat_padded(parts) for name, parts in columns.items()}
+  # Each feature's parts are let go as soon as they are joined: the peak is the parts plus
+  # the largest feature joined, not two copies of everything.
+  return {name: _concat_padded(columns.pop(name)) for name in list(columns)}
 
 
 def _concat_padded(parts: List[tf.Tensor]) -> tf.Tensor:
@@ -102,12 +104,79 @@ def select_rows(tensors: Mapping[str, tf.Tensor], rows: np.ndarray) -> Dict[str,
   return {name: tf.gather(value, rows) for name, value in tensors.items()}
 
 
+def remove_from_contexts(contexts: tf.Tensor, users: tf.Tensor, removed: tf.Tensor,
+                         num_movies: int) -> tf.Tensor:
+  """Drops from each row's context the movies its user has in `removed` pair keys.
+
+  Args:
+    contexts: int [rows, n] movie indices, padded with -1, most recent first.
+    users: int [rows] or [rows, 1], each row's user index.
+    removed: int64 [k], sorted keys user * num_movies + movie of the pairs to drop.
+    num_movies: The key's stride.
+
+  Returns:
+    The contexts without those movies, still in order, padding moved to the end.
+  """
+  if removed.shape[0] == 0:
+    return contexts
+  users = tf.cast(tf.reshape(users, [-1, 1]), tf.int64)
+  keys = tf.reshape(users * num_movies + tf.cast(contexts, tf.int64), [-1])
+  found_at = tf.minimum(tf.searchsorted(removed, keys), tf.size(removed) - 1)
+  # Padding is dropped whatever its key is.
+  drop = (contexts == model.PADDING) | tf.reshape(tf.gather(removed, found_at) == keys,
+                                                  tf.shape(contexts))
+  order = tf.argsort(tf.cast(drop, tf.int32), axis=1, stable=True)  # Kept entries first.
+  return tf.gather(tf.where(drop, tf.constant(model.PADDING, contexts.dtype), contexts),
+                   order, batch_dims=1)
+
+
+def to_tensor(array: np.ndarray) -> tf.Tensor:
+  """`array` as a tensor holding one copy of it.
+
+  A tensor made by `tf.constant` from a numpy array keeps two buffers as long as it lives
+  (measured: 381 MiB for a 191 MiB array); a tensor computed from it by an op has one.
+  """
+  return tf.identity(tf.constant(array))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rows:
+  """Some rows of in-memory examples, gathered a batch at a time as they are read.
+
+  Why not a copy of the rows: the validation slice leaves most of the train split to fit,
+  and a copy of those rows would add about the whole split to the Trainer's peak memory
+  (`benchmarks/trainer_memory.py`).
+
+  Attributes:
+    examples: Feature name -> tensor with one row per example (all of them).
+    rows: int64 [n], the rows that belong, in order; None for every row.
+  """
+  examples: Mapping[str, tf.Tensor]
+  rows: Optional[tf.Tensor] = None
+
+  def __len__(self) -> int:
+    return num_examples(self.examples) if self.rows is None else int(self.rows.shape[0])
+
+  def gather(self, positions: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Features of the rows at `positions` (int64 [b]) of this selection.
+
+    Traceable: training_dataset maps it over batches of positions.
+    """
+    rows = positions if self.rows is None else tf.gather(self.rows, positions)
+    return {name: tf.gather(value, rows) for name, value in self.examples.items()}
+
+  def read(self) -> Dict[str, tf.Tensor]:
+    """Every row, as tensors of their own."""
+    return self.gather(tf.range(len(self), dtype=tf.int64))
+
+
 @dataclasses.dataclass(frozen=True)
 class ValidationSlice:
   """Train-split ratings held out to choose the epoch, never the eval split.
 
   Attributes:
-    train: The training examples left; their contexts no longer mention held-out pairs.
+    train: The training examples left (rows of the whole train split, read without a
+      copy of them); their contexts no longer mention held-out pairs.
     validation: The held-out examples, contexts likewise cleaned.
     query_rows: One row of `validation` per validation user, whose context (the user's
       remaining train movies, most recent first) is that user's query.
@@ -116,7 +185,7 @@ class ValidationSlice:
     train_users, train_movies: Pairs the users rated in `train` (excluded from rankings,
       as the Evaluator excludes train movies); `train_users` are positions likewise.
   """
-  train: Dict[str, tf.Tensor]
+  train: Rows
   validation: Dict[str, tf.Tensor]
   query_rows: np.ndarray
   users: np.ndarray
@@ -137,45 +206,25 @@ def _pair_hash(users: np.ndarray, movies: np.ndarray, seed: int) -> np.ndarray:
   return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def remove_from_contexts(contexts: np.ndarray, users: np.ndarray,
-                         removed: np.ndarray, num_movies: int) -> np.ndarray:
-  """Drops from each row's context the movies its user has in `removed` pair keys.
+def _cleaned_contexts(contexts: tf.Tensor, users: tf.Tensor, removed: tf.Tensor,
+                      num_movies: int) -> tf.Variable:
+  """`remove_from_contexts` of every row: a copy of `contexts`, cleaned in place
+  `_CLEAN_CHUNK` rows at a time.
 
-  Args:
-    contexts: int [rows, n] movie indices, padded with -1, most recent first.
-    users: int [rows], each row's user index.
-    removed: int64 keys user * num_movies + movie of the pairs to drop.
-    num_movies: The key's stride.
-
-  Returns:
-    The contexts without those movies, still in order, padding moved to the end.
+  A variable, because it is the one container TensorFlow writes into: chunks cleaned
+  into new tensors and joined would hold two copies at once (peak after the split at 4M
+  rows, `benchmarks/trainer_memory.py`: 1.6 GiB above the load's, against 0.9 GiB this
+  way).
   """
-  keys = users[:, None].astype(np.int64) * num_movies + contexts
-  drop = (contexts == model.PADDING) | np.isin(keys, removed)
-  order = np.argsort(drop, axis=1, kind="stable")  # Kept entries first, in order.
-  cleaned = np.take_along_axis(np.where(drop, model.PADDING, contexts), order, axis=1)
+  cleaned = tf.Variable(contexts, trainable=False)
+  count = int(contexts.shape[0])
+  for start in range(0, count, _CLEAN_CHUNK):
+    rows = slice(start, start + _CLEAN_CHUNK)
+    # A scatter writes in place; a sliced assign would first read (and so copy) the whole.
+    cleaned.scatter_update(tf.IndexedSlices(
+        remove_from_contexts(contexts[rows], users[rows], removed, num_movies),
+        tf.range(start, min(start + _CLEAN_CHUNK, count))))
   return cleaned
-
-
-def to_tensor(array: np.ndarray) -> tf.Tensor:
-  """`array` as a tensor holding one copy of it.
-
-  A tensor made by `tf.constant` from a numpy array keeps two buffers as long as it lives
-  (measured: 381 MiB for a 191 MiB array); a tensor computed from it by an op has one.
-  """
-  return tf.identity(tf.constant(array))
-
-
-def _cleaned_rows(contexts: tf.Tensor, users: np.ndarray, rows: np.ndarray,
-                  removed: np.ndarray, num_movies: int) -> tf.Tensor:
-  """`remove_from_contexts` of the given rows, a chunk at a time (bounded temporaries:
-  the whole context matrix is never copied to numpy)."""
-  cleaned = np.empty([len(rows), int(contexts.shape[1])], contexts.dtype.as_numpy_dtype)
-  for start in range(0, len(rows), _CLEAN_CHUNK):
-    chunk = rows[start:start + _CLEAN_CHUNK]
-    cleaned[start:start + len(chunk)] = remove_from_contexts(
-        tf.gather(contexts, chunk).numpy(), users[chunk], removed, num_movies)
-  return to_tensor(cleaned)
 
 
 def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: int,
@@ -184,6 +233,8 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
 
   The held-out movies are removed from every context, so no training example's context
   and no validation query reveals a validation target, as no eval target is in a context.
+  The slice holds a cleaned copy of the contexts and shares every other feature with
+  `tensors`: a caller that drops its own contexts afterwards frees the uncleaned ones.
   Raises ValueError when the slice or the rest would be empty.
   """
   users = tensors[features.USER_ID_INDEX].numpy().reshape(-1).astype(np.int64)
@@ -194,15 +245,12 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
                      f"{len(held_out)} training examples for validation; choose a fraction "
                      "that leaves some on both sides, or 0 for no validation.")
   train_rows, validation_rows = np.flatnonzero(~held_out), np.flatnonzero(held_out)
-  others = {name: value for name, value in tensors.items()
-            if name != features.CONTEXT_MOVIE_INDICES}
-  train, validation = select_rows(others, train_rows), select_rows(others, validation_rows)
+  cleaned = dict(tensors)
   if features.CONTEXT_MOVIE_INDICES in tensors:
-    contexts = tensors[features.CONTEXT_MOVIE_INDICES]
-    removed = np.unique(users[held_out] * num_movies + movies[held_out])
-    for rows, part in ((train_rows, train), (validation_rows, validation)):
-      part[features.CONTEXT_MOVIE_INDICES] = _cleaned_rows(contexts, users, rows, removed,
-                                                           num_movies)
+    removed = to_tensor(np.unique(users[held_out] * num_movies + movies[held_out]))
+    cleaned[features.CONTEXT_MOVIE_INDICES] = _cleaned_contexts(
+        tensors[features.CONTEXT_MOVIE_INDICES], tensors[features.USER_ID_INDEX], removed,
+        num_movies)
   validation_users, first_row, user_positions = np.unique(
       users[validation_rows], return_index=True, return_inverse=True)
   # Train pairs of the validation users, as positions in validation_users.
@@ -210,7 +258,8 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
   position = np.minimum(position, len(validation_users) - 1)
   is_validation_user = validation_users[position] == users[train_rows]
   return ValidationSlice(
-      train=train, validation=validation,
+      train=Rows(cleaned, to_tensor(train_rows)),
+      validation=Rows(cleaned, to_tensor(validation_rows)).read(),
       query_rows=first_row, users=user_positions.reshape(-1),
       movies=movies[validation_rows],
       train_users=position[is_validation_user],
@@ -247,21 +296,47 @@ def user_histories(tensors: Mapping[str, tf.Tensor], movie_vocabulary: List[byte
   return histories
 
 
-def training_dataset(tensors: Mapping[str, tf.Tensor], batch_size: int, seed: int,
-                     shuffle: bool = True) -> tf.data.Dataset:
+def training_dataset(examples: Union[Mapping[str, tf.Tensor], Rows], batch_size: int,
+                     seed: int, shuffle: bool = True) -> tf.data.Dataset:
   """Batches of in-memory examples, reshuffled every epoch (fresh in-batch negatives).
 
-  Shuffles row indices and gathers whole batches: one tf.gather per feature per batch
-  instead of per-example dataset elements, which keeps the input pipeline far from being
-  the bottleneck on two cores.
+  Gathers whole batches of rows: one tf.gather per feature per batch instead of
+  per-example dataset elements, which keeps the input pipeline far from being the
+  bottleneck on two cores.
+
+  tf.data's default static optimizations are off: rewriting the pipeline serializes its
+  graph with every captured tensor inside, a copy of all the examples (measured: +780 MiB
+  at 4M rows, `benchmarks/trainer_memory.py`). The one that mattered here, parallel map
+  calls, is asked for directly.
   """
-  count = num_examples(tensors)
-  indices = tf.data.Dataset.range(count)
-  if shuffle:
-    indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-  return (indices.batch(batch_size)
-          .map(lambda rows: {name: tf.gather(value, rows) for name, value in tensors.items()})
-          .prefetch(tf.data.AUTOTUNE))
+  if not isinstance(examples, Rows):
+    examples = Rows(examples)
+  options = tf.data.Options()
+  options.experimental_optimization.apply_default_optimizations = False
+  return (positions_in_batches(len(examples), batch_size, seed, shuffle)
+          .map(examples.gather, num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def positions_in_batches(count: int, batch_size: int, seed: int,
+                         shuffle: bool = True) -> tf.data.Dataset:
+  """Batches of the positions 0..count-1: in order, or in a new random order each epoch.
+
+  The order of an epoch is one permuted tensor (8 bytes a row). A shuffle buffer of
+  `count` single positions, the usual way, measured at 4M rows 784 MiB more peak memory
+  and 15.7 s of CPU an epoch, against 66 MiB and 1.2 s for this. Each iteration of the
+  dataset (each Keras epoch) draws a new order; the sequence repeats with the seed.
+  """
+  if not shuffle:
+    return tf.data.Dataset.range(count).batch(batch_size)
+  num_batches = -(-count // batch_size)
+  def batches(order: tf.Tensor) -> tf.data.Dataset:
+    return tf.data.Dataset.range(num_batches).map(
+        lambda i: order[i * batch_size:(i + 1) * batch_size])
+  orders = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).map(
+      lambda epoch_seed: tf.random.experimental.stateless_shuffle(
+          tf.range(count, dtype=tf.int64), seed=tf.stack([epoch_seed, 0])))
+  return orders.flat_map(batches).apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
 def movie_sampling_probability(tft_output: tft.TFTransformOutput,

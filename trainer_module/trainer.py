@@ -130,14 +130,15 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     keep_train = position[validation.train_users] >= 0
     self._train_users = position[validation.train_users[keep_train]]
     self._train_movies = validation.train_movies[keep_train]
-    # Candidates: every movie of the training data, with its features.
-    movies = np.concatenate([validation.train[features.MOVIE_ID_INDEX].numpy().reshape(-1),
-                             validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)])
-    self._candidate_movies, first = np.unique(movies, return_index=True)
-    both = {name: tf.concat([validation.train[name], validation.validation[name]], axis=0)
-            for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
-                         features.GENRE_INDICES) if name in validation.train}
-    self._candidates = data.select_rows(both, first)
+    # Candidates: every movie of the train split (fitted and held-out rows), with its
+    # features.
+    examples = validation.train.examples
+    self._candidate_movies, first = np.unique(
+        examples[features.MOVIE_ID_INDEX].numpy().reshape(-1), return_index=True)
+    self._candidates = data.select_rows(
+        {name: examples[name] for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
+                                           features.GENRE_INDICES) if name in examples},
+        first)
     self.k = validation_k(len(self._candidate_movies))
     self.hit_rates = []
     self.best_epoch = 0
@@ -199,8 +200,8 @@ def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
     "val_mean_loss", "val_hit_rate"; "epoch_kept": [the epoch whose weights were kept].
   """
   config = towers.resolve_config(config)
-  fitted = validation.train if validation else train_data
-  throughput = _Throughput(data.num_examples(fitted))
+  fitted = validation.train if validation else data.Rows(train_data)
+  throughput = _Throughput(len(fitted))
   callbacks = []
   validation_data = None
   if validation:
@@ -252,12 +253,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   if trainer_config.validation_fraction > 0:
     validation = data.split_validation(train_data, trainer_config.validation_fraction,
                                        trainer_config.seed, sizes.movies)
-    # The slice holds its own rows; of the whole split, the export reads only users, movies
-    # and times, so the list features (most of the memory) are freed before training.
+    # The slice has its own cleaned contexts and shares the other features; of the whole
+    # split, the export reads only users, movies and times, so the uncleaned contexts are
+    # freed before training.
     train_data = data.without_lists(train_data)
   logging.info("Training %s/%s on %d examples, validating on %s (the eval split is left "
                "to the Evaluator).", trainer_config.query_tower, trainer_config.candidate_tower,
-               data.num_examples(validation.train if validation else train_data),
+               len(validation.train) if validation else data.num_examples(train_data),
                data.num_examples(validation.validation) if validation else "none")
   history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
   # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
