@@ -1,5 +1,5 @@
 """Trainer memory: peak RSS of loading the transformed train split, carving validation and
-reading the fitted rows.
+reading the fitted rows; memory of the export's seen-movies lists.
 
 The Trainer holds every transformed training example in memory (trainer_module/data.py,
 `load_transformed`), then carves the validation slice (`split_validation`, which makes a
@@ -13,6 +13,11 @@ loading, after the validation split and after one pass of the training input ove
 fitted rows (batches of 1,024, no model), with the seconds each took. Each size runs in its
 own process, so the peaks do not mix.
 
+Last, the export's list of each user's rated movies (`trainer.seen_movies`, written by
+`export.write_seen_movies`) holds one entry per distinct training pair. The loaded copies
+repeat their pairs, so it is measured on as many distinct random pairs (100 per user): the
+resident memory the lists add, and the seconds to build and write them.
+
   python benchmarks/trainer_memory.py [--rows=1m,4m] [--max_context=50]
 
 ml-25m has 20M training ratings (80% of 25M); memory grows linearly in rows, so the
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import List, Tuple
 
 from absl import app
 from absl import flags
@@ -43,9 +49,12 @@ _VALIDATION_FRACTION = flags.DEFINE_float("validation_fraction", 0.05,
                                           "Share carved for validation (the default).")
 _CHILD_FILE = flags.DEFINE_string("child_file", None, "Internal: measure one size.")
 _CHILD_ROWS = flags.DEFINE_integer("child_rows", 0, "Internal: rows of the measured size.")
+_CHILD_SEEN_ROWS = flags.DEFINE_integer("child_seen_rows", 0,
+                                        "Internal: distinct pairs of the seen-movies lists.")
 
 _FILE_ROWS = 65_536
 _USERS, _MOVIES, _TITLE_TOKENS, _GENRES = 160_000, 60_000, 5, 3
+_PAIRS_PER_USER = 100
 
 # The transformed feature spec of the pipeline's Transform output (names from
 # contracts.features; list features are VarLen, as tft writes them).
@@ -61,11 +70,19 @@ _SPEC = {
 }
 
 
-class _SpecOnly:
-  """What `data.load_transformed` reads of a TFTransformOutput: the feature spec."""
+class _TransformOutput:
+  """What the Trainer reads of a TFTransformOutput here: the feature spec (for
+  `data.load_transformed`) and the id vocabularies (for `trainer.seen_movies`)."""
+
+  def __init__(self, num_users: int = 0):
+    self._users = [str(100_000 + user).encode() for user in range(num_users)]
+    self._movies = [str(movie + 1).encode() for movie in range(_MOVIES)]
 
   def transformed_feature_spec(self):
     return dict(_SPEC)
+
+  def vocabulary_by_name(self, name: str):
+    return self._users if name == features.USER_ID_VOCAB else self._movies
 
 
 def _parse_rows(text: str) -> int:
@@ -98,11 +115,43 @@ def _peak_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _rss_mib() -> float:
+  with open("/proc/self/status") as f:
+    return int(f.read().split("VmRSS:")[1].split()[0]) / 1024.0
+
+
+def _seen_movies_cost(rows: int) -> Tuple[float, float]:
+  """MiB added by the seen-movies lists of `rows` distinct pairs, and seconds to build and
+  write them. The loaded file's pairs repeat with each copy, so the pairs are made here.
+
+  Runs in a process of its own: after the other steps' frees, new lists would reuse freed
+  memory and barely move the RSS.
+  """
+  # Imported here, not at the top: trainer_module.trainer brings tfx and tft (~400 MiB),
+  # which would raise every other column's baseline.
+  from trainer_module import export  # pylint: disable=g-import-not-at-top
+  from trainer_module import trainer  # pylint: disable=g-import-not-at-top
+  num_users = -(-rows // _PAIRS_PER_USER)
+  users = np.repeat(np.arange(num_users), _PAIRS_PER_USER)[:rows]
+  # Distinct movies per user: a random offset, then a stride of 7 that never wraps onto it.
+  offsets = np.random.default_rng(0).integers(_MOVIES, size=num_users)[users]
+  steps = np.tile(np.arange(_PAIRS_PER_USER) * 7, num_users)[:rows]
+  pairs = {features.USER_ID_INDEX: tf.constant(users),
+           features.MOVIE_ID_INDEX: tf.constant((offsets + steps) % _MOVIES)}
+  vocabularies = _TransformOutput(num_users)
+  before, start = _rss_mib(), time.perf_counter()
+  seen = trainer.seen_movies(pairs, vocabularies)
+  added = _rss_mib() - before
+  with tempfile.TemporaryDirectory() as tmp:
+    export.write_seen_movies(tmp, seen)
+  return added, time.perf_counter() - start
+
+
 def _measure(path: str, rows: int) -> None:
   """Runs in a child process; prints one tab-separated line of figures."""
   start_mib = _peak_mib()
   start = time.perf_counter()
-  train = data.load_transformed([path] * math.ceil(rows / _FILE_ROWS), _SpecOnly(),
+  train = data.load_transformed([path] * math.ceil(rows / _FILE_ROWS), _TransformOutput(),
                                 max_title_tokens=16)
   load_s, load_mib = time.perf_counter() - start, _peak_mib()
   held_bytes = sum(int(np.prod(t.shape)) * t.dtype.size for t in train.values())
@@ -121,32 +170,44 @@ def _measure(path: str, rows: int) -> None:
         f"{read_s:.1f}", flush=True)
 
 
+def _child(*args: str) -> List[str]:
+  """Runs this script with `args` in a new process; its printed fields, or an error line."""
+  child = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         check=False)
+  if child.returncode:
+    return [f"failed (exit {child.returncode}): {child.stderr.strip().splitlines()[-1:]}"]
+  return child.stdout.strip().split("\t")
+
+
 def main(argv):
   del argv
   if _CHILD_FILE.value:
     _measure(_CHILD_FILE.value, _CHILD_ROWS.value)
+    return
+  if _CHILD_SEEN_ROWS.value:
+    seen_mib, seen_s = _seen_movies_cost(_CHILD_SEEN_ROWS.value)
+    print(f"{seen_mib:.0f}\t{seen_s:.1f}")
     return
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "transformed.tfrecord.gz")
     _write_file(path, _MAX_CONTEXT.value)
     header = (f"{'rows':>11}  {'held MiB':>8}  {'start MiB':>9}  {'peak after load':>15}  "
               f"{'load s':>6}  {'peak after split':>16}  {'split s':>7}  "
-              f"{'peak after reading':>18}  {'read s':>6}")
+              f"{'peak after reading':>18}  {'read s':>6}  {'seen lists MiB':>14}  "
+              f"{'seen s':>6}")
     lines = [header, "-" * len(header)]
     for text in _ROWS.value:
-      child = subprocess.run(
-          [sys.executable, __file__, f"--child_file={path}",
-           f"--child_rows={_parse_rows(text)}",
-           f"--validation_fraction={_VALIDATION_FRACTION.value}"],
-          capture_output=True, text=True, check=False)
-      if child.returncode:
-        lines.append(f"{text:>11}  failed (exit {child.returncode}): "
-                     f"{child.stderr.strip().splitlines()[-1:]}")
+      fields = _child(f"--child_file={path}", f"--child_rows={_parse_rows(text)}",
+                      f"--validation_fraction={_VALIDATION_FRACTION.value}")
+      if len(fields) == 1:
+        lines.append(f"{text:>11}  {fields[0]}")
         continue
-      rows, held, start, load, load_s, split, split_s, read, read_s = (
-          child.stdout.strip().split("\t"))
+      rows, held, start, load, load_s, split, split_s, read, read_s = fields
+      seen = _child(f"--child_seen_rows={rows}")
+      seen_mib, seen_s = seen if len(seen) == 2 else (seen[0], "")
       lines.append(f"{int(rows):>11,}  {held:>8}  {start:>9}  {load:>15}  {load_s:>6}  "
-                   f"{split:>16}  {split_s:>7}  {read:>18}  {read_s:>6}")
+                   f"{split:>16}  {split_s:>7}  {read:>18}  {read_s:>6}  {seen_mib:>14}  "
+                   f"{seen_s:>6}")
     logging.info("Trainer memory, context of %d movies:", _MAX_CONTEXT.value)
     print("\n".join(lines))
 
