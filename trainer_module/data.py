@@ -259,7 +259,7 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
   is_validation_user = validation_users[position] == users[train_rows]
   return ValidationSlice(
       train=Rows(cleaned, to_tensor(train_rows)),
-      validation=Rows(cleaned, to_tensor(validation_rows)).read(),
+      validation=select_rows(cleaned, validation_rows),
       query_rows=first_row, users=user_positions.reshape(-1),
       movies=movies[validation_rows],
       train_users=position[is_validation_user],
