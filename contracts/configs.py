@@ -254,6 +254,9 @@ class TrainerConfig(_Config):
   history_user_id: bool = _field(
       False, "Add the user id embedding to the context query towers (history, "
       "sequential_*); without it they know a user only by their movies.")
+  history_time: bool = _field(
+      False, "Add the query time (timestamp bucket embedding and normalized timestamp) to "
+      "the context query towers (history, sequential_*), as the user_id tower has it.")
   num_interests: int = _field(
       0, "Interest vectors of the 'history' query tower beside its mean context "
       "embedding, each an attention-weighted pooling of the context; a movie scores by "

@@ -248,6 +248,20 @@ def test_interests_are_only_for_the_history_tower():
   assert tower.interests is not None
 
 
+@pytest.mark.parametrize("query_tower", towers.CONTEXT_QUERY_TOWERS)
+@pytest.mark.parametrize("history_time", [False, True])
+def test_history_time_adds_the_query_time_to_the_context_towers(query_tower, history_time):
+  tf.keras.utils.set_random_seed(3)
+  config = configs.TrainerConfig(query_tower=query_tower, history_time=history_time)
+  tower = towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
+  inputs = _query_inputs([[5, 2, PAD]] * 2, users=[1, 1])
+  # The same user and context at two times.
+  inputs[features.TIMESTAMP_BUCKET] = tf.constant([0, TIME_BUCKETS - 1], tf.int64)
+  inputs[features.TIMESTAMP_NORMALIZED] = tf.constant([-1.0, 1.0])
+  out = tower(inputs).numpy()
+  assert np.allclose(out[0], out[1], atol=1e-6) != history_time
+
+
 @pytest.mark.parametrize("make", [
     lambda: towers.HistoryQueryTower(0, DIM),
     lambda: towers.HistoryQueryTower(NUM_MOVIES, DIM, num_interests=-1),

@@ -186,13 +186,14 @@ class SequentialAttentionQueryTower(tf.keras.Model):
   The sequential deep-hash-with-attention query model: each context movie is embedded
   (a table, or a deep hash embedding with no per-movie table), position embeddings mark
   recency, transformer blocks attend over the real items only, and the masked mean of
-  their outputs (with the optional user id embedding) goes through an MLP.
+  their outputs (with the optional user id and time features) goes through an MLP.
   """
 
   def __init__(self, num_movies: int, output_dim: int, max_context: int,
                num_heads: int = 2, num_layers: int = 1, hidden_layers: Sequence[int] = (),
                context_embedding: str = TABLE, num_hashes: int = 64, num_users: int = 0,
-               dropout: float = 0.0, l2: float = 0.0, name: str = "query_tower"):
+               num_time_buckets: int = 0, dropout: float = 0.0, l2: float = 0.0,
+               name: str = "query_tower"):
     """Args:
       num_movies: Movie vocabulary size, OOV buckets included.
       output_dim: Embedding size (also the per-item size inside the encoder).
@@ -203,6 +204,7 @@ class SequentialAttentionQueryTower(tf.keras.Model):
       context_embedding: 'table' or 'deep_hash'.
       num_hashes: Hash functions of the deep hash embedding.
       num_users: User vocabulary size to add a user id embedding; 0 for none.
+      num_time_buckets: Timestamp buckets to add time features; 0 for none.
       dropout: Attention dropout while training.
       l2: L2 penalty on the embedding tables.
       name: Keras name.
@@ -213,7 +215,8 @@ class SequentialAttentionQueryTower(tf.keras.Model):
                                              num_hashes, l2)
     self.encoder = layers.MaskedSelfAttentionEncoder(max_context, num_heads, num_layers,
                                                      dropout, name="self_attention")
-    self.user_and_time = _UserAndTime(num_users, 0, output_dim, l2, name="user_and_time")
+    self.user_and_time = _UserAndTime(num_users, num_time_buckets, output_dim, l2,
+                                      name="user_and_time")
     self.projection = layers.dense_stack(_check_hidden(hidden_layers), output_dim,
                                          "query_projection")
 
@@ -230,13 +233,14 @@ class SequentialMoEQueryTower(tf.keras.Model):
   Self-attention sees the whole context at once (long-range interests); the GRU reads it
   from the oldest to the latest movie (short-range, recent interests). A gate reads the
   mean context embedding and weighs the two experts per query; the mixture (with the
-  optional user id embedding) goes through an MLP.
+  optional user id and time features) goes through an MLP.
   """
 
   def __init__(self, num_movies: int, output_dim: int, max_context: int,
                num_heads: int = 2, hidden_layers: Sequence[int] = (),
                context_embedding: str = TABLE, num_hashes: int = 64, num_users: int = 0,
-               dropout: float = 0.0, l2: float = 0.0, name: str = "query_tower"):
+               num_time_buckets: int = 0, dropout: float = 0.0, l2: float = 0.0,
+               name: str = "query_tower"):
     """Args: as `SequentialAttentionQueryTower` (one transformer block), and the GRU's
     state has `output_dim` units."""
     super().__init__(name=name)
@@ -247,7 +251,8 @@ class SequentialMoEQueryTower(tf.keras.Model):
         max_context, num_heads, 1, dropout, name="attention_expert")
     self.gru_expert = layers.MaskedGRUEncoder(output_dim, name="gru_expert")
     self.mixture = layers.GatedMixture(2, name="mixture")
-    self.user_and_time = _UserAndTime(num_users, 0, output_dim, l2, name="user_and_time")
+    self.user_and_time = _UserAndTime(num_users, num_time_buckets, output_dim, l2,
+                                      name="user_and_time")
     self.projection = layers.dense_stack(_check_hidden(hidden_layers), output_dim,
                                          "query_projection")
 
@@ -375,14 +380,16 @@ def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies:
   """
   dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
   users = num_users if config.history_user_id else 0
+  time_buckets = num_time_buckets if config.history_time else 0
   if config.query_tower == USER_ID:
     return UserIdQueryTower(num_users, num_time_buckets, dim, hidden, l2)
   if config.query_tower == HISTORY:
     return HistoryQueryTower(num_movies, dim, hidden, num_users=users,
+                             num_time_buckets=time_buckets,
                              num_interests=config.num_interests, l2=l2)
   sequential = dict(num_heads=config.num_heads, hidden_layers=hidden,
                     context_embedding=config.context_embedding, num_hashes=config.num_hashes,
-                    num_users=users, l2=l2)
+                    num_users=users, num_time_buckets=time_buckets, l2=l2)
   if config.query_tower == SEQUENTIAL_ATTENTION:
     return SequentialAttentionQueryTower(num_movies, dim, max_context, **sequential)
   if config.query_tower == SEQUENTIAL_MOE:
