@@ -22,7 +22,6 @@ Prints one table:
 Results also go to <root>/results.json.
 """
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+import pipeline_outputs
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import executor as evaluator
 from components.retrieval_evaluator import results as evaluation_results
@@ -80,13 +80,6 @@ class Upstream:
   transformed_eval: str
 
 
-def _latest(pattern: str) -> str:
-  paths = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
-  if not paths:
-    raise FileNotFoundError(f"Nothing matches {pattern}.")
-  return paths[-1]
-
-
 def run_upstream(data_dir: str, root: str, config: configs.PipelineConfig) -> Upstream:
   """Runs the pipeline's components up to Transform (cached) and finds their outputs."""
   components = pipeline.create_components(data_dir, os.path.join(root, "serving"), config)
@@ -97,14 +90,14 @@ def run_upstream(data_dir: str, root: str, config: configs.PipelineConfig) -> Up
   tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(
       pipeline_name="model-families", pipeline_root=root, components=upstream,
       metadata_connection_config=metadata))
-  transformed = _latest(os.path.join(root, "Transform", "transformed_examples", "*"))
+  transformed = pipeline_outputs.latest_output(root, "Transform", "transformed_examples")
   return Upstream(
-      ratings_uri=_latest(os.path.join(root, "MovieLensExampleGen", artifacts.EXAMPLES_KEY,
-                                       "*")),
+      ratings_uri=pipeline_outputs.latest_output(root, "MovieLensExampleGen",
+                                                 artifacts.EXAMPLES_KEY),
       catalog_pattern=os.path.join(
-          _latest(os.path.join(root, "MovieLensExampleGen", artifacts.MOVIES_KEY, "*")),
+          pipeline_outputs.latest_output(root, "MovieLensExampleGen", artifacts.MOVIES_KEY),
           f"Split-{artifacts.CATALOG_SPLIT}", "*"),
-      transform_graph=_latest(os.path.join(root, "Transform", "transform_graph", "*")),
+      transform_graph=pipeline_outputs.latest_output(root, "Transform", "transform_graph"),
       transformed_train=os.path.join(transformed, f"Split-{artifacts.TRAIN_SPLIT}", "*"),
       transformed_eval=os.path.join(transformed, f"Split-{artifacts.EVAL_SPLIT}", "*"))
 

@@ -7,12 +7,13 @@ tracing). Prints one line per configuration.
 
   python benchmarks/trainer_throughput.py [--pipeline_root tfx_root] [--batch_sizes 4096]
 """
-import glob
 import os
 import time
 
 from absl import app
 from absl import flags
+
+import pipeline_outputs
 
 from contracts import configs
 from trainer_module import data
@@ -27,17 +28,10 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", None,
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Timed epochs (after one warm-up epoch).")
 
 
-def _latest(pattern: str) -> str:
-  paths = sorted(glob.glob(pattern), key=os.path.getmtime)
-  if not paths:
-    raise FileNotFoundError(f"Nothing matches {pattern}; run the pipeline first.")
-  return paths[-1]
-
-
 def main(argv):
   del argv
-  transform_graph = _latest(os.path.join(_ROOT.value, "Transform", "transform_graph", "*"))
-  examples = _latest(os.path.join(_ROOT.value, "Transform", "transformed_examples", "*"))
+  transform_graph = pipeline_outputs.latest_output(_ROOT.value, "Transform", "transform_graph")
+  examples = pipeline_outputs.latest_output(_ROOT.value, "Transform", "transformed_examples")
   tft_output = tft.TFTransformOutput(transform_graph)
   base = configs.TrainerConfig()
   train_data = data.load_transformed([os.path.join(examples, "Split-train", "*")], tft_output,
