@@ -118,15 +118,14 @@ def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
                     eval_data.num_train_users, eval_data.train_counts, config.ease_l2,
                     config.ease_max_items)
   score_fns = {
-      results_lib.MODEL_SECTION: _embedding_score_fn(model.uri, catalog, eval_data),
+      results_lib.MODEL_SECTION: model_score_fn(model.uri, catalog, eval_data),
       results_lib.POPULARITY_SECTION: scoring.popularity_score_fn(eval_data.train_counts),
       results_lib.EASE_SECTION: fitted.score_fn(eval_data.train_users,
                                                 eval_data.train_movies,
                                                 len(eval_data.user_ids)),
   }
   if baseline is not None:
-    score_fns[results_lib.BLESSED_SECTION] = _embedding_score_fn(baseline.uri, catalog,
-                                                                 eval_data)
+    score_fns[results_lib.BLESSED_SECTION] = model_score_fn(baseline.uri, catalog, eval_data)
   depth = max(max(config.evaluated_ks), names.CURVE_MAX_K)
   rankings = {section: metrics.rank(score_fn, len(catalog), eval_data.eval_users,
                                     eval_data.eval_movies, eval_data.train_users,
@@ -136,9 +135,12 @@ def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
   return rankings, fitted.info
 
 
-def _embedding_score_fn(model_uri: str, catalog: List[str],
-                        eval_data: data.EvalData) -> metrics.ScoreFn:
-  """A two-tower model's scores; its catalog is aligned to the evaluated `catalog`."""
+def model_score_fn(model_uri: str, catalog: List[str],
+                   eval_data: data.EvalData) -> metrics.ScoreFn:
+  """A two-tower model's scores; its catalog is aligned to the evaluated `catalog`.
+
+  Public for benchmarks/ease_headroom.py, which ranks the same users with it.
+  """
   queries = data.query_embeddings(model_uri, eval_data.queries)
   embeddings, present = data.Candidates.load(model_uri).aligned_to(catalog)
   if queries.shape[-1] != embeddings.shape[1]:

@@ -1,0 +1,172 @@
+"""Headroom over EASE: how far the trained model is from the baseline, and what would close it.
+
+Reads a finished local pipeline run and ranks the RetrievalEvaluator's eval users exactly
+as the Evaluator does (the same users, eval pairs and train exclusions, with its own
+modules), with each of these score functions:
+
+  model                 the run's newest trained two-tower model (RetrievalTrainer)
+  EASE λ=L              the baseline at each penalty of --ease_l2s: is the Evaluator's
+                        (configs.EvaluatorConfig.ease_l2) near EASE's best?
+  EASE, N recent        EASE fed only each user's N most recent train movies (ties in
+                        time in catalog order): what the model's query context holds
+  EASE, N random        EASE fed N of each user's train movies drawn at random (seeded)
+  EASE rank R           EASE's weights truncated to rank R (scikit-learn's randomized
+                        SVD): what R-d query and candidate vectors can keep of them
+  model + w x EASE      per user, both score rows standardized and summed: an ensemble,
+                        which the serving model does not do
+Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
+hit_rate@100 (seen-excluded) per row; the README ("What did not close the rest of the gap")
+has its figures on ml-latest-small.
+
+  python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mls
+  python benchmarks/ease_headroom.py --pipeline_root /tmp/mls
+
+The EASE fits are dense [items, items] matrices: several minutes each at ml-25m's cap of
+items (configs.EvaluatorConfig.ease_max_items); use --ease_l2s= and --ranks= to skip rows.
+"""
+import dataclasses
+import time
+from typing import Callable, Dict, Sequence
+
+from absl import app
+from absl import flags
+
+import pipeline_outputs
+import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
+from components.retrieval_evaluator import data
+from components.retrieval_evaluator import ease
+from components.retrieval_evaluator import executor as evaluator
+from components.retrieval_evaluator import metrics
+from contracts import artifacts
+from contracts import configs
+
+import numpy as np  # pylint: disable=g-bad-import-order
+from sklearn.utils import extmath  # pylint: disable=g-bad-import-order  # Installed with TFX.
+from tfx.types import artifact_utils  # pylint: disable=g-bad-import-order
+from tfx.types import standard_artifacts  # pylint: disable=g-bad-import-order
+
+_ROOT = flags.DEFINE_string("pipeline_root", "tfx_root", "Root of a finished local run.")
+_EASE_L2S = flags.DEFINE_list("ease_l2s", ["50", "100", "400", "800"],
+                              "Other EASE penalties to rank with.")
+_CONTEXT_SIZES = flags.DEFINE_list("context_sizes", ["50", "200"],
+                                   "N of the 'EASE, N recent / N random' rows.")
+_RANKS = flags.DEFINE_list("ranks", ["128", "512"], "R of the 'EASE rank R' rows.")
+_BLEND_WEIGHTS = flags.DEFINE_list("blend_weights", ["0.5", "1", "2"],
+                                   "w of the 'model + w x EASE' rows.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random contexts and the SVD.")
+
+_KS = (10, 100)
+_BATCH_SIZE = 512
+
+
+def _standardized(scores: np.ndarray) -> np.ndarray:
+  """Each row minus its mean over finite entries, over their std; others at the row's min."""
+  finite = np.isfinite(scores)
+  values = np.where(finite, scores, np.nan)
+  mean = np.nanmean(values, axis=1, keepdims=True)
+  std = np.nanstd(values, axis=1, keepdims=True) + 1e-9
+  z = (values - mean) / std
+  return np.where(finite, z, np.nanmin(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _subset(eval_data: data.EvalData, keep: np.ndarray) -> Dict[str, np.ndarray]:
+  return {"users": eval_data.train_users[keep], "movies": eval_data.train_movies[keep]}
+
+
+def _recent(eval_data: data.EvalData, n: int) -> np.ndarray:
+  """Bool mask over the eval users' train pairs: each user's n most recent."""
+  order = np.lexsort((-eval_data.train_timestamps, eval_data.train_users))
+  return _first_n_per_user(eval_data.train_users, order, n)
+
+
+def _random(eval_data: data.EvalData, n: int, seed: int) -> np.ndarray:
+  """Bool mask over the eval users' train pairs: n of each user's, drawn at random."""
+  draws = np.random.default_rng(seed).random(len(eval_data.train_users))
+  order = np.lexsort((draws, eval_data.train_users))
+  return _first_n_per_user(eval_data.train_users, order, n)
+
+
+def _first_n_per_user(users: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+  """Marks the first n pairs of each user in `order` (which groups pairs by user)."""
+  sorted_users = users[order]
+  starts = np.searchsorted(sorted_users, sorted_users, "left")
+  keep = np.zeros(len(users), bool)
+  keep[order] = np.arange(len(users)) - starts < n
+  return keep
+
+
+def _low_rank(fitted: ease.Ease, rank: int, seed: int) -> ease.Ease:
+  u, s, vt = extmath.randomized_svd(fitted.weights, rank, random_state=seed)
+  return dataclasses.replace(fitted, weights=((u * s) @ vt).astype(np.float32))
+
+
+def _hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
+               num_movies: int) -> Dict[str, float]:
+  ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
+                        eval_data.train_users, eval_data.train_movies, depth=max(_KS),
+                        batch_size=_BATCH_SIZE)
+  summary = metrics.summarize(ranked, _KS)
+  return {f"hit_rate@{k}": summary[f"hit_rate@{k}"] for k in _KS}
+
+
+def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
+                     config: configs.EvaluatorConfig
+                     ) -> Dict[str, Callable[[], metrics.ScoreFn]]:
+  """Row name -> a builder of its score function (built when its row is ranked)."""
+  num_users = len(eval_data.user_ids)
+
+  def fit(l2: float) -> ease.Ease:
+    return ease.fit(eval_data.all_train_users, eval_data.all_train_movies,
+                    eval_data.num_train_users, eval_data.train_counts, l2,
+                    config.ease_max_items)
+
+  fitted = fit(config.ease_l2)
+  every_pair = {"users": eval_data.train_users, "movies": eval_data.train_movies}
+  model = evaluator.model_score_fn(model_uri, list(catalog), eval_data)
+  full_ease = fitted.score_fn(**every_pair, num_users=num_users)
+  rows = {"model": lambda: model, f"EASE λ={config.ease_l2:g}": lambda: full_ease}
+  for l2 in [float(value) for value in _EASE_L2S.value]:
+    rows[f"EASE λ={l2:g}"] = (
+        lambda l2=l2: fit(l2).score_fn(**every_pair, num_users=num_users))
+  for n in [int(value) for value in _CONTEXT_SIZES.value]:
+    rows[f"EASE, {n} recent"] = (
+        lambda n=n: fitted.score_fn(**_subset(eval_data, _recent(eval_data, n)),
+                                    num_users=num_users))
+    rows[f"EASE, {n} random"] = (
+        lambda n=n: fitted.score_fn(**_subset(eval_data, _random(eval_data, n, _SEED.value)),
+                                    num_users=num_users))
+  for rank in [int(value) for value in _RANKS.value]:
+    rows[f"EASE rank {rank}"] = (
+        lambda rank=rank: _low_rank(fitted, rank, _SEED.value).score_fn(
+            **every_pair, num_users=num_users))
+  for weight in [float(value) for value in _BLEND_WEIGHTS.value]:
+    rows[f"model + {weight:g} x EASE"] = (
+        lambda weight=weight: lambda rows: (_standardized(model(rows))
+                                            + weight * _standardized(full_ease(rows))))
+  return rows
+
+
+def main(argv):
+  del argv
+  examples = standard_artifacts.Examples()
+  examples.uri = pipeline_outputs.latest_output(_ROOT.value, "MovieLensExampleGen",
+                                                artifacts.EXAMPLES_KEY)
+  examples.split_names = artifact_utils.encode_split_names(
+      [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
+  model_uri = pipeline_outputs.latest_output(_ROOT.value, "RetrievalTrainer", "model")
+  config = configs.EvaluatorConfig()
+  catalog = data.Candidates.load(model_uri).movie_ids
+  eval_data = data.read_eval_data(examples, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
+                                  catalog, config.max_eval_users, config.eval_seed)
+  print(f"{len(eval_data.user_ids)} eval users, {len(eval_data.eval_users)} eval pairs, "
+        f"{len(catalog)} movies; model {model_uri}")
+  print(f"{'scores':<24} {'hit@10':>7} {'hit@100':>8} {'s':>6}")
+  for name, build in _score_functions(model_uri, catalog, eval_data, config).items():
+    start = time.perf_counter()
+    rates = _hit_rates(build(), eval_data, len(catalog))
+    print(f"{name:<24} {rates['hit_rate@10']:>7.4f} {rates['hit_rate@100']:>8.4f} "
+          f"{time.perf_counter() - start:>6.1f}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
