@@ -32,6 +32,8 @@ ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at i
 """
 import os
 
+import numpy as np
+
 # Splits.
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
@@ -76,6 +78,30 @@ def query_scores(queries, candidates_t):
   users, heads, dim = queries.shape
   per_vector = queries.reshape(users * heads, dim) @ candidates_t
   return per_vector.reshape(users, heads, -1).max(axis=1)
+
+
+def query_time_rows(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+  """The row that sets each user's query time: the lower median of their held-out times.
+
+  The Evaluator queries an eval user at the median time of their eval ratings (the lower
+  of the two middle ones for an even count, so a real rating time), and the Trainer's
+  validation queries a validation user the same way, so a tower that reads the time
+  (`user_id`, `--history_time`) is chosen by validation as it is then evaluated.
+
+  Args:
+    users: int [N], the user position of each held-out rating; every position in
+      [0, max + 1) has at least one.
+    timestamps: int [N], each rating's time.
+
+  Returns:
+    int64 [num users], for each user position the index of a row in `users` whose time
+    is that user's query time (rows with equal times count in row order, so the
+    choice is deterministic).
+  """
+  order = np.lexsort((np.arange(len(users)), timestamps, users))
+  counts = np.bincount(users)
+  starts = np.cumsum(counts) - counts
+  return order[starts + (counts - 1) // 2].astype(np.int64)
 
 
 def query_model_path(model_uri: str) -> str:

@@ -417,6 +417,22 @@ def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train
     data.split_validation(train_data, 1e-9, seed=3, num_movies=sizes.movies)
 
 
+def test_validation_queries_each_user_at_the_lower_median_held_out_time(train_data, sizes):
+  validation = data.split_validation(train_data, 0.3, seed=5, num_movies=sizes.movies)
+  times = validation.validation[features.TIMESTAMP_SECONDS].numpy().reshape(-1)
+  users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
+  query_users = users[validation.query_rows]
+  assert len(set(query_users)) == len(query_users)
+  checked_even = False
+  for position, row in enumerate(validation.query_rows):
+    held_out = sorted(times[validation.users == position])
+    assert set(users[validation.users == position]) == {query_users[position]}
+    # As the Evaluator: the lower of the two middle times for an even count.
+    assert times[row] == held_out[(len(held_out) - 1) // 2]
+    checked_even |= len(held_out) % 2 == 0 and held_out[0] != held_out[-1]
+  assert checked_even  # The fixture exercises the even-count rule.
+
+
 def test_training_reads_the_fitted_rows_with_cleaned_contexts(train_data, sizes, monkeypatch):
   validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
   # The fitted rows are read from the whole split's tensors, not from a copy of them (the

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from contracts import artifacts
 from contracts import features
 from trainer_module import model
 
@@ -179,7 +180,8 @@ class ValidationSlice:
       copy of them); their contexts no longer mention held-out pairs.
     validation: The held-out examples, contexts likewise cleaned.
     query_rows: One row of `validation` per validation user, whose context (the user's
-      remaining train movies, most recent first) is that user's query.
+      remaining train movies, most recent first) and time (the lower median of the
+      user's held-out times, `artifacts.query_time_rows`) are that user's query.
     users, movies: Held-out (user index, movie index) pairs; `users` are positions in
       `query_rows`.
     train_users, train_movies: Pairs the users rated in `train` (excluded from rankings,
@@ -251,8 +253,11 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
     cleaned[features.CONTEXT_MOVIE_INDICES] = _cleaned_contexts(
         tensors[features.CONTEXT_MOVIE_INDICES], tensors[features.USER_ID_INDEX], removed,
         num_movies)
-  validation_users, first_row, user_positions = np.unique(
-      users[validation_rows], return_index=True, return_inverse=True)
+  validation_users, user_positions = np.unique(users[validation_rows], return_inverse=True)
+  user_positions = user_positions.reshape(-1)
+  # Each user is queried at the time the Evaluator would use (its contexts are alike).
+  times = tensors[features.TIMESTAMP_SECONDS].numpy().reshape(-1)[validation_rows]
+  query_rows = artifacts.query_time_rows(user_positions, times)
   # Train pairs of the validation users, as positions in validation_users.
   position = np.searchsorted(validation_users, users[train_rows])
   position = np.minimum(position, len(validation_users) - 1)
@@ -260,7 +265,7 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
   return ValidationSlice(
       train=Rows(cleaned, to_tensor(train_rows)),
       validation=select_rows(cleaned, validation_rows),
-      query_rows=first_row, users=user_positions.reshape(-1),
+      query_rows=query_rows, users=user_positions,
       movies=movies[validation_rows],
       train_users=position[is_validation_user],
       train_movies=movies[train_rows][is_validation_user])

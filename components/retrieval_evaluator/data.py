@@ -230,10 +230,10 @@ def _sample_users(user_ids: np.ndarray, users: np.ndarray, movies: np.ndarray,
 
 def _median_per_user(users: np.ndarray, timestamps: np.ndarray, num_users: int) -> np.ndarray:
   """Lower median of each user's timestamps (every user row has at least one)."""
-  order = np.lexsort((timestamps, users))
-  counts = np.bincount(users, minlength=num_users)
-  starts = np.cumsum(counts) - counts
-  return timestamps[order][starts + (counts - 1) // 2].astype(np.int64)
+  rows = artifacts.query_time_rows(users, timestamps)
+  if len(rows) != num_users:
+    raise ValueError(f"{num_users} eval users, but eval ratings of {len(rows)}.")
+  return timestamps[rows].astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
