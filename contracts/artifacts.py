@@ -100,6 +100,9 @@ def query_time_rows(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
   """
   order = np.lexsort((np.arange(len(users)), timestamps, users))
   counts = np.bincount(users)
+  if not counts.all():
+    raise ValueError(f"User positions {np.flatnonzero(counts == 0)[:5].tolist()} have no "
+                     "held-out ratings; every position needs one to set a query time.")
   starts = np.cumsum(counts) - counts
   return order[starts + (counts - 1) // 2].astype(np.int64)
 

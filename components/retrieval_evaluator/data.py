@@ -232,7 +232,7 @@ def _median_per_user(users: np.ndarray, timestamps: np.ndarray, num_users: int) 
   """Lower median of each user's timestamps (every user row has at least one)."""
   rows = artifacts.query_time_rows(users, timestamps)
   if len(rows) != num_users:
-    raise ValueError(f"{num_users} eval users, but eval ratings of {len(rows)}.")
+    raise ValueError(f"Expected the eval ratings of {num_users} users, found {len(rows)}.")
   return timestamps[rows].astype(np.int64)
 
 
