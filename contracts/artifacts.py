@@ -98,7 +98,7 @@ def query_time_rows(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     is that user's query time (rows with equal times count in row order, so the
     choice is deterministic).
   """
-  order = np.lexsort((np.arange(len(users)), timestamps, users))
+  order = np.lexsort((timestamps, users))  # A stable sort: equal times keep row order.
   counts = np.bincount(users)
   if not counts.all():
     raise ValueError(f"User positions {np.flatnonzero(counts == 0)[:5].tolist()} have no "
