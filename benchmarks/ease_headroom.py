@@ -15,8 +15,9 @@ modules), with each of these score functions:
   model + w x EASE      per user, both score rows standardized and summed: an ensemble,
                         which the serving model does not do
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
-hit_rate@100 (seen-excluded) per row; the README ("What did not close the rest of the gap")
-has its figures on ml-latest-small.
+hit_rate@100 (seen-excluded) per row, after the share of eval pairs whose movie no train
+rating has (no collaborative score can rank those: EASE never recommends them). Its
+figures on ml-latest-small are in docs/model_quality.md ("Where EASE's lead comes from").
 
   python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mls
   python benchmarks/ease_headroom.py --pipeline_root /tmp/mls
@@ -160,6 +161,8 @@ def main(argv):
                                   catalog, config.max_eval_users, config.eval_seed)
   print(f"{len(eval_data.user_ids)} eval users, {len(eval_data.eval_users)} eval pairs, "
         f"{len(catalog)} movies; model {model_uri}")
+  unrated = eval_data.train_counts[eval_data.eval_movies] == 0
+  print(f"{unrated.mean():.1%} of the eval pairs are of movies with no train rating")
   print(f"{'scores':<24} {'hit@10':>7} {'hit@100':>8} {'s':>6}")
   for name, build in _score_functions(model_uri, catalog, eval_data, config).items():
     start = time.perf_counter()
