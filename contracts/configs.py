@@ -261,7 +261,7 @@ class TrainerConfig(_Config):
       0, "Interest vectors of the 'history' query tower beside its mean context "
       "embedding, each an attention-weighted pooling of the context; a movie scores by "
       "the query vector it matches best. Helps users of several tastes; at 4, training "
-      "takes 3-5x as long (README, 'Multi-interest queries'). 0: the mean only.", non_negative)
+      "takes 3-5x as long (docs/model_quality.md). 0: the mean only.", non_negative)
   l2_regularization: float = _field(0.0, "L2 penalty on the embedding tables.", non_negative)
   oov_user_rate: float = _field(
       0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "

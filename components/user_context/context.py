@@ -15,7 +15,7 @@ time, context filled from the stored history) sees what training examples saw.
 Why not only earlier movies (a causal context)? With the random split the eval ratings are
 spread over the whole history, and the query at serving uses everything the user rated;
 on ml-latest-small a history tower trained on causal contexts reached hit_rate@100 0.20
-against 0.37 for this rule (README, "Context features").
+against 0.37 for this rule (docs/model_quality.md, "Earlier trials").
 """
 import itertools
 from typing import Iterable, List, Sequence, Tuple
