@@ -8,7 +8,7 @@ modules), with each of these score functions:
   EASE λ=L              the baseline at each penalty of --ease_l2s: is the Evaluator's
                         (configs.EvaluatorConfig.ease_l2) near EASE's best?
   EASE, N recent        EASE fed only each user's N most recent train movies (ties in
-                        time in catalog order): what the model's query context holds
+                        time as UserContext breaks them): what the model's query holds
   EASE, N random        EASE fed N of each user's train movies drawn at random (seeded)
   EASE rank R           EASE's weights truncated to rank R (scikit-learn's randomized
                         SVD): what R-d query and candidate vectors can keep of them
@@ -74,9 +74,14 @@ def _subset(eval_data: data.EvalData, keep: np.ndarray) -> Dict[str, np.ndarray]
   return {"users": eval_data.train_users[keep], "movies": eval_data.train_movies[keep]}
 
 
-def _recent(eval_data: data.EvalData, n: int) -> np.ndarray:
-  """Bool mask over the eval users' train pairs: each user's n most recent."""
-  order = np.lexsort((-eval_data.train_timestamps, eval_data.train_users))
+def _recent(eval_data: data.EvalData, catalog: Sequence[str], n: int) -> np.ndarray:
+  """Bool mask over the eval users' train pairs: each user's n most recent.
+
+  Ties in time go to the larger raw movie id, as in UserContext's `context.recent_first`.
+  """
+  id_rank = np.argsort(np.argsort(np.asarray(catalog, dtype=object)))
+  order = np.lexsort((-id_rank[eval_data.train_movies], -eval_data.train_timestamps,
+                      eval_data.train_users))
   return _first_n_per_user(eval_data.train_users, order, n)
 
 
@@ -131,7 +136,7 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
         lambda l2=l2: fit(l2).score_fn(**every_pair, num_users=num_users))
   for n in [int(value) for value in _CONTEXT_SIZES.value]:
     rows[f"EASE, {n} recent"] = (
-        lambda n=n: fitted.score_fn(**_subset(eval_data, _recent(eval_data, n)),
+        lambda n=n: fitted.score_fn(**_subset(eval_data, _recent(eval_data, catalog, n)),
                                     num_users=num_users))
     rows[f"EASE, {n} random"] = (
         lambda n=n: fitted.score_fn(**_subset(eval_data, _random(eval_data, n, _SEED.value)),
