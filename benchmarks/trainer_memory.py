@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -170,13 +170,15 @@ def _measure(path: str, rows: int) -> None:
         f"{read_s:.1f}", flush=True)
 
 
-def _child(*args: str) -> List[str]:
-  """Runs this script with `args` in a new process; its printed fields, or an error line."""
+def _child(*args: str) -> Tuple[List[str], Optional[str]]:
+  """Runs this script with `args` in a new process: (its printed fields, None), or
+  ([], what went wrong) when it failed."""
   child = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                          check=False)
   if child.returncode:
-    return [f"failed (exit {child.returncode}): {child.stderr.strip().splitlines()[-1:]}"]
-  return child.stdout.strip().split("\t")
+    last_line = (child.stderr.strip().splitlines() or [""])[-1]
+    return [], f"failed (exit {child.returncode}): {last_line}"
+  return child.stdout.strip().split("\t"), None
 
 
 def main(argv):
@@ -197,14 +199,14 @@ def main(argv):
               f"{'seen s':>6}")
     lines = [header, "-" * len(header)]
     for text in _ROWS.value:
-      fields = _child(f"--child_file={path}", f"--child_rows={_parse_rows(text)}",
-                      f"--validation_fraction={_VALIDATION_FRACTION.value}")
-      if len(fields) == 1:
-        lines.append(f"{text:>11}  {fields[0]}")
+      fields, error = _child(f"--child_file={path}", f"--child_rows={_parse_rows(text)}",
+                             f"--validation_fraction={_VALIDATION_FRACTION.value}")
+      if error:
+        lines.append(f"{text:>11}  {error}")
         continue
       rows, held, start, load, load_s, split, split_s, read, read_s = fields
-      seen = _child(f"--child_seen_rows={rows}")
-      seen_mib, seen_s = seen if len(seen) == 2 else (seen[0], "")
+      seen, error = _child(f"--child_seen_rows={rows}")
+      seen_mib, seen_s = (error, "") if error else seen
       lines.append(f"{int(rows):>11,}  {held:>8}  {start:>9}  {load:>15}  {load_s:>6}  "
                    f"{split:>16}  {split_s:>7}  {read:>18}  {read_s:>6}  {seen_mib:>14}  "
                    f"{seen_s:>6}")
