@@ -422,6 +422,11 @@ def _executor_input(spec: pipeline_spec_pb2.PipelineSpec, task_name: str,
   return executor_input
 
 
+# Small synthetic data for the tests that run components: they check plumbing, not scale.
+_SMALL_DATA = configs.SyntheticDataConfig(synthetic_users=60, synthetic_movies=120,
+                                          synthetic_ratings=2400, synthetic_seed=7)
+
+
 def _count_records(pattern: str) -> int:
   files = glob.glob(pattern)
   assert files, f"no files match {pattern}"
@@ -429,9 +434,7 @@ def _count_records(pattern: str) -> int:
 
 
 def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
-  size = configs.SyntheticDataConfig(synthetic_users=60, synthetic_movies=120,
-                                     synthetic_ratings=2400, synthetic_seed=7)
-  data_dir = synthetic.generate(str(tmp_path / "data"), size)
+  data_dir = synthetic.generate(str(tmp_path / "data"), _SMALL_DATA)
   output = str(tmp_path / "pipeline.yaml")
   kubeflow.run(compile_flags(output, data_root=data_dir))
   spec = load_pipeline_spec(output)
@@ -465,11 +468,11 @@ def test_compiled_example_gen_task_runs_in_its_container_command(tmp_path):
   counts = {split: _count_records(os.path.join(examples_uri, f"Split-{split}", "*.gz"))
             for split in ("train", "eval")}
   assert counts == {split: metadata[f"num_{split}_examples"] for split in counts}
-  assert sum(counts.values()) == size.synthetic_ratings
-  assert counts["eval"] / size.synthetic_ratings == pytest.approx(0.2, abs=0.05)
+  assert sum(counts.values()) == _SMALL_DATA.synthetic_ratings
+  assert counts["eval"] / _SMALL_DATA.synthetic_ratings == pytest.approx(0.2, abs=0.05)
   movies_uri = os.path.join(task_root, artifacts.MOVIES_KEY)
   assert _count_records(os.path.join(movies_uri, "Split-catalog", "*.gz")) == (
-      size.synthetic_movies)
+      _SMALL_DATA.synthetic_movies)
 
 
 # --------------------------------------------- the default Beam mode, end to end locally
@@ -483,7 +486,9 @@ def _with_upstream(node, by_id: Dict[str, Any]) -> Set[Any]:
 
 
 def test_data_components_run_with_the_multi_processing_direct_runner(tmp_path):
-  data_dir = synthetic.ensure_generated(str(tmp_path / "data"))  # Default size: ml-100k.
+  # Small data: what this checks is that every data component's Beam stages pickle and run
+  # in worker processes; most of its time is the workers' start-up (TensorFlow imports).
+  data_dir = synthetic.generate(str(tmp_path / "data"), _SMALL_DATA)
   components = pipeline.create_components(data_dir, str(tmp_path / "serving"))
   [transform] = [c for c in components if isinstance(c, tfx.components.Transform)]
   needed = _with_upstream(transform, {c.id: c for c in components})
