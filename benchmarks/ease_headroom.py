@@ -38,13 +38,10 @@ from components.retrieval_evaluator import data
 from components.retrieval_evaluator import ease
 from components.retrieval_evaluator import executor as evaluator
 from components.retrieval_evaluator import metrics
-from contracts import artifacts
 from contracts import configs
 
 import numpy as np  # pylint: disable=g-bad-import-order
 from sklearn.utils import extmath  # pylint: disable=g-bad-import-order  # Installed with TFX.
-from tfx.types import artifact_utils  # pylint: disable=g-bad-import-order
-from tfx.types import standard_artifacts  # pylint: disable=g-bad-import-order
 
 _ROOT = flags.DEFINE_string("pipeline_root", "tfx_root", "Root of a finished local run.")
 _EASE_L2S = flags.DEFINE_list("ease_l2s", ["50", "100", "400", "800"],
@@ -154,16 +151,8 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
 
 def main(argv):
   del argv
-  examples = standard_artifacts.Examples()
-  examples.uri = pipeline_outputs.latest_output(_ROOT.value, "MovieLensExampleGen",
-                                                artifacts.EXAMPLES_KEY)
-  examples.split_names = artifact_utils.encode_split_names(
-      [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
-  model_uri = pipeline_outputs.latest_output(_ROOT.value, "RetrievalTrainer", "model")
   config = configs.EvaluatorConfig()
-  catalog = data.Candidates.load(model_uri).movie_ids
-  eval_data = data.read_eval_data(examples, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
-                                  catalog, config.max_eval_users, config.eval_seed)
+  model_uri, catalog, eval_data = pipeline_outputs.evaluation_problem(_ROOT.value)
   print(f"{len(eval_data.user_ids)} eval users, {len(eval_data.eval_users)} eval pairs, "
         f"{len(catalog)} movies; model {model_uri}")
   unrated = eval_data.train_counts[eval_data.eval_movies] == 0

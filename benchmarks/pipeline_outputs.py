@@ -5,6 +5,15 @@ newest execution has the largest id.
 """
 import glob
 import os
+from typing import List, Tuple
+
+import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
+from components.retrieval_evaluator import data
+from contracts import artifacts
+from contracts import configs
+
+from tfx.types import artifact_utils  # pylint: disable=g-bad-import-order
+from tfx.types import standard_artifacts  # pylint: disable=g-bad-import-order
 
 
 def latest_output(pipeline_root: str, node_id: str, output_key: str) -> str:
@@ -18,3 +27,22 @@ def latest_output(pipeline_root: str, node_id: str, output_key: str) -> str:
   if not paths:
     raise FileNotFoundError(f"Nothing matches {pattern}; run the pipeline first.")
   return max(paths, key=lambda path: int(os.path.basename(path)))
+
+
+def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalData]:
+  """The newest run's model and eval problem, read as the RetrievalEvaluator reads them.
+
+  Returns:
+    (the RetrievalTrainer's newest model uri, its catalog movie ids, the eval users, pairs
+    and train exclusions with the Evaluator's default sampling).
+  """
+  examples = standard_artifacts.Examples()
+  examples.uri = latest_output(pipeline_root, "MovieLensExampleGen", artifacts.EXAMPLES_KEY)
+  examples.split_names = artifact_utils.encode_split_names(
+      [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
+  model_uri = latest_output(pipeline_root, "RetrievalTrainer", "model")
+  catalog = data.Candidates.load(model_uri).movie_ids
+  config = configs.EvaluatorConfig()
+  eval_data = data.read_eval_data(examples, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
+                                  catalog, config.max_eval_users, config.eval_seed)
+  return model_uri, catalog, eval_data
