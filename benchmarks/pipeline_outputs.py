@@ -1,7 +1,9 @@
 """Where a local pipeline run (LocalDagRunner) left a component's outputs.
 
 TFX writes each output under <pipeline root>/<node id>/<output key>/<execution id>; the
-newest execution has the largest id.
+newest execution has the largest id. `evaluation_problem` reads the newest run's model and
+eval problem as the RetrievalEvaluator does, for the scripts that rank its users with other
+score functions.
 """
 import glob
 import os
