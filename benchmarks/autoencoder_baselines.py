@@ -30,7 +30,6 @@ from absl import flags
 import pipeline_outputs
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import ease
-from components.retrieval_evaluator import metrics
 
 import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order
@@ -46,7 +45,6 @@ _DROPOUT = flags.DEFINE_float("dropout", 0.5, "Input dropout in training.")
 _VAE_BETA = flags.DEFINE_float("vae_beta", 0.2, "Mult-VAE's KL weight after annealing.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights, dropout and user order.")
 
-_KS = (10, 100)
 # (hidden units or 0 for none, code size, variational) of each model.
 _SHAPES = {"mult_dae": (600, 200, False), "linear_dae": (0, 128, False),
            "mult_vae": (600, 200, True)}
@@ -118,20 +116,11 @@ def _train_and_rank(name: str, eval_data: data.EvalData,
            tf.constant(beta, tf.float32))
     if epoch % _EVAL_EVERY.value == 0 or epoch == _EPOCHS.value:
       score = lambda rows: model(tf.constant(queries[rows].toarray()))[0].numpy()
-      rate = _hit_rates(score, eval_data, num_movies)
+      rate = pipeline_outputs.hit_rates(score, eval_data, num_movies)
       rates.append((epoch, rate))
       print(f"{name:<12} {epoch:>5} {rate['hit_rate@10']:>7.4f} {rate['hit_rate@100']:>8.4f}",
             flush=True)
   return rates
-
-
-def _hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
-               num_movies: int) -> Dict[str, float]:
-  ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
-                        eval_data.train_users, eval_data.train_movies, depth=max(_KS),
-                        batch_size=512)
-  summary = metrics.summarize(ranked, _KS)
-  return {f"hit_rate@{k}": summary[f"hit_rate@{k}"] for k in _KS}
 
 
 def main(argv):

@@ -53,8 +53,6 @@ _BLEND_WEIGHTS = flags.DEFINE_list("blend_weights", ["0.5", "1", "2"],
                                    "w of the 'model + w x EASE' rows.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random contexts and the SVD.")
 
-_KS = (10, 100)
-_BATCH_SIZE = 512
 
 
 def _standardized(scores: np.ndarray) -> np.ndarray:
@@ -101,15 +99,6 @@ def _first_n_per_user(users: np.ndarray, order: np.ndarray, n: int) -> np.ndarra
 def _low_rank(fitted: ease.Ease, rank: int, seed: int) -> ease.Ease:
   u, s, vt = extmath.randomized_svd(fitted.weights, rank, random_state=seed)
   return dataclasses.replace(fitted, weights=((u * s) @ vt).astype(np.float32))
-
-
-def _hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData,
-               num_movies: int) -> Dict[str, float]:
-  ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
-                        eval_data.train_users, eval_data.train_movies, depth=max(_KS),
-                        batch_size=_BATCH_SIZE)
-  summary = metrics.summarize(ranked, _KS)
-  return {f"hit_rate@{k}": summary[f"hit_rate@{k}"] for k in _KS}
 
 
 def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
@@ -160,7 +149,7 @@ def main(argv):
   print(f"{'scores':<24} {'hit@10':>7} {'hit@100':>8} {'s':>6}")
   for name, build in _score_functions(model_uri, catalog, eval_data, config).items():
     start = time.perf_counter()
-    rates = _hit_rates(build(), eval_data, len(catalog))
+    rates = pipeline_outputs.hit_rates(build(), eval_data, len(catalog))
     print(f"{name:<24} {rates['hit_rate@10']:>7.4f} {rates['hit_rate@100']:>8.4f} "
           f"{time.perf_counter() - start:>6.1f}", flush=True)
 

@@ -2,15 +2,16 @@
 
 TFX writes each output under <pipeline root>/<node id>/<output key>/<execution id>; the
 newest execution has the largest id. `evaluation_problem` reads the newest run's model and
-eval problem as the RetrievalEvaluator does, for the scripts that rank its users with other
-score functions.
+eval problem as the RetrievalEvaluator does, and `hit_rates` ranks it, for the scripts that
+score its users with other functions.
 """
 import glob
 import os
-from typing import List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import data
+from components.retrieval_evaluator import metrics
 from contracts import artifacts
 from contracts import configs
 
@@ -48,3 +49,14 @@ def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalDat
   eval_data = data.read_eval_data(examples, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT,
                                   catalog, config.max_eval_users, config.eval_seed)
   return model_uri, catalog, eval_data
+
+
+def hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData, num_movies: int,
+              ks: Sequence[int] = (10, 100)) -> Dict[str, float]:
+  """hit_rate@k of `score_fn` on the eval pairs, train movies excluded, as the Evaluator
+  ranks them."""
+  ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
+                        eval_data.train_users, eval_data.train_movies, depth=max(ks),
+                        batch_size=512)
+  summary = metrics.summarize(ranked, ks)
+  return {f"hit_rate@{k}": summary[f"hit_rate@{k}"] for k in ks}
