@@ -7,6 +7,11 @@ modules), with each of these score functions:
   model                 the run's newest trained two-tower model (RetrievalTrainer)
   EASE λ=L              the baseline at each penalty of --ease_l2s: is the Evaluator's
                         (configs.EvaluatorConfig.ease_l2) near EASE's best?
+  EDLAE p=P             EASE with the input-dropout penalty of Steck 2020 (ease.py), p in
+                        --edlae_dropouts
+  RP3β β=B              the item-item random walk of Paudel et al. 2017, popularity
+                        damped by deg^β (--rp3_betas): with EDLAE, the classical rivals
+                        of EASE; is EASE the strongest baseline here?
   EASE, N recent        EASE fed only each user's N most recent train movies (ties in
                         time as UserContext breaks them): what the model's query holds
   EASE, N random        EASE fed N of each user's train movies drawn at random (seeded)
@@ -22,8 +27,9 @@ figures on ml-latest-small are in docs/model_quality.md ("Where EASE's lead come
   python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mls
   python benchmarks/ease_headroom.py --pipeline_root /tmp/mls
 
-The EASE fits are dense [items, items] matrices: several minutes each at ml-25m's cap of
-items (configs.EvaluatorConfig.ease_max_items); use --ease_l2s= and --ranks= to skip rows.
+The EASE and EDLAE fits are dense [items, items] matrices: several minutes each at ml-25m's
+cap of items (configs.EvaluatorConfig.ease_max_items); RP3β's is [catalog, catalog], with no
+cap. Use --ease_l2s=, --edlae_dropouts=, --rp3_betas= and --ranks= to skip rows.
 """
 import dataclasses
 import time
@@ -41,11 +47,15 @@ from components.retrieval_evaluator import metrics
 from contracts import configs
 
 import numpy as np  # pylint: disable=g-bad-import-order
+from scipy import sparse  # pylint: disable=g-bad-import-order
 from sklearn.utils import extmath  # pylint: disable=g-bad-import-order  # Installed with TFX.
 
 _ROOT = flags.DEFINE_string("pipeline_root", "tfx_root", "Root of a finished local run.")
 _EASE_L2S = flags.DEFINE_list("ease_l2s", ["50", "100", "400", "800"],
                               "Other EASE penalties to rank with.")
+_EDLAE_DROPOUTS = flags.DEFINE_list("edlae_dropouts", ["0.1", "0.25"],
+                                    "p of the 'EDLAE p=P' rows (at the Evaluator's λ).")
+_RP3_BETAS = flags.DEFINE_list("rp3_betas", ["0.3", "0.5"], "β of the 'RP3β β=B' rows.")
 _CONTEXT_SIZES = flags.DEFINE_list("context_sizes", ["50", "200"],
                                    "N of the 'EASE, N recent / N random' rows.")
 _RANKS = flags.DEFINE_list("ranks", ["128", "512"], "R of the 'EASE rank R' rows.")
@@ -101,16 +111,30 @@ def _low_rank(fitted: ease.Ease, rank: int, seed: int) -> ease.Ease:
   return dataclasses.replace(fitted, weights=((u * s) @ vt).astype(np.float32))
 
 
+def _rp3_beta(eval_data: data.EvalData, num_movies: int, beta: float) -> np.ndarray:
+  """RP3β's item-item weights [M, M]: W = P_iu·P_ui (one-step walk probabilities
+  movie -> user -> movie), column j divided by deg(j)^β; zero diagonal."""
+  x = ease.binary_matrix(eval_data.all_train_users, eval_data.all_train_movies,
+                         eval_data.num_train_users, num_movies, np.float32)
+  user_degree = np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1)
+  movie_degree = np.maximum(np.asarray(x.sum(axis=0)).ravel(), 1)
+  user_to_movie = sparse.diags(1 / user_degree) @ x
+  movie_to_user = sparse.diags(1 / movie_degree) @ x.T
+  weights = (movie_to_user @ user_to_movie).toarray() / movie_degree[None, :] ** beta
+  np.fill_diagonal(weights, 0)
+  return weights.astype(np.float32)
+
+
 def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
                      config: configs.EvaluatorConfig
                      ) -> Dict[str, Callable[[], metrics.ScoreFn]]:
   """Row name -> a builder of its score function (built when its row is ranked)."""
   num_users = len(eval_data.user_ids)
 
-  def fit(l2: float) -> ease.Ease:
+  def fit(l2: float, dropout: float = 0.0) -> ease.Ease:
     return ease.fit(eval_data.all_train_users, eval_data.all_train_movies,
                     eval_data.num_train_users, eval_data.train_counts, l2,
-                    config.ease_max_items)
+                    config.ease_max_items, dropout)
 
   fitted = fit(config.ease_l2)
   every_pair = {"users": eval_data.train_users, "movies": eval_data.train_movies}
@@ -120,6 +144,14 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
   for l2 in [float(value) for value in _EASE_L2S.value]:
     rows[f"EASE λ={l2:g}"] = (
         lambda l2=l2: fit(l2).score_fn(**every_pair, num_users=num_users))
+  for dropout in [float(value) for value in _EDLAE_DROPOUTS.value]:
+    rows[f"EDLAE p={dropout:g}"] = (
+        lambda dropout=dropout: fit(config.ease_l2, dropout).score_fn(**every_pair,
+                                                                      num_users=num_users))
+  for beta in [float(value) for value in _RP3_BETAS.value]:
+    rows[f"RP3β β={beta:g}"] = lambda beta=beta: ease.Ease(
+        items=np.arange(len(catalog)), weights=_rp3_beta(eval_data, len(catalog), beta),
+        num_movies=len(catalog), info={}).score_fn(**every_pair, num_users=num_users)
   for n in [int(value) for value in _CONTEXT_SIZES.value]:
     rows[f"EASE, {n} recent"] = (
         lambda n=n: fitted.score_fn(**_subset(eval_data, _recent(eval_data, catalog, n)),

@@ -48,6 +48,28 @@ def test_weights_match_a_dense_reference_on_random_data():
   np.testing.assert_allclose(weights, expected, atol=1e-12)
 
 
+def test_edlae_dropout_penalizes_each_item_by_its_own_count():
+  # EDLAE (Steck 2020): Λ = λI + p/(1-p)·diag(XᵀX). p = 0 is EASE; the heavier penalty on
+  # frequent items changes the weights, and p outside [0, 1) is refused.
+  rng = np.random.default_rng(1)
+  x = (rng.random([200, 40]) < 0.15).astype(np.float64)
+  gram = x.T @ x
+  precision = np.linalg.inv(gram + np.diag(10 + 0.25 / 0.75 * np.diag(gram)))
+  expected = np.eye(40) - precision / np.diag(precision)[None, :]
+  np.fill_diagonal(expected, 0)
+  users, items = np.nonzero(x)
+  sparse_x = ease.binary_matrix(users, items, 200, 40)
+  weights = ease.weights_from_gram(ease.gram_matrix(sparse_x), l2=10.0, dropout=0.25)
+  np.testing.assert_allclose(weights, expected, atol=1e-12)
+  plain = ease.weights_from_gram(ease.gram_matrix(sparse_x), l2=10.0)
+  assert np.abs(plain - weights).max() > 1e-3
+  np.testing.assert_allclose(ease.weights_from_gram(ease.gram_matrix(sparse_x), 10.0, 0.0),
+                             plain, atol=0)
+  for dropout in (-0.1, 1.0):
+    with pytest.raises(ValueError, match="dropout"):
+      ease.weights_from_gram(ease.gram_matrix(sparse_x), l2=10.0, dropout=dropout)
+
+
 def test_select_items_keeps_rated_movies_and_caps_at_the_most_rated():
   counts = np.array([5, 0, 9, 1, 5, 0])
   items, truncated = ease.select_items(counts, max_items=10)

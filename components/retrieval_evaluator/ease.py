@@ -12,6 +12,11 @@ Cost: the Gram matrix and its inverse are dense [n, n] float64 (8 n² bytes, inv
 place) plus the float32 weights (4 n²): 4.8 GB and a few minutes on 2 cores at n = 20,000.
 Items are therefore capped at `max_items`, the most rated ones (`select_items`); the
 others, like movies with no train rating (which EASE cannot score), are never recommended.
+
+`dropout` p > 0 gives the full-rank EDLAE of Steck 2020 ("Autoencoders that don't overfit
+towards the identity"): the penalty of item i becomes λ + p/(1-p)·(XᵀX)[i, i], as if
+training dropped each input with probability p. The Evaluator fits plain EASE (p = 0);
+benchmarks/ease_headroom.py measures EDLAE beside it.
 """
 import dataclasses
 import resource
@@ -112,15 +117,19 @@ def gram_matrix(x: sparse.csr_matrix) -> np.ndarray:
   return gram
 
 
-def weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
-  """B = I - P·diag(1/diag(P)), P = (gram + l2·I)⁻¹, zero diagonal; overwrites `gram`.
+def weights_from_gram(gram: np.ndarray, l2: float, dropout: float = 0.0) -> np.ndarray:
+  """B = I - P·diag(1/diag(P)), P = (gram + Λ)⁻¹, zero diagonal; overwrites `gram`.
 
-  The inverse is a Cholesky factorization and inversion (LAPACK potrf/potri), in place:
-  gram + l2·I is symmetric positive definite for l2 > 0.
+  Λ is diagonal: l2 + dropout/(1-dropout)·gram[i, i] (l2·I for EASE, dropout 0). The
+  inverse is a Cholesky factorization and inversion (LAPACK potrf/potri), in place:
+  gram + Λ is symmetric positive definite for l2 > 0.
   """
   if not l2 > 0:
     raise ValueError(f"The EASE l2 penalty must be > 0, got {l2}.")
-  gram[np.diag_indices_from(gram)] += l2
+  if not 0 <= dropout < 1:
+    raise ValueError(f"The EDLAE dropout must be in [0, 1), got {dropout}.")
+  diagonal = np.diag_indices_from(gram)
+  gram[diagonal] += l2 + dropout / (1 - dropout) * gram[diagonal]
   # gram is symmetric, so its transpose is the same matrix in Fortran order, which LAPACK
   # can overwrite without a copy; its "upper" triangle is gram's lower one.
   factor, info = lapack.dpotrf(gram.T, lower=0, clean=0, overwrite_a=1)
@@ -136,7 +145,7 @@ def weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
 
 
 def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
-        train_counts: np.ndarray, l2: float, max_items: int) -> Ease:
+        train_counts: np.ndarray, l2: float, max_items: int, dropout: float = 0.0) -> Ease:
   """Fits EASE on train (user, movie column) pairs of every train user.
 
   Args:
@@ -146,6 +155,7 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
     train_counts: Train ratings per catalog column [M] (decides which items are modelled).
     l2: The ridge penalty λ (> 0).
     max_items: At most this many items, the most rated.
+    dropout: EDLAE's input dropout p (module docstring); 0, the default, is EASE.
 
   Returns:
     The weights, and `info`: l2, num_items, num_movies, rated_movies, max_items,
@@ -159,7 +169,7 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
   item_of = np.full(len(train_counts), -1, np.int64)
   item_of[items] = np.arange(len(items))
   gram = gram_matrix(binary_matrix(users, item_of[movies], num_users, len(items)))
-  weights = weights_from_gram(gram, l2).astype(np.float32)
+  weights = weights_from_gram(gram, l2, dropout).astype(np.float32)
   del gram
   info = {
       "l2": float(l2), "num_items": int(len(items)), "num_movies": int(len(train_counts)),
