@@ -60,6 +60,10 @@ _VERBOSE = flags.DEFINE_bool(
 _ALLOW_UNBLESSED = flags.DEFINE_bool(
     "allow_unblessed", False, f"Exit 0 when the run completes but the model is not "
     f"blessed (default: exit status {EXIT_NOT_BLESSED}).")
+_DIRECT_NUM_WORKERS = flags.DEFINE_integer(
+    "direct_num_workers", 1, "Beam DirectRunner workers of the data components: 1 runs "
+    "them in this process (fastest to start); N > 1 in N processes, 0 one per CPU (pays "
+    "off from about a million ratings).", lower_bound=0)
 _LOCK_WAIT_SECONDS = flags.DEFINE_float(
     "lock_wait_seconds", 0, "When another run holds the pipeline root, wait this long "
     f"for it (negative: without limit) before exiting with status {EXIT_ROOT_BUSY}.")
@@ -114,6 +118,7 @@ def run(pipeline_root: str, out: TextIO) -> int:
       data_dir=_DATA_DIR.value,
       synthetic_data=config_flags.config_from_flags(configs.SyntheticDataConfig),
       serving_dir=_SERVING_DIR.value, enable_cache=_ENABLE_CACHE.value,
+      direct_num_workers=_DIRECT_NUM_WORKERS.value,
       config=config_flags.pipeline_config_from_flags()), out)
   return exit_status(summary, out)
 

@@ -113,7 +113,8 @@ def _define_beam_flags(flag_values: flags.FlagValues) -> None:
                     flag_values=flag_values)
   flags.DEFINE_integer("direct_num_workers", 0,
                        "DirectRunner worker processes per component; 0 means one per CPU "
-                       "of the node (not of the pod limit: set this on shared nodes).",
+                       "of the node (not of the pod limit: set this on shared nodes), 1 "
+                       "runs in the component's own process.",
                        flag_values=flag_values)
   _string_flag(flag_values, "project", None, "Google Cloud project (DataflowRunner).")
   _string_flag(flag_values, "region", None, "Dataflow region, e.g. us-central1.")
@@ -149,7 +150,7 @@ def beam_pipeline_args(runner: str = DIRECT_RUNNER, image: Optional[str] = None,
     runner: DIRECT_RUNNER or DATAFLOW_RUNNER.
     image: The component image; Dataflow workers run it too, so that they have exactly
       the driver's packages (the project included) and install nothing at start.
-    direct_num_workers: DirectRunner processes; 0 is one per CPU.
+    direct_num_workers: DirectRunner processes; 0 is one per CPU, 1 in-process.
     project: Google Cloud project (Dataflow).
     region: Dataflow region.
     temp_location: gs:// path for Dataflow's temporary and staging files.
@@ -162,9 +163,9 @@ def beam_pipeline_args(runner: str = DIRECT_RUNNER, image: Optional[str] = None,
     ValueError: An unknown runner, or Dataflow settings missing.
   """
   if runner == DIRECT_RUNNER:
-    # Multi-processing: in-memory mode runs every transform in one Python thread.
-    args = ["--direct_running_mode=multi_processing",
-            f"--direct_num_workers={direct_num_workers}"]
+    # Multi-processing by default (0, one worker per CPU): in-memory mode runs every
+    # transform in one Python thread.
+    args = configs.direct_runner_args(direct_num_workers)
   elif runner == DATAFLOW_RUNNER:
     settings = {"project": project, "region": region, "temp_location": temp_location,
                 "image": image}

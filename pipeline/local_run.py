@@ -29,6 +29,7 @@ class Options:
   serving_dir: Optional[str]  # None: pipeline.default_serving_dir.
   enable_cache: bool
   config: configs.PipelineConfig
+  direct_num_workers: int = 1  # Beam DirectRunner workers (configs.direct_runner_args).
 
 
 def resolve_data_dir(options: Options) -> str:
@@ -56,6 +57,7 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   _run_with_progress(pipeline.create_pipeline(
       pipeline_name=options.pipeline_name, pipeline_root=options.pipeline_root,
       components=components, enable_cache=options.enable_cache,
+      beam_pipeline_args=configs.direct_runner_args(options.direct_num_workers),
       metadata_connection_config=metadata), run_id, store, len(components), out)
 
   summary = run_summary.summarize(metadata, options.pipeline_name, run_id)

@@ -74,7 +74,8 @@ def test_flags_that_conflict_are_refused_when_parsed():
 
 
 @pytest.mark.parametrize("flag, expected", [("--batch_size=-5", "--batch_size"),
-                                            ("--embedding_dim=0", "--embedding_dim")])
+                                            ("--embedding_dim=0", "--embedding_dim"),
+                                            ("--direct_num_workers=-1", "--direct_num_workers")])
 def test_local_runner_fails_at_once_naming_the_flag(tmp_path, flag, expected):
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, "local_runner.py"), flag,
@@ -83,3 +84,14 @@ def test_local_runner_fails_at_once_naming_the_flag(tmp_path, flag, expected):
   assert expected in result.stderr
   # Nothing ran: no synthetic data, no ML Metadata store.
   assert os.listdir(tmp_path) == []
+
+
+def test_direct_runner_runs_in_process_for_one_worker_and_in_processes_otherwise():
+  assert configs.direct_runner_args(1) == ["--direct_running_mode=in_memory",
+                                           "--direct_num_workers=1"]
+  assert list(configs.LOCAL_BEAM_PIPELINE_ARGS) == configs.direct_runner_args(1)
+  for workers in (0, 2, 8):
+    assert configs.direct_runner_args(workers) == [
+        "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+  with pytest.raises(ValueError, match="direct_num_workers must be >= 0"):
+    configs.direct_runner_args(-1)

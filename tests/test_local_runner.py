@@ -130,3 +130,29 @@ def test_a_second_run_on_a_held_root_exits_75_naming_the_holder(tmp_path):
   assert busy.returncode == 75
   assert f"in use by another run: pid {os.getpid()} on host" in busy.stderr
   assert busy.stdout == ""
+
+
+class _Stop(Exception):
+  """Raised in place of running the pipeline, once its definition is built."""
+
+
+@pytest.mark.parametrize("workers, mode", [(1, "in_memory"), (2, "multi_processing")])
+def test_direct_num_workers_reaches_the_beam_args_of_the_pipeline(tmp_path, monkeypatch,
+                                                                  workers, mode):
+  from contracts import configs  # pylint: disable=g-import-not-at-top
+  from pipeline import local_run  # pylint: disable=g-import-not-at-top
+  built = {}
+
+  def capture(tfx_pipeline, *unused_args):
+    built["args"] = tfx_pipeline.beam_pipeline_args
+    raise _Stop()
+
+  monkeypatch.setattr(local_run, "_run_with_progress", capture)
+  options = local_run.Options(
+      pipeline_root=str(tmp_path), pipeline_name="direct-workers-test",
+      data_dir=str(tmp_path / "data"), synthetic_data=configs.SyntheticDataConfig(),
+      serving_dir=None, enable_cache=True, config=configs.PipelineConfig(),
+      direct_num_workers=workers)
+  with pytest.raises(_Stop):
+    local_run.run(options, sys.stdout)
+  assert built["args"] == [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
