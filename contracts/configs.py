@@ -21,7 +21,6 @@ PREPROCESSING_FN = "trainer_module.preprocessing.preprocessing_fn"
 RUN_FN = "trainer_module.trainer.run_fn"
 
 
-
 def direct_runner_args(num_workers: int) -> List[str]:
   """Beam arguments of the DirectRunner with `num_workers` workers.
 
