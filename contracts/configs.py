@@ -26,8 +26,8 @@ def direct_runner_args(num_workers: int) -> List[str]:
 
   One worker runs in-process ("in_memory"): it starts in a second, where each
   multi-processing worker spends ~10 s importing TensorFlow. More workers run as
-  processes, 0 meaning one per CPU. On 2 cores, 2 workers paid off at ml-1m's size (the
-  data components took 302 s instead of 479 s; README, Operations).
+  processes, 0 meaning one per CPU. On 2 cores, 2 workers paid off at ml-1m's size and
+  cost time at ml-latest-small's (README, Operations, "Beam workers").
   """
   if num_workers < 0:
     raise ValueError(f"direct_num_workers must be >= 0, got {num_workers}.")
