@@ -32,8 +32,9 @@ cap of items (configs.EvaluatorConfig.ease_max_items); RP3β's is [catalog, cata
 cap. Use --ease_l2s=, --edlae_dropouts=, --rp3_betas= and --ranks= to skip rows.
 """
 import dataclasses
+import functools
 import time
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -111,18 +112,18 @@ def _low_rank(fitted: ease.Ease, rank: int, seed: int) -> ease.Ease:
   return dataclasses.replace(fitted, weights=((u * s) @ vt).astype(np.float32))
 
 
-def _rp3_beta(eval_data: data.EvalData, num_movies: int, beta: float) -> np.ndarray:
-  """RP3β's item-item weights [M, M]: W = P_iu·P_ui (one-step walk probabilities
-  movie -> user -> movie), column j divided by deg(j)^β; zero diagonal."""
+def _random_walk(eval_data: data.EvalData, num_movies: int) -> Tuple[np.ndarray, np.ndarray]:
+  """(W [M, M], movie degrees [M]): W = P_iu·P_ui, the one-step walk probabilities
+  movie -> user -> movie over all train ratings, with a zero diagonal."""
   x = ease.binary_matrix(eval_data.all_train_users, eval_data.all_train_movies,
                          eval_data.num_train_users, num_movies, np.float32)
   user_degree = np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1)
   movie_degree = np.maximum(np.asarray(x.sum(axis=0)).ravel(), 1)
   user_to_movie = sparse.diags(1 / user_degree) @ x
   movie_to_user = sparse.diags(1 / movie_degree) @ x.T
-  weights = (movie_to_user @ user_to_movie).toarray() / movie_degree[None, :] ** beta
-  np.fill_diagonal(weights, 0)
-  return weights.astype(np.float32)
+  walk = (movie_to_user @ user_to_movie).toarray().astype(np.float32)
+  np.fill_diagonal(walk, 0)
+  return walk, movie_degree.astype(np.float32)
 
 
 def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
@@ -148,9 +149,11 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"EDLAE p={dropout:g}"] = (
         lambda dropout=dropout: fit(config.ease_l2, dropout).score_fn(**every_pair,
                                                                       num_users=num_users))
+  # RP3β: the walk, column j divided by deg(j)^β; computed once for every β.
+  walk = functools.cache(lambda: _random_walk(eval_data, len(catalog)))
   for beta in [float(value) for value in _RP3_BETAS.value]:
     rows[f"RP3β β={beta:g}"] = lambda beta=beta: ease.Ease(
-        items=np.arange(len(catalog)), weights=_rp3_beta(eval_data, len(catalog), beta),
+        items=np.arange(len(catalog)), weights=walk()[0] / walk()[1][None, :] ** beta,
         num_movies=len(catalog), info={}).score_fn(**every_pair, num_users=num_users)
   for n in [int(value) for value in _CONTEXT_SIZES.value]:
     rows[f"EASE, {n} recent"] = (

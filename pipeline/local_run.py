@@ -29,7 +29,7 @@ class Options:
   serving_dir: Optional[str]  # None: pipeline.default_serving_dir.
   enable_cache: bool
   config: configs.PipelineConfig
-  direct_num_workers: int = 1  # Beam DirectRunner workers (configs.direct_runner_args).
+  direct_num_workers: int  # Beam DirectRunner workers (configs.direct_runner_args).
 
 
 def resolve_data_dir(options: Options) -> str:
