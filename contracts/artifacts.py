@@ -26,7 +26,14 @@ relative to `model.uri`:
   candidate_embeddings/movie_ids.txt  The whole catalog, one movie id a line (UTF-8).
   candidate_embeddings/embeddings.npy float32 [num_movies, d]; row i is line i above.
   training_history.json               Per-epoch lists: "mean_loss", "val_mean_loss",
-                                      "examples_per_second".
+                                      "examples_per_second"; with a ranking stage also
+                                      "ranking_root_mean_squared_error" (and "val_...").
+  ranking_model/                      Only with a ranking stage (--ranking_model dcn):
+                                      SavedModel of the rating model, Transform included.
+      signature `serving_default`:    contracts.features.RANKING_FEATURES, raw, one rating
+                                      a row: each [None], movie_genres [None, n] string
+                                      padded with "" -> {"predicted_rating":
+                                      tf.float32 [None]}, in the data's stars.
 
 ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at its root.
 """
@@ -54,6 +61,9 @@ TRAINING_HISTORY_FILE = "training_history.json"
 QUERY_SIGNATURE = "serving_default"
 QUERY_WITH_CONTEXT_SIGNATURE = "with_context"
 EMBEDDING_OUTPUT = "embedding"
+RANKING_MODEL_DIR = "ranking_model"
+RANKING_SIGNATURE = "serving_default"
+PREDICTED_RATING_OUTPUT = "predicted_rating"
 
 # ModelEvaluation artifact files.
 METRICS_FILE = "metrics.json"
@@ -110,6 +120,12 @@ def query_time_rows(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
 def query_model_path(model_uri: str) -> str:
   """Directory of the query-tower SavedModel inside a Model artifact."""
   return os.path.join(model_uri, QUERY_MODEL_DIR)
+
+
+def ranking_model_path(model_uri: str) -> str:
+  """Directory of the ranking (rating) SavedModel inside a Model artifact; it exists only
+  when the Trainer ran a ranking stage."""
+  return os.path.join(model_uri, RANKING_MODEL_DIR)
 
 
 def movie_ids_path(model_uri: str) -> str:

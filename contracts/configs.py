@@ -218,6 +218,9 @@ DEEP_HASH = "deep_hash"
 CANDIDATE_TOWERS = (FEATURES_TOWER, DEEP_HASH)
 TABLE = "table"
 CONTEXT_EMBEDDINGS = (TABLE, DEEP_HASH)
+NO_RANKING = "none"
+DCN_RANKING = "dcn"
+RANKING_MODELS = (NO_RANKING, DCN_RANKING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +288,20 @@ class TrainerConfig(_Config):
   max_title_tokens: int = _field(16, "Title tokens kept per movie (the rest are cut).",
                                  positive)
   serving_top_k: int = _field(100, "Movies returned by the exported serving model.", positive)
+  ranking_model: str = _field(
+      NO_RANKING, "Ranking stage after retrieval: 'dcn' also trains a Deep & Cross Network "
+      "(tfrs.layers.dcn.Cross) that predicts a user's rating of a movie; the serving model "
+      "then has a 'serving_ranked' signature (the retrieved movies re-ordered by predicted "
+      "rating) and the Evaluator reports its RMSE on the eval split against the train "
+      "mean. 'none': retrieval only.", one_of(*RANKING_MODELS))
+  ranking_candidates: int = _field(
+      100, "Movies retrieved for the ranking stage to re-order in 'serving_ranked' (it "
+      "returns the best min(serving_top_k, ranking_candidates) of them).", positive)
+  ranking_epochs: int = _field(
+      10, "Most passes of the ranking stage over the training split (early stopping on "
+      "the validation RMSE may end sooner).", positive)
+  ranking_learning_rate: float = _field(0.001, "Learning rate (Adam) of the ranking stage.",
+                                        positive)
   seed: int = _field(42, "Seed of initialization and shuffling.")
 
   @property

@@ -122,6 +122,9 @@ REQUIRED_QUERY_FEATURES = tuple(name for name in QUERY_FEATURES
 # inputs of the query model's default signature, which the Evaluator calls.
 REQUEST_QUERY_FEATURES = tuple(name for name in QUERY_FEATURES
                                if name not in CONTEXT_FEATURES)
+# The raw features the ranking stage reads for one (request, movie) pair: the request's
+# query features and the movie's; the rating is its label.
+RANKING_FEATURES = REQUEST_QUERY_FEATURES + CANDIDATE_FEATURES
 
 
 def raw_feature_spec(
@@ -166,6 +169,8 @@ TIMESTAMP_NORMALIZED = transformed_name("timestamp_normalized")
 # int64 [batch], raw seconds passed through: the trainer takes the latest as the model's
 # reference time (the query time of a serving request that gives none).
 TIMESTAMP_SECONDS = transformed_name(TIMESTAMP)
+# float32 [batch]: the rating, passed through as the ranking stage's label.
+RATING_LABEL = transformed_name(USER_RATING)
 # int64 [batch, max_context]: movie vocabulary indices of the context, most recent first,
 # -1 where the raw context is padding ("").
 CONTEXT_MOVIE_INDICES = transformed_name(CONTEXT_MOVIE_IDS)

@@ -77,7 +77,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
   Returns:
     The transformed features named in `features` (USER_ID_INDEX, MOVIE_ID_INDEX,
     TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, TIMESTAMP_SECONDS),
-    and CONTEXT_MOVIE_INDICES (int64 sparse [batch, None], movie vocabulary indices, most
+    RATING_LABEL when the raw examples have a rating, and CONTEXT_MOVIE_INDICES (int64 sparse [batch, None], movie vocabulary indices, most
     recent first, padding dropped) when the raw examples have a context.
   """
   options = configs.TransformConfig.from_dict(custom_config)
@@ -113,4 +113,8 @@ def preprocessing_fn(inputs: Dict[str, Any],
       timestamp, num_buckets=options.timestamp_buckets)
   outputs[features.TIMESTAMP_NORMALIZED] = clipped_z_score(timestamp)
   outputs[features.TIMESTAMP_SECONDS] = features.to_vector(inputs[features.TIMESTAMP])
+  if features.USER_RATING in inputs:
+    # The ranking stage's label, passed through; serving requests and the catalog have none.
+    outputs[features.RATING_LABEL] = tf.cast(features.to_vector(inputs[features.USER_RATING]),
+                                             tf.float32)
   return outputs
