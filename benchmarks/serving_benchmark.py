@@ -8,7 +8,9 @@ a server. Measures
     unknown ids): p50/p95/p99 ms, each call including the input tensor's creation and
     the outputs' copy to numpy;
   * batched throughput of `serving_default` at --batch_sizes: users/s;
-  * single-user latency of `serving_exclude_seen`, each user excluding its seen movies.
+  * single-user latency of `serving_exclude_seen`, each user excluding its seen movies;
+  * with a ranking stage (--ranking_model dcn), single-user latency of `serving_ranked`
+    (retrieval, then the DCN on each of the `ranking_candidates` retrieved movies).
 
   python benchmarks/serving_benchmark.py [--model_dir tfx_root/serving_model]
 """
@@ -43,6 +45,9 @@ _MIN_BATCH_SECONDS = flags.DEFINE_float(
     "min_batch_seconds", 3.0, "Time each batch size at least this long.")
 _EXCLUDE_SEEN_CALLS = flags.DEFINE_integer(
     "exclude_seen_calls", 300, "Timed single-user calls of serving_exclude_seen.")
+_RANKED_CALLS = flags.DEFINE_integer(
+    "ranked_calls", 300, "Timed single-user calls of serving_ranked (models with a ranking "
+    "stage).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the user order.")
 
 Signature = Callable[..., Dict[str, tf.Tensor]]
@@ -143,6 +148,15 @@ def main(argv: Sequence[str]) -> None:
   print(f"serving_exclude_seen single-user latency p50: {excluded[50]:.2f} ms "
         f"({len(exclude_users)} calls, {mean_seen:.0f} excluded movies per user on average)")
   print(f"serving_exclude_seen single-user latency p95: {excluded[95]:.2f} ms")
+
+  if export.SERVING_RANKED in model.signatures:
+    ranked = model.signatures[export.SERVING_RANKED]
+    ranked_users = users[:_RANKED_CALLS.value]
+    call_ranked = lambda user: ranked(user_id=tf.constant([user]))
+    single_user_latencies_ms(call_ranked, ranked_users[:_WARMUP_CALLS.value])
+    latency = _percentiles(single_user_latencies_ms(call_ranked, ranked_users))
+    print(f"serving_ranked single-user latency p50: {latency[50]:.2f} ms, p95: "
+          f"{latency[95]:.2f} ms ({len(ranked_users)} calls)")
 
 
 if __name__ == "__main__":

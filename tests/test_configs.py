@@ -24,6 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # Rates and fractions with a range.
     (configs.TrainerConfig, "learning_rate", -0.1, "must be >= 0"),  # 0: family default.
     (configs.TrainerConfig, "query_tower", "two_tower", "must be one of"),
+    (configs.TrainerConfig, "ranking_model", "xgboost", "must be one of"),
+    (configs.TrainerConfig, "ranking_candidates", 0, "must be > 0"),
     (configs.TrainerConfig, "validation_fraction", 0.5, r"must be in \[0.0, 0.5\)"),
     (configs.ContextConfig, "max_context", 0, "must be > 0"),
     (configs.TrainerConfig, "oov_user_rate", 1.5, r"must be in \[0.0, 1.0\]"),

@@ -693,10 +693,8 @@ def test_every_oov_user_bucket_is_trained(sizes, trainer_config):  # pylint: dis
   # With 3 OOV buckets, the dropped user ids must land in each of them, never on a real user.
   sizes3 = dataclasses.replace(sizes, users=sizes.users + 2, num_oov_buckets=3)
   config = dataclasses.replace(trainer_config, oov_user_rate=1.0)
-  retrieval_model = model_lib.RetrievalModel(
-      sizes3, config, np.full(sizes3.movies, 1.0 / sizes3.movies, np.float32))
-  dropped = retrieval_model._drop_user_ids(  # pylint: disable=protected-access
-      {features.USER_ID_INDEX: tf.zeros([3000], tf.int64)})[features.USER_ID_INDEX].numpy()
+  dropped = model_lib.drop_user_ids({features.USER_ID_INDEX: tf.zeros([3000], tf.int64)},
+                                    config.oov_user_rate, sizes3)[features.USER_ID_INDEX].numpy()
   assert set(dropped.tolist()) == {sizes3.users - 3, sizes3.users - 2, sizes3.users - 1}
 
 
@@ -982,3 +980,101 @@ def test_evaluator_refuses_the_untrained_model(fixture_data, trained_uri, untrai
           < untrained["baseline_popularity"]["hit_rate@10"] / 2)
   assert any("Failed" in r and "popularity" in r for r in untrained["reasons"])
   assert trained["model"]["hit_rate@10"] > 2 * untrained["model"]["hit_rate@10"]
+
+
+# ------------------------------------------------------------------------ ranking stage
+
+RANKING_CONFIG = {**TRAINER_CONFIG, "ranking_model": "dcn", "ranking_epochs": 10,
+                  "ranking_learning_rate": 0.01, "ranking_candidates": TOP_K}
+
+
+@pytest.fixture(scope="module")
+def ranked_uri(fixture_data, tmp_path_factory):
+  """A Model artifact with the DCN ranking stage; it re-orders the retrieved top TOP_K."""
+  return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("ranked")), "model"),
+                 RANKING_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def ranked_serving(ranked_uri):
+  return tf.saved_model.load(os.path.join(ranked_uri, "Format-Serving"))
+
+
+def _predicted_ratings(ranked_uri, user_ids, movie_ids, timestamps, catalog):
+  """The ranking model export's predictions for (user, movie, time) triples."""
+  ranking_model = tf.saved_model.load(artifacts.ranking_model_path(ranked_uri))
+  genres = [catalog[m].genres for m in movie_ids]
+  width = max(len(g) for g in genres)
+  result = ranking_model.signatures[artifacts.RANKING_SIGNATURE](
+      user_id=tf.constant(user_ids), timestamp=tf.constant(timestamps, tf.int64),
+      movie_id=tf.constant(movie_ids),
+      movie_title=tf.constant([catalog[m].title for m in movie_ids]),
+      movie_genres=tf.constant([list(g) + [""] * (width - len(g)) for g in genres]))
+  return result[artifacts.PREDICTED_RATING_OUTPUT].numpy()
+
+
+def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
+  # Synthetic ratings grow with movie quality and user leniency: a model that learned
+  # anything predicts the held-out ratings better than the train mean does.
+  evaluation = fixture_data.eval
+  predicted = _predicted_ratings(ranked_uri, evaluation.user_ids, evaluation.movie_ids,
+                                 evaluation.timestamps.tolist(), fixture_data.catalog)
+  assert predicted.shape == (len(evaluation),) and np.all(np.isfinite(predicted))
+  rmse = np.sqrt(np.mean((predicted - evaluation.ratings) ** 2))
+  mean_rmse = np.sqrt(np.mean((fixture_data.train.ratings.mean() - evaluation.ratings) ** 2))
+  assert rmse < 0.95 * mean_rmse, (rmse, mean_rmse)
+  with tf.io.gfile.GFile(artifacts.training_history_path(ranked_uri)) as f:
+    history = json.load(f)
+  assert len(history["ranking_val_root_mean_squared_error"]) >= 1
+  assert 1 <= history["ranking_epoch_kept"][0] <= RANKING_CONFIG["ranking_epochs"]
+
+
+def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
+  assert not tf.io.gfile.exists(artifacts.ranking_model_path(trained_uri))
+  assert export.SERVING_RANKED not in serving.signatures
+
+
+def test_serving_ranked_reorders_the_retrieved_movies_by_predicted_rating(
+    fixture_data, ranked_uri, ranked_serving):
+  users = ["1", "2", "unknown-user"]
+  retrieved = ranked_serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(users))
+  ranked = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(users))
+  ratings = ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()
+  assert ratings.shape == (len(users), TOP_K)
+  assert np.all(np.diff(ratings, axis=1) <= 0)  # Best predicted rating first.
+  reference_time = int(fixture_data.train.timestamps.max())
+  for row, user in enumerate(users):
+    ranked_ids = _strings(ranked["movie_id"])[row]
+    # ranking_candidates == k: the same movies as retrieval returns, in another order,
+    # each with its retrieval score.
+    assert sorted(ranked_ids) == sorted(_strings(retrieved["movie_id"])[row])
+    score_by_id = dict(zip(_strings(retrieved["movie_id"])[row],
+                           retrieved["score"].numpy()[row]))
+    np.testing.assert_allclose(ranked["score"].numpy()[row],
+                               [score_by_id[m] for m in ranked_ids], rtol=1e-5)
+    # The serving model's ratings are the ranking model export's.
+    expected = _predicted_ratings(ranked_uri, [user] * TOP_K, ranked_ids,
+                                  [reference_time] * TOP_K, fixture_data.catalog)
+    np.testing.assert_allclose(ratings[row], expected, rtol=1e-5)
+
+
+def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, sizes):
+  config = configs.TrainerConfig.from_dict(RANKING_CONFIG)
+  without_rating = {name: value for name, value in train_data.items()
+                    if name != features.RATING_LABEL}
+  with pytest.raises(ValueError, match="run Transform again"):
+    trainer.train_ranking_stage(without_rating, None, config, sizes)
+
+
+def test_recommend_ranked(ranked_uri, trained_uri):
+  [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5,
+                               ranked=True)
+  ratings = [rec.predicted_rating for rec in rows]
+  assert len(rows) == 5 and ratings == sorted(ratings, reverse=True)
+  [plain] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5)
+  assert all(rec.predicted_rating is None for rec in plain)
+  with pytest.raises(ValueError, match="has no ranking stage"):
+    recommend.recommend(os.path.join(trained_uri, "Format-Serving"), ["1"], ranked=True)
+  with pytest.raises(ValueError, match="drop --history"):
+    recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], history=["1"],
+                        ranked=True)

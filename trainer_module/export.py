@@ -19,6 +19,11 @@ string and `score` [batch, k] float32, best first):
                         rows with ""; unknown ids are ignored): these movies never appear.
                         If fewer than k movies remain, the last slots are empty: movie_id
                         and movie_title "", score -inf.
+  serving_ranked        Only with a ranking stage (--ranking_model dcn): user_id [batch]
+                        string. Retrieves `ranking_candidates` movies as serving_default
+                        does, then returns the best k by the ranking model's predicted
+                        rating, best first, with `predicted_rating` [batch, k] float32
+                        beside the retrieval `score`.
 Context query towers (history, sequential_*) recommend from the context: a user never
 seen in training who gives a history gets recommendations from it, without retraining;
 a known user who gives none gets their training history (the `max_context` most recent
@@ -28,7 +33,7 @@ examples) and an empty stored history, so the answer is a popularity-like list.
 """
 import gzip
 import os
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -39,12 +44,14 @@ from contracts import features
 from trainer_module import data
 from trainer_module import layers
 from trainer_module import model as model_lib
+from trainer_module import ranking
 
 SERVING_DEFAULT = "serving_default"
 SERVING_AT_TIME = "serving_at_time"
 SERVING_WITH_CONTEXT = "serving_with_context"
 SERVING_WITH_CONTEXT_AT_TIME = "serving_with_context_at_time"
 SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
+SERVING_RANKED = "serving_ranked"
 EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 # Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
 # with the SavedModel (and the Pusher's copy) and is ignored by TF Serving.
@@ -59,6 +66,7 @@ QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     SERVING_WITH_CONTEXT: features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES,
     SERVING_WITH_CONTEXT_AT_TIME: features.QUERY_FEATURES,
     SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
+    SERVING_RANKED: features.REQUIRED_QUERY_FEATURES,
 }
 # Inputs of the query model's signatures: the default is what the Evaluator gives.
 QUERY_MODEL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
@@ -184,6 +192,49 @@ class QueryEncoder(tf.Module):
             for name, inputs in QUERY_MODEL_SIGNATURE_INPUTS.items()}
 
 
+class RatingScorer(tf.Module):
+  """Raw (request, movie) features -> the ranking model's predicted rating.
+
+  Its signature is the ranking model export the Evaluator reads
+  (`artifacts.ranking_model_path`); the serving model calls `predict` on the movies it
+  retrieved.
+  """
+
+  def __init__(self, tft_layer: tf.keras.layers.Layer, ranker: ranking.DcnRankingModel,
+               max_title_tokens: int):
+    """Args:
+      tft_layer: The Transform graph's layer (shared with the query encoder when both are
+        in one SavedModel, so its assets are saved once).
+      ranker: The trained ranking model.
+      max_title_tokens: As in training.
+    """
+    super().__init__()
+    self.tft_layer = tft_layer
+    self.ranker = ranker
+    self._max_title_tokens = max_title_tokens
+
+  def predict(self, pairs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Predicted ratings [batch] of `pairs`: every RANKING_FEATURES name, [batch] each,
+    list features [batch, n] strings padded with ""."""
+    check_same_batch(pairs)
+    raw = {}
+    for name in features.RANKING_FEATURES:
+      if features.RAW_FEATURES[name].multivalent:
+        values = pairs[name]
+        raw[name] = tf.ragged.boolean_mask(values, tf.not_equal(values, "")).to_sparse()
+      else:
+        raw[name] = features.to_column(pairs[name])
+    transformed = data.pad_lists(self.tft_layer(raw), self._max_title_tokens)
+    return self.ranker(transformed)
+
+  def serve(self, pairs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    return {artifacts.PREDICTED_RATING_OUTPUT: self.predict(pairs)}
+
+  def signatures(self) -> Dict[str, Any]:
+    return {artifacts.RANKING_SIGNATURE: query_signature(self.serve,
+                                                         features.RANKING_FEATURES)}
+
+
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
                          retrieval_model: model_lib.RetrievalModel,
                          raw_catalog: Mapping[str, tf.Tensor], max_title_tokens: int,
@@ -210,7 +261,19 @@ class ServingModel(tf.Module):
 
   def __init__(self, query_encoder: QueryEncoder, embeddings: np.ndarray,
                movie_ids: List[bytes], movie_titles: List[bytes], top_k: int,
-               reference_timestamp: int):
+               reference_timestamp: int, rating_scorer: Optional[RatingScorer] = None,
+               movie_genres: Optional[np.ndarray] = None, ranking_candidates: int = 0):
+    """Args:
+      query_encoder: Raw query features -> query embedding.
+      embeddings: float32 [movies, d], the catalog's candidate embeddings.
+      movie_ids, movie_titles: The catalog's, in the same order.
+      top_k: Movies returned per query.
+      reference_timestamp: Query time of a request that gives none.
+      rating_scorer: The ranking stage, or None for retrieval only (no serving_ranked).
+      movie_genres: bytes [movies, n], each catalog movie's genres padded with b"";
+        needed with `rating_scorer`.
+      ranking_candidates: Movies retrieved for the ranking stage to re-order.
+    """
     super().__init__()
     self.query_encoder = query_encoder
     top_k = min(top_k, len(movie_ids))
@@ -224,6 +287,13 @@ class ServingModel(tf.Module):
     self.position_by_id = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(self._movie_ids, tf.range(len(movie_ids))),
         default_value=-1)
+    self.rating_scorer = rating_scorer
+    if rating_scorer is not None:
+      if movie_genres is None or len(movie_genres) != len(movie_ids) or ranking_candidates < 1:
+        raise ValueError("A ranking stage needs every catalog movie's genres and "
+                         "ranking_candidates >= 1.")
+      self._movie_genres = tf.constant(movie_genres)
+      self._ranking_candidates = min(ranking_candidates, len(movie_ids))
 
   def _results(self, scores: tf.Tensor, positions: tf.Tensor) -> Dict[str, tf.Tensor]:
     return {"movie_id": tf.gather(self._movie_ids, positions),
@@ -268,21 +338,42 @@ class ServingModel(tf.Module):
             "movie_title": tf.where(filled, results["movie_title"], ""),
             "score": tf.where(filled, results["score"], float("-inf"))}
 
+  def serve_ranked(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The top-k of each row's `ranking_candidates` retrieved movies by predicted rating."""
+    query = self.complete_query(query)
+    scores, positions = self.index(self.query_encoder.embed(query),
+                                   k=self._ranking_candidates)
+    # One (request, movie) pair per retrieved movie, row-major.
+    per_row = tf.shape(positions)[1]
+    flat = tf.reshape(positions, [-1])
+    pairs = {name: tf.repeat(query[name], per_row)
+             for name in features.REQUEST_QUERY_FEATURES}
+    pairs.update({features.MOVIE_ID: tf.gather(self._movie_ids, flat),
+                  features.MOVIE_TITLE: tf.gather(self._movie_titles, flat),
+                  features.MOVIE_GENRES: tf.gather(self._movie_genres, flat)})
+    ratings = tf.reshape(self.rating_scorer.predict(pairs), tf.shape(positions))
+    best = tf.math.top_k(ratings, k=tf.minimum(self._top_k, per_row)).indices
+    return {**self._results(tf.gather(scores, best, batch_dims=1),
+                            tf.gather(positions, best, batch_dims=1)),
+            artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
+
   def signatures(self) -> Dict[str, Any]:
-    """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS."""
-    signatures = {name: query_signature(self.serve, inputs)
-                  for name, inputs in QUERY_SIGNATURE_INPUTS.items()
-                  if name != SERVING_EXCLUDE_SEEN}
-    signatures[SERVING_EXCLUDE_SEEN] = query_signature(
-        self.serve_exclude_seen, QUERY_SIGNATURE_INPUTS[SERVING_EXCLUDE_SEEN],
-        extra_specs=[_EXCLUDE_SPEC])
-    return signatures
+    """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS; serving_ranked
+    only with a ranking stage."""
+    methods = {SERVING_EXCLUDE_SEEN: self.serve_exclude_seen, SERVING_RANKED: self.serve_ranked}
+    extra_specs = {SERVING_EXCLUDE_SEEN: [_EXCLUDE_SPEC]}
+    return {name: query_signature(methods.get(name, self.serve), inputs,
+                                  extra_specs.get(name, ()))
+            for name, inputs in QUERY_SIGNATURE_INPUTS.items()
+            if name != SERVING_RANKED or self.rating_scorer is not None}
 
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
                retrieval_model: model_lib.RetrievalModel, raw_catalog: Mapping[str, tf.Tensor],
                max_title_tokens: int, top_k: int, reference_timestamp: int,
-               seen_movies: Mapping[str, Sequence[str]], user_histories: np.ndarray) -> None:
+               seen_movies: Mapping[str, Sequence[str]], user_histories: np.ndarray,
+               ranker: Optional[ranking.DcnRankingModel] = None,
+               ranking_candidates: int = 0) -> None:
   """Writes the serving model, the query model and the candidate embeddings.
 
   Args:
@@ -298,6 +389,9 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     seen_movies: user id -> movie ids the user rated in training.
     user_histories: int64 [users, max_context], each user index's most recent train
       movie indices (`data.user_histories`): the context of a query that gives none.
+    ranker: The trained ranking stage, or None. With one, the ranking model is exported
+      too and the serving model gains serving_ranked.
+    ranking_candidates: Movies retrieved for the ranking stage to re-order.
   """
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
   movie_ids = features.to_vector(raw_catalog[features.MOVIE_ID]).numpy().tolist()
@@ -307,7 +401,14 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
   encoder = QueryEncoder(tft_output, retrieval_model, user_histories)
   tf.saved_model.save(encoder, artifacts.query_model_path(model_uri),
                       signatures=encoder.signatures())
-  serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp)
+  scorer, genres = None, None
+  if ranker is not None:
+    scorer = RatingScorer(encoder.tft_layer, ranker, max_title_tokens)
+    tf.saved_model.save(scorer, artifacts.ranking_model_path(model_uri),
+                        signatures=scorer.signatures())
+    genres = tf.sparse.to_dense(raw_catalog[features.MOVIE_GENRES], default_value=b"").numpy()
+  serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp,
+                         scorer, genres, ranking_candidates)
   tf.saved_model.save(serving, serving_model_dir, signatures=serving.signatures())
   write_seen_movies(serving_model_dir, seen_movies)
 

@@ -30,6 +30,20 @@ class VocabularySizes:
   num_oov_buckets: int = 1
 
 
+def drop_user_ids(inputs: Mapping[str, tf.Tensor], rate: float,
+                  sizes: VocabularySizes) -> Dict[str, tf.Tensor]:
+  """Replaces a random `rate` of user ids by a random OOV bucket, to train the buckets.
+
+  Unknown users at serving hash into one of the OOV buckets; each must have been trained.
+  """
+  user_ids = features.to_vector(inputs[features.USER_ID_INDEX])
+  dropped = tf.random.uniform(tf.shape(user_ids)) < rate
+  oov = (sizes.users - sizes.num_oov_buckets) + tf.random.uniform(
+      tf.shape(user_ids), maxval=sizes.num_oov_buckets, dtype=tf.int64)
+  return {**inputs, features.USER_ID_INDEX: tf.where(dropped, tf.cast(oov, user_ids.dtype),
+                                                     user_ids)}
+
+
 class RetrievalModel(tfrs.models.Model):
   """Two towers trained with in-batch softmax, corrected for candidate sampling bias.
 
@@ -69,8 +83,7 @@ class RetrievalModel(tfrs.models.Model):
         loss_metrics=[tf.keras.metrics.Mean(name="mean_loss")],
         temperature=config.temperature, remove_accidental_hits=True)
     self._oov_user_rate = config.oov_user_rate
-    self._num_oov_buckets = sizes.num_oov_buckets
-    self._first_oov_user = sizes.users - sizes.num_oov_buckets
+    self._sizes = sizes
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)
 
   @property
@@ -88,21 +101,9 @@ class RetrievalModel(tfrs.models.Model):
                           training: bool = False) -> tf.Tensor:
     return tf.math.l2_normalize(self.candidate_tower(inputs, training=training), axis=-1)
 
-  def _drop_user_ids(self, inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Replaces a random `oov_user_rate` of user ids by a random OOV bucket, to train them.
-
-    Unknown users at serving hash into one of the OOV buckets; each must have been trained.
-    """
-    user_ids = features.to_vector(inputs[features.USER_ID_INDEX])
-    dropped = tf.random.uniform(tf.shape(user_ids)) < self._oov_user_rate
-    oov = self._first_oov_user + tf.random.uniform(
-        tf.shape(user_ids), maxval=self._num_oov_buckets, dtype=tf.int64)
-    return {**inputs, features.USER_ID_INDEX: tf.where(dropped, tf.cast(oov, user_ids.dtype),
-                                                       user_ids)}
-
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:
-      inputs = self._drop_user_ids(inputs)
+      inputs = drop_user_ids(inputs, self._oov_user_rate, self._sizes)
     movie_ids = features.to_vector(inputs[features.MOVIE_ID_INDEX])
     return self.task(
         self.query_embedding(inputs, training), self.candidate_embedding(inputs, training),

@@ -3,6 +3,11 @@
   python -m trainer_module.recommend --model_dir tfx_root/serving_model --user_id 42
   python -m trainer_module.recommend --model_dir DIR --user_id 42 --k 5 --exclude_seen
   python -m trainer_module.recommend --model_dir DIR --user_id new --history 1,260,1196
+  python -m trainer_module.recommend --model_dir DIR --user_id 42 --ranked
+
+--ranked asks a model trained with a ranking stage (--ranking_model dcn) for its
+`serving_ranked` answer: the retrieved movies re-ordered by predicted rating, each shown
+with it.
 
 --history gives the user's recent movies (ids, most recent first): a user never seen in
 training gets recommendations from them, without retraining, and a known user's stored
@@ -23,7 +28,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_cor
 
 from absl import app
 from absl import flags
+import numpy as np
 
+from contracts import artifacts
 from contracts import features
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from trainer_module import export
@@ -46,13 +53,17 @@ def _define_flags() -> None:
                     "The user's recent movie ids, most recent first, comma-separated (one "
                     "history for every --user_id); default: the history stored in the "
                     "model for users seen in training.")
+  flags.DEFINE_bool("ranked", False,
+                    "Re-order the retrieved movies by the ranking stage's predicted rating "
+                    "(models trained with --ranking_model dcn).")
   flags.mark_flags_as_required(["model_dir", "user_id"])
 
 
 class Recommendation(NamedTuple):
   movie_id: str
   title: str
-  score: float
+  score: float  # The retrieval score.
+  predicted_rating: Optional[float] = None  # The ranking stage's, with --ranked.
 
 
 def resolve_model_dir(model_dir: str) -> str:
@@ -71,7 +82,8 @@ def resolve_model_dir(model_dir: str) -> str:
 
 
 def check_request(user_ids: Sequence[str], k: int,
-                  history: Optional[Sequence[str]] = None, exclude_seen: bool = False) -> None:
+                  history: Optional[Sequence[str]] = None, exclude_seen: bool = False,
+                  ranked: bool = False, timestamp: Optional[int] = None) -> None:
   """Raises ValueError naming the flag for requests no model can answer."""
   if not user_ids:
     raise ValueError("--user_id: give at least one user id.")
@@ -85,11 +97,15 @@ def check_request(user_ids: Sequence[str], k: int,
     if exclude_seen:
       raise ValueError("--history leaves the history's movies out already; --exclude_seen "
                        "would leave out the stored training history instead: use one.")
+  if ranked and (history is not None or exclude_seen or timestamp is not None):
+    raise ValueError("--ranked answers from the stored history at the model's reference "
+                     "time: drop --history, --exclude_seen and --timestamp.")
 
 
 def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
               timestamp: Optional[int] = None,
-              history: Optional[Sequence[str]] = None) -> List[List[Recommendation]]:
+              history: Optional[Sequence[str]] = None,
+              ranked: bool = False) -> List[List[Recommendation]]:
   """Top-k recommendations per user from the serving model in `model_dir`.
 
   Args:
@@ -100,13 +116,18 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     timestamp: Query time; default: the model's reference time.
     history: Recent movie ids, most recent first, used as every user's context instead
       of the stored history; these movies are left out of the results.
+    ranked: Ask the ranking stage (`serving_ranked`): the retrieved movies by predicted
+      rating, each with it.
 
   Fewer than k come back when the model returns fewer (its serving_top_k, or the catalog
   left after exclusions); blank slots are never returned.
   """
-  check_request(user_ids, k, history, exclude_seen)
+  check_request(user_ids, k, history, exclude_seen, ranked, timestamp)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
+  if ranked and export.SERVING_RANKED not in model.signatures:
+    raise ValueError(f"--ranked: {model_dir} has no ranking stage; train with "
+                     "--ranking_model dcn.")
   query = {features.USER_ID: tf.constant(list(user_ids))}
   if timestamp is not None:
     query[features.TIMESTAMP] = tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64))
@@ -118,21 +139,26 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
     result = model.signatures[export.SERVING_EXCLUDE_SEEN](
         **query, **{export.EXCLUDE_MOVIE_IDS: exclude.to_tensor(default_value="")})
+  elif ranked:
+    result = model.signatures[export.SERVING_RANKED](**query)
   else:
     result = model.signatures[_signature_for(query)](**query)
   ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
                          result["score"].numpy())
+  ratings = result.get(artifacts.PREDICTED_RATING_OUTPUT)
+  ratings = ratings.numpy() if ratings is not None else np.full(scores.shape, np.nan)
   left_out = {m.strip().encode() for m in history or ()}
-  return [[Recommendation(i.decode(), t.decode(), float(s))
-           for i, t, s in zip(ids[row], titles[row], scores[row]) if i and i not in left_out
-           ][:k]
+  return [[Recommendation(i.decode(), t.decode(), float(s), None if np.isnan(r) else float(r))
+           for i, t, s, r in zip(ids[row], titles[row], scores[row], ratings[row])
+           if i and i not in left_out][:k]
           for row in range(len(user_ids))]
 
 
 def _signature_for(query: Mapping[str, tf.Tensor]) -> str:
   """The serving signature whose inputs are exactly the query features given."""
   for name, inputs in export.QUERY_SIGNATURE_INPUTS.items():
-    if name != export.SERVING_EXCLUDE_SEEN and set(inputs) == set(query):
+    if (name not in (export.SERVING_EXCLUDE_SEEN, export.SERVING_RANKED)
+        and set(inputs) == set(query)):
       return name
   raise ValueError(f"No serving signature takes exactly {sorted(query)}.")
 
@@ -143,7 +169,7 @@ def main(argv):
     raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
   try:
     rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
-                     FLAGS.timestamp, FLAGS.history)
+                     FLAGS.timestamp, FLAGS.history, FLAGS.ranked)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   returned = max(len(recommendations) for recommendations in rows)
@@ -153,7 +179,8 @@ def main(argv):
   for user_id, recommendations in zip(FLAGS.user_id, rows):
     print(f"user {user_id}:")
     for rank, rec in enumerate(recommendations, start=1):
-      print(f"  {rank:3d}. {rec.score:7.4f}  [{rec.movie_id}] {rec.title}")
+      rating = "" if rec.predicted_rating is None else f"  {rec.predicted_rating:4.2f} stars"
+      print(f"  {rank:3d}. {rec.score:7.4f}{rating}  [{rec.movie_id}] {rec.title}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ run time.
 import json
 import os
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -23,6 +23,7 @@ from contracts import progress
 from trainer_module import data
 from trainer_module import export
 from trainer_module import model as model_lib
+from trainer_module import ranking
 from trainer_module import towers
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,
@@ -262,6 +263,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                len(validation.train) if validation else data.num_examples(train_data),
                data.num_examples(validation.validation) if validation else "none")
   history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
+  ranker = None
+  if trainer_config.ranking_model != configs.NO_RANKING:
+    ranker, ranking_history = train_ranking_stage(train_data, validation, trainer_config, sizes)
+    history.update(ranking_history)
   # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   write_history(model_uri, history)
@@ -269,7 +274,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   export.export_all(
       model_uri=model_uri,
       serving_model_dir=fn_args.serving_model_dir, tft_output=tft_output,
-      retrieval_model=model,
+      retrieval_model=model, ranker=ranker,
+      ranking_candidates=trainer_config.ranking_candidates,
       raw_catalog=data.read_raw_catalog(custom_config[configs.CATALOG_FILES_KEY]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=trainer_config.serving_top_k,
       reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])),
@@ -277,6 +283,29 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       user_histories=data.user_histories(
           train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
           max_context))
+
+
+def train_ranking_stage(train_data: Mapping[str, tf.Tensor],
+                        validation: Optional[data.ValidationSlice],
+                        config: configs.TrainerConfig, sizes: model_lib.VocabularySizes,
+                        ) -> Tuple[ranking.DcnRankingModel, Dict[str, List[float]]]:
+  """Trains the ranking model on the examples retrieval was fitted on.
+
+  With a validation slice, the ranking stage fits the same rows and keeps the epoch of
+  the best validation RMSE; without one it fits every train example.
+
+  Returns:
+    The trained ranking model and its per-epoch history ("ranking_..." keys).
+  """
+  ranking.check_has_ratings(train_data)
+  mean_rating = float(tf.reduce_mean(train_data[features.RATING_LABEL]))
+  ranker = ranking.build(sizes, config, mean_rating)
+  fitted = validation.train if validation else data.Rows(train_data)
+  logging.info("Training the %s ranking stage on %d examples (mean rating %.3f).",
+               config.ranking_model, len(fitted), mean_rating)
+  history = ranking.train(ranker, fitted, validation.validation if validation else None,
+                          config)
+  return ranker, history
 
 
 def write_history(model_uri: str, history: Mapping[str, List[float]]) -> None:

@@ -1,0 +1,140 @@
+"""The ranking stage: a Deep & Cross Network that predicts a user's rating of a movie.
+
+Retrieval (model.py) picks a few hundred movies out of the whole catalog; this model then
+scores each retrieved (user, movie) pair, as in TFRS's DCN tutorial: the features'
+embeddings are concatenated, crossed explicitly (`tfrs.layers.dcn.Cross`) and passed
+through a deep ReLU stack, and `tfrs.tasks.Ranking` fits the rating with squared error.
+It reads transformed features (names from `contracts.features`), and only those of one
+request and one movie (`features.RANKING_FEATURES`): the user's context is not an input,
+so a user unknown to training is scored through the OOV user embedding, i.e. by the
+movie's appeal to users in general.
+"""
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from contracts import configs
+from contracts import features
+from trainer_module import data
+from trainer_module import layers
+from trainer_module import model as model_lib
+
+# The TFRS DCN tutorial's shape: one full-rank cross layer, then two deep layers.
+DEFAULT_DEEP_LAYERS = (192, 192)
+RMSE = "root_mean_squared_error"
+
+
+class DcnRankingModel(tfrs.models.Model):
+  """User, time and movie features -> embeddings -> cross layers -> deep layers -> rating."""
+
+  def __init__(self, sizes: model_lib.VocabularySizes, embedding_dim: int,
+               mean_rating: float, num_cross_layers: int = 1,
+               deep_layers: Sequence[int] = DEFAULT_DEEP_LAYERS, oov_user_rate: float = 0.0,
+               name: str = "dcn_ranking"):
+    """Args:
+      sizes: Vocabulary sizes (with OOV buckets) from the Transform output.
+      embedding_dim: Size of each feature's embedding.
+      mean_rating: The mean training rating: the output's starting bias, so training
+        starts from the baseline it has to beat.
+      num_cross_layers: Stacked `tfrs.layers.dcn.Cross` layers (full rank).
+      deep_layers: ReLU layer sizes after the cross layers.
+      oov_user_rate: Share of training examples whose user id is replaced by an OOV
+        bucket, so unknown users at serving get a trained embedding.
+      name: Keras name.
+    """
+    super().__init__(name=name)
+    if embedding_dim < 1 or num_cross_layers < 0 or any(size < 1 for size in deep_layers):
+      raise ValueError(f"embedding_dim must be >= 1, num_cross_layers >= 0 and deep_layers "
+                       f"positive; got {embedding_dim}, {num_cross_layers}, "
+                       f"{list(deep_layers)}.")
+    self._sizes = sizes
+    self._oov_user_rate = oov_user_rate
+    self.user = tf.keras.layers.Embedding(sizes.users, embedding_dim, name="user_id")
+    self.time = tf.keras.layers.Embedding(sizes.timestamp_buckets, embedding_dim,
+                                          name="timestamp_bucket")
+    self.movie = tf.keras.layers.Embedding(sizes.movies, embedding_dim, name="movie_id")
+    self.title = layers.MaskedMeanEmbedding(sizes.title_tokens, embedding_dim, name="title")
+    self.genres = layers.MaskedMeanEmbedding(sizes.genres, embedding_dim, name="genres")
+    self.cross = [tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform",
+                                        name=f"cross_{i}") for i in range(num_cross_layers)]
+    self.deep = [tf.keras.layers.Dense(size, activation="relu") for size in deep_layers]
+    self.rating = tf.keras.layers.Dense(
+        1, bias_initializer=tf.keras.initializers.Constant(mean_rating), name="rating")
+    self.task = tfrs.tasks.Ranking(
+        loss=tf.keras.losses.MeanSquaredError(),
+        metrics=[tf.keras.metrics.RootMeanSquaredError(name=RMSE)])
+
+  def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Predicted ratings, float32 [batch]."""
+    x = tf.concat([
+        self.user(features.to_vector(inputs[features.USER_ID_INDEX])),
+        self.time(features.to_vector(inputs[features.TIMESTAMP_BUCKET])),
+        self.movie(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
+        self.title(inputs[features.TITLE_TOKENS]),
+        self.genres(inputs[features.GENRE_INDICES]),
+    ], axis=1)
+    crossed = x
+    for cross in self.cross:
+      crossed = cross(x, crossed)
+    for dense in self.deep:
+      crossed = dense(crossed)
+    return features.to_vector(self.rating(crossed))
+
+  def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    if training and self._oov_user_rate > 0:
+      inputs = model_lib.drop_user_ids(inputs, self._oov_user_rate, self._sizes)
+    labels = features.to_vector(inputs[features.RATING_LABEL])
+    return self.task(labels=labels, predictions=self(inputs, training=training))
+
+
+def build(sizes: model_lib.VocabularySizes, config: configs.TrainerConfig,
+          mean_rating: float) -> DcnRankingModel:
+  """A compiled, untrained ranking model of `config.ranking_model`."""
+  if config.ranking_model != configs.DCN_RANKING:
+    raise ValueError(f"No ranking model {config.ranking_model!r} to build; the ranking "
+                     f"models are {[m for m in configs.RANKING_MODELS if m != 'none']}.")
+  ranker = DcnRankingModel(sizes, config.embedding_dim, mean_rating,
+                           oov_user_rate=config.oov_user_rate)
+  ranker.compile(optimizer=tf.keras.optimizers.Adam(config.ranking_learning_rate))
+  return ranker
+
+
+def check_has_ratings(examples: Mapping[str, tf.Tensor]) -> None:
+  """Raises ValueError when the transformed examples carry no rating label."""
+  if features.RATING_LABEL not in examples:
+    raise ValueError(f"--ranking_model needs the rating in the Transform output "
+                     f"({features.RATING_LABEL!r}), which this Transform graph does not "
+                     "write: it predates the ranking stage; run Transform again.")
+
+
+def train(ranker: DcnRankingModel, fitted: data.Rows,
+          validation: Optional[Mapping[str, tf.Tensor]],
+          config: configs.TrainerConfig) -> Dict[str, List[float]]:
+  """Fits `ranker` on `fitted`; keeps the epoch of the best validation RMSE.
+
+  Args:
+    ranker: A compiled ranking model.
+    fitted: The training examples.
+    validation: The validation slice's examples (held out of the train split), or None
+      to train `config.ranking_epochs` epochs without early stopping.
+    config: The trainer config (ranking_epochs, batch_size, early_stopping_patience).
+
+  Returns:
+    The Keras history, each key prefixed with "ranking_" ("ranking_root_mean_squared_error",
+    "ranking_val_root_mean_squared_error", ...), plus "ranking_epoch_kept".
+  """
+  callbacks, validation_data = [], None
+  if validation is not None:
+    validation_data = data.training_dataset(validation, config.batch_size, config.seed,
+                                            shuffle=False)
+    callbacks.append(tf.keras.callbacks.EarlyStopping(
+        monitor=f"val_{RMSE}", patience=config.early_stopping_patience,
+        restore_best_weights=True))
+  history = ranker.fit(data.training_dataset(fitted, config.batch_size, config.seed),
+                       validation_data=validation_data, epochs=config.ranking_epochs,
+                       verbose=2, callbacks=callbacks)
+  result = {f"ranking_{name}": values for name, values in history.history.items()}
+  epochs_run = len(history.epoch)
+  result["ranking_epoch_kept"] = [callbacks[0].best_epoch + 1 if callbacks else epochs_run]
+  return result
