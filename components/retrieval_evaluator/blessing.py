@@ -4,11 +4,14 @@ One gate metric, `<gate_metric>@<blessing_k>` (default hit_rate@100), compared w
   * the baseline named by `bless_against` (popularity or EASE): the model must reach
     baseline * (1 + its minimum lift);
   * the last blessed model, when there is one: at most `max_drop_vs_blessed` below it.
+With a ranking stage (metrics.json's "ranking" section), its eval RMSE must also be below
+the global-mean baseline's: a rating model worse than predicting the mean train rating
+never ships; the movie-mean baseline is reported, not gated.
 A model that retrieves nothing is never blessed. Every check, passed or failed, and where
 the model stands against the baseline that is not gated, becomes one line of `reasons`.
 """
 import dataclasses
-from typing import List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from components.retrieval_evaluator import metric_names as names
 
@@ -39,9 +42,10 @@ def min_lift(config, baseline: str) -> float:
 
 def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
                     blessed_baseline: Optional[Mapping[str, float]], config,
-                    catalog_size: Optional[int] = None) -> Decision:
-  """Blesses iff the model beats the gated baseline by its lift and keeps up with the
-  blessed one.
+                    catalog_size: Optional[int] = None,
+                    ranking: Optional[Mapping[str, Any]] = None) -> Decision:
+  """Blesses iff the model beats the gated baseline by its lift, keeps up with the
+  blessed one and, with a ranking stage, predicts ratings better than the global mean.
 
   Args:
     model: The model's metrics.
@@ -53,6 +57,8 @@ def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[
     catalog_size: Movies ranked. When it is not larger than blessing_k, every model ranks
       the whole catalog in its top k, the gate cannot tell models apart, and the model is
       not blessed, with that reason.
+    ranking: metrics.json's ranking section (ranking.evaluate), or None without a
+      ranking stage.
   """
   metric = gate_metric(config)
   value = model[metric]
@@ -78,6 +84,8 @@ def decide_blessing(model: Mapping[str, float], baselines: Mapping[str, Mapping[
   if value <= 0:
     checks.append((False, f"Failed: the model retrieved none of the eval movies in its "
                    f"users' top {config.blessing_k} ({metric} = 0)."))
+  if ranking is not None:
+    checks += _ranking_checks(ranking)
   return Decision(all(ok for ok, _ in checks), [reason for _, reason in checks])
 
 
@@ -109,3 +117,18 @@ def _blessed_check(metric: str, value: float, baseline: float,
               f"is {'within' if ok else 'more than'} {max_drop:.1%} "
               f"{'of' if ok else 'below'} the last blessed model's ({baseline:.4f}, so at "
               f"least {needed:.4f} is needed).")
+
+
+def _ranking_checks(ranking: Mapping[str, Any]) -> List[Tuple[bool, str]]:
+  """The ranking model's RMSE against the global mean (gated) and the movie means."""
+  rmse = ranking[names.RMSE]
+  baselines = ranking[names.RATING_BASELINES]
+  global_rmse = baselines[names.GLOBAL_MEAN][names.RMSE]
+  movie_rmse = baselines[names.MOVIE_MEAN][names.RMSE]
+  ok = rmse < global_rmse
+  gated = (ok, f"{'Passed' if ok else 'Failed'}: the ranking model's eval RMSE "
+           f"({rmse:.4f}) is {'below' if ok else 'not below'} the global-mean baseline's "
+           f"({global_rmse:.4f}, the mean train rating predicted for every rating).")
+  return [gated, (True, f"Not gated: the ranking model's eval RMSE ({rmse:.4f}) is "
+                  f"{'below' if rmse < movie_rmse else 'not below'} the movie-mean "
+                  f"baseline's ({movie_rmse:.4f}).")]

@@ -5,12 +5,15 @@ eval users, sorted by id, possibly sampled) and movies become columns in the ord
 current model's catalog (`candidate_embeddings/movie_ids.txt`). Only three raw features
 are parsed (user_id, movie_id, timestamp), and the string lookups run inside tf.data, so
 reading ml-25m's 25M ratings needs a few hundred MB of integer arrays, not the strings.
+`read_ratings` streams any raw features of a split the same way (ranking.py reads the
+ratings with it).
 The movie titles (for the report) come from the small catalog, when it is given.
 """
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 from absl import logging
 import numpy as np
@@ -20,6 +23,9 @@ from tfx.types import artifact_utils
 
 from contracts import artifacts
 from contracts import features
+
+# The catalog column of each rating, in the batches `read_ratings` yields.
+MOVIES = "movies"
 
 _READ_BATCH_SIZE = 65_536
 _QUERY_BATCH_SIZE = 4_096
@@ -122,6 +128,37 @@ def _check_candidates(movie_ids: List[str], embeddings: np.ndarray, ids_path: st
     raise ValueError(f"{embeddings_path} has NaN or infinite values.")
 
 
+def load_signature(path: str, name: str, what: str,
+                   available: Iterable[str]) -> Tuple[Any, Any, List[str]]:
+  """Loads the SavedModel at `path` and its signature `name`, checking its inputs.
+
+  Args:
+    path: The SavedModel's directory.
+    name: The signature the evaluator calls.
+    what: How errors name the model, e.g. 'query model'.
+    available: The input names the evaluator can feed.
+
+  Returns:
+    (loaded, signature, inputs): keep `loaded` referenced while calling `signature`
+    (it owns the variables); `inputs` are the signature's input names, sorted.
+
+  Raises:
+    ValueError: No such signature, or an input the evaluator has no values for.
+  """
+  available = set(available)
+  loaded = tf.saved_model.load(path)
+  if name not in loaded.signatures:
+    raise ValueError(f"The {what} {path} has no '{name}' signature; it has "
+                     f"{sorted(loaded.signatures.keys())}.")
+  signature = loaded.signatures[name]
+  inputs = sorted(signature.structured_input_signature[1])
+  missing = [input_name for input_name in inputs if input_name not in available]
+  if missing:
+    raise ValueError(f"The {what} {path} takes {inputs}; the evaluator has no values for "
+                     f"{missing}.")
+  return loaded, signature, inputs
+
+
 def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.ndarray:
   """Runs the query tower on every row of `queries`: float32 [U, d], or [U, H, d] for
   multi-vector queries.
@@ -132,16 +169,8 @@ def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.nd
       model's signature (features.QUERY_FEATURES).
   """
   path = artifacts.query_model_path(model_uri)
-  loaded = tf.saved_model.load(path)
-  if artifacts.QUERY_SIGNATURE not in loaded.signatures:
-    raise ValueError(f"The query model {path} has no '{artifacts.QUERY_SIGNATURE}' "
-                     f"signature; it has {sorted(loaded.signatures.keys())}.")
-  signature = loaded.signatures[artifacts.QUERY_SIGNATURE]
-  inputs = sorted(signature.structured_input_signature[1])
-  missing = [name for name in inputs if name not in queries]
-  if missing:
-    raise ValueError(f"The query model {path} takes {inputs}; the evaluator has no "
-                     f"values for {missing}.")
+  loaded, signature, inputs = load_signature(path, artifacts.QUERY_SIGNATURE,
+                                              "query model", queries)
   num_users = len(next(iter(queries.values())))
   batches = []
   for start in range(0, num_users, _QUERY_BATCH_SIZE):
@@ -153,6 +182,7 @@ def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.nd
       raise ValueError(f"The query model {path} returns {sorted(outputs)}, not "
                        f"'{artifacts.EMBEDDING_OUTPUT}'.")
     batches.append(outputs[artifacts.EMBEDDING_OUTPUT].numpy())
+  del loaded  # Held until the last call of its signature.
   embeddings = np.concatenate(batches).astype(np.float32, copy=False)
   if embeddings.shape[:1] != (num_users,) or embeddings.ndim not in (2, 3):
     raise ValueError(f"The query model {path} returned shape {embeddings.shape} for "
@@ -175,7 +205,7 @@ def read_eval_data(examples: types.Artifact, train_split: str, eval_split: str,
   Raises:
     ValueError: A split has no files or no ratings, or a movie is not in `catalog`.
   """
-  movie_table = _lookup_table(list(catalog))
+  movie_table = lookup_table(list(catalog))
   user_ids, eval_movies, timestamps = [], [], []
   for batch in _read_split(examples, eval_split, movie_table, user_table=None):
     user_ids.append(batch.user_ids)
@@ -196,7 +226,7 @@ def read_eval_data(examples: types.Artifact, train_split: str, eval_split: str,
 def _read_train(examples: types.Artifact, split: str, movie_table: tf.lookup.StaticHashTable,
                 user_ids: np.ndarray, num_movies: int) -> Dict[str, object]:
   """The eval users' train pairs, every movie's train count and every train rating."""
-  user_table = _lookup_table(user_ids)
+  user_table = lookup_table(user_ids)
   users, movies, timestamps, all_hashes, all_movies = [], [], [], [], []
   counts = np.zeros([num_movies], np.int64)
   for batch in _read_split(examples, split, movie_table, user_table):
@@ -249,46 +279,89 @@ def _read_split(examples: types.Artifact, split: str,
                 movie_table: tf.lookup.StaticHashTable,
                 user_table: Optional[tf.lookup.StaticHashTable]) -> Iterator[_Batch]:
   """Streams a split of the raw ratings in batches, ids looked up inside tf.data."""
-  split_dir = artifact_utils.get_split_uri([examples], split)
-  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
-  if not files:
-    raise ValueError(f"The {split} split of the examples has no files in {split_dir}.")
-  spec = features.raw_feature_spec((features.USER_ID, features.MOVIE_ID, features.TIMESTAMP))
-  parse = _parse_fn(spec, movie_table, user_table)
+
+  def user_columns(parsed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    columns = {"user_hashes": tf.strings.to_hash_bucket_fast(parsed[features.USER_ID],
+                                                             _USER_HASH_BUCKETS)}
+    if user_table is not None:
+      columns["users"] = user_table.lookup(parsed[features.USER_ID])
+    return columns
+
+  for batch in read_ratings(examples, split,
+                            (features.USER_ID, features.MOVIE_ID, features.TIMESTAMP),
+                            movie_table, more_columns=user_columns):
+    yield _Batch(batch[features.USER_ID], batch.get("users"), batch["user_hashes"],
+                 batch[MOVIES], batch[features.TIMESTAMP])
+
+
+def read_ratings(examples: types.Artifact, split: str, names: Sequence[str],
+                 movie_table: tf.lookup.StaticHashTable,
+                 batch_size: int = _READ_BATCH_SIZE,
+                 more_columns: Optional[Callable[[Dict[str, tf.Tensor]],
+                                                 Dict[str, tf.Tensor]]] = None,
+                 ) -> Iterator[Dict[str, np.ndarray]]:
+  """Streams a split of the raw ratings in batches of numpy columns.
+
+  Each batch holds the raw features `names` as `parse_raw` returns them, MOVIES (each
+  rating's catalog column, looked up inside tf.data) and whatever `more_columns` adds
+  (also inside tf.data) from the parsed features.
+
+  Args:
+    examples: The Examples artifact (ExampleGen's layout: gzipped TFRecords per split).
+    split: The split to read.
+    names: Raw features to parse; must include features.MOVIE_ID.
+    movie_table: The catalog's `lookup_table`.
+    batch_size: Ratings a batch.
+    more_columns: Optional parsed features -> more columns, each [batch, ...].
+
+  Raises:
+    ValueError: The split has no files or no ratings, or a movie is not in the catalog.
+  """
+  files = _split_files(examples, split, "examples")
+
+  def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+    parsed = parse_raw(serialized, names)
+    parsed[MOVIES] = movie_table.lookup(parsed[features.MOVIE_ID])
+    if more_columns is not None:
+      parsed.update(more_columns(parsed))
+    return parsed
+
   dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP",
                                      num_parallel_reads=tf.data.AUTOTUNE)
-             .batch(_READ_BATCH_SIZE)
+             .batch(batch_size)
              .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
              .prefetch(tf.data.AUTOTUNE))
   num_ratings = 0
   for batch in dataset.as_numpy_iterator():
     _check_in_catalog(batch, split)
-    num_ratings += len(batch["movies"])
-    yield _Batch(batch[features.USER_ID], batch.get("users"), batch["user_hashes"],
-                 batch["movies"], batch[features.TIMESTAMP])
+    num_ratings += len(batch[MOVIES])
+    yield batch
   if not num_ratings:
-    raise ValueError(f"The {split} split of the examples ({split_dir}) has no ratings.")
+    raise ValueError(f"The {split} split of the examples "
+                     f"({artifact_utils.get_split_uri([examples], split)}) has no ratings.")
 
 
-def _parse_fn(spec, movie_table: tf.lookup.StaticHashTable,
-              user_table: Optional[tf.lookup.StaticHashTable]) -> Callable:
-  """Serialized examples -> flat ids, timestamps and looked-up rows/columns."""
+def parse_raw(serialized: tf.Tensor, names: Sequence[str]) -> Dict[str, tf.Tensor]:
+  """Raw features `names` of serialized tf.Examples [batch], shaped as serving signatures
+  take them: one value each -> [batch]; a list -> [batch, n], rows padded with the
+  dtype's zero ("" for strings), n the longest list of the batch."""
+  parsed = tf.io.parse_example(serialized, features.raw_feature_spec(names))
+  return {name: (tf.sparse.to_dense(value) if isinstance(value, tf.sparse.SparseTensor)
+                 else features.to_vector(value))
+          for name, value in parsed.items()}
 
-  def parse(serialized: tf.Tensor):
-    parsed = {name: features.to_vector(value)
-              for name, value in tf.io.parse_example(serialized, spec).items()}
-    parsed["movies"] = movie_table.lookup(parsed[features.MOVIE_ID])
-    parsed["user_hashes"] = tf.strings.to_hash_bucket_fast(parsed[features.USER_ID],
-                                                           _USER_HASH_BUCKETS)
-    if user_table is not None:
-      parsed["users"] = user_table.lookup(parsed[features.USER_ID])
-    return parsed
 
-  return parse
+def _split_files(artifact: types.Artifact, split: str, what: str) -> List[str]:
+  """The files of one split of an Examples artifact; ValueError when it has none."""
+  split_dir = artifact_utils.get_split_uri([artifact], split)
+  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
+  if not files:
+    raise ValueError(f"The {split} split of the {what} has no files in {split_dir}.")
+  return files
 
 
 def _check_in_catalog(batch, split: str) -> None:
-  missing = batch["movies"] == _MISSING
+  missing = batch[MOVIES] == _MISSING
   if missing.any():
     movie_ids = sorted({m.decode() for m in batch[features.MOVIE_ID][missing]})
     raise ValueError(
@@ -299,7 +372,7 @@ def _check_in_catalog(batch, split: str) -> None:
         + ". The Trainer must export the whole catalog.")
 
 
-def _lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
+def lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
   """String key (str or bytes) -> its position in `keys`; unknown keys -> -1."""
   return tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
@@ -310,17 +383,13 @@ def _lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
 def read_titles(movies: types.Artifact, split: str, catalog: Sequence[str]) -> List[str]:
   """The title of each catalog movie, from the catalog examples (MovieLensExampleGen's
   `movies`); a movie missing there keeps its id as title."""
-  split_dir = artifact_utils.get_split_uri([movies], split)
-  files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*")))
-  if not files:
-    raise ValueError(f"The {split} split of the movie catalog has no files in {split_dir}.")
-  spec = features.raw_feature_spec((features.MOVIE_ID, features.MOVIE_TITLE))
+  files = _split_files(movies, split, "movie catalog")
   title_of = {}
   dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH_SIZE)
   for serialized in dataset.as_numpy_iterator():
-    parsed = tf.io.parse_example(serialized, spec)
-    ids = features.to_vector(parsed[features.MOVIE_ID]).numpy()
-    titles = features.to_vector(parsed[features.MOVIE_TITLE]).numpy()
+    parsed = parse_raw(serialized, (features.MOVIE_ID, features.MOVIE_TITLE))
+    ids = parsed[features.MOVIE_ID].numpy()
+    titles = parsed[features.MOVIE_TITLE].numpy()
     title_of.update(zip((i.decode() for i in ids), (t.decode() for t in titles)))
   return [title_of.get(movie_id, movie_id) for movie_id in catalog]
 

@@ -7,6 +7,8 @@ exclusions (metrics.py), and hands the rankings to the parts that summarize them
   * baselines: popularity (scoring.py), EASE fitted on train (ease.py), and the last
     blessed model (optional `baseline_model` input);
   * slices and popularity bias (slices.py), curves (metrics.py), example users (examples.py);
+  * when the model has a ranking stage, its predicted ratings on every eval rating against
+    the global and per-movie mean train ratings (ranking.py);
   * the blessing policy (blessing.py), the reports (report.py) and the output files
     (results.py; tfma_metrics.py for TFMA's readers). The blessing is written the way the stock Evaluator writes it, so the
     stock Pusher and LatestBlessedModelStrategy accept it.
@@ -27,6 +29,7 @@ from components.retrieval_evaluator import ease
 from components.retrieval_evaluator import examples
 from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import ranking
 from components.retrieval_evaluator import report
 from components.retrieval_evaluator import results as results_lib
 from components.retrieval_evaluator import scoring
@@ -78,11 +81,11 @@ class Executor(tfx_evaluator_executor.Executor):
     model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
     baseline = (input_dict.get(BASELINE_MODEL_KEY) or [None])[0]
     movies = (input_dict.get(MOVIES_KEY) or [None])[0]
+    examples_artifact = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
     catalog = data.Candidates.load(model.uri).movie_ids
-    eval_data = data.read_eval_data(
-        artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
-        artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT, catalog, config.max_eval_users,
-        config.eval_seed)
+    eval_data = data.read_eval_data(examples_artifact, artifacts.TRAIN_SPLIT,
+                                    artifacts.EVAL_SPLIT, catalog, config.max_eval_users,
+                                    config.eval_seed)
     logging.info("Evaluating %d eval users (%d pairs) on %d candidate movies.",
                  len(eval_data.user_ids), len(eval_data.eval_users), len(catalog))
 
@@ -92,11 +95,15 @@ class Executor(tfx_evaluator_executor.Executor):
     results = _evaluation_results(rankings, eval_data, config, ease_info, titles)
     results[results_lib.HISTORY_FIELD] = data.read_training_history(model.uri)
     results[results_lib.CONFIG_FIELD] = _config(config, model, baseline)
+    if ranking.has_ranking_model(model.uri):
+      results[results_lib.RANKING_FIELD] = ranking.evaluate(
+          model.uri, examples_artifact, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT, catalog)
     decision = blessing.decide_blessing(
         results[results_lib.MODEL_SECTION],
         {blessing.POPULARITY: results[results_lib.POPULARITY_SECTION],
          blessing.EASE: results[results_lib.EASE_SECTION]},
-        results[results_lib.BLESSED_SECTION], config, catalog_size=len(catalog))
+        results[results_lib.BLESSED_SECTION], config, catalog_size=len(catalog),
+        ranking=results.get(results_lib.RANKING_FIELD))
     results[results_lib.BLESSED_FIELD] = decision.blessed
     results[results_lib.REASONS_FIELD] = decision.reasons
 

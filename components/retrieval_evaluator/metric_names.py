@@ -21,6 +21,16 @@ NUM_EVAL_PAIRS = "num_eval_pairs"
 TOTAL_EVAL_USERS = "total_eval_users"  # Eval users before sampling.
 SAMPLED_EVAL_USERS = "sampled_eval_users"  # 0: every eval user was evaluated.
 
+# The ranking stage's section of metrics.json (only with a ranking model): the rating
+# model's errors on every eval rating, and under RATING_BASELINES the same errors of each
+# rating baseline, fitted on the train ratings.
+RMSE = "rmse"
+MAE = "mae"
+NUM_RATINGS = "count"
+RATING_BASELINES = "baselines"
+GLOBAL_MEAN = "global_mean"  # Predicts the mean train rating.
+MOVIE_MEAN = "movie_mean"  # Predicts the movie's mean train rating, shrunk (ranking.py).
+
 NDCG_K = 10
 # Recommended slots per user that coverage, tail share and mean popularity look at.
 SLOTS_K = 10

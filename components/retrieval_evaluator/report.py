@@ -18,6 +18,8 @@ from components.retrieval_evaluator import slices as slices_lib
 
 # Metrics of the user slices shown in the reports (metrics.json has every one).
 _SLICE_FAMILIES = (names.HIT_RATE, names.RECALL)
+# Columns of the ranking-stage table.
+_RATING_ERRORS = (names.RMSE, names.MAE)
 _MISSING = "-"
 
 
@@ -34,7 +36,8 @@ def format_value(value: Any) -> str:
 
 
 def text(results: Mapping[str, Any]) -> str:
-  """metric | model | popularity | EASE | blessed-baseline, the slices, then the verdict."""
+  """metric | model | popularity | EASE | blessed-baseline, the slices, the ranking stage
+  (only with a ranking model), then the verdict."""
   sections = results_lib.SECTIONS
   header = ["metric"] + [_column_label(s) for s in sections]
   rows = [[name] + [format_value((results.get(s) or {}).get(name)) for s in sections]
@@ -46,6 +49,11 @@ def text(results: Mapping[str, Any]) -> str:
       format_value(_slice(results, s, name).get(metric)) for s in sections]
                 for name, metric in _slice_rows(results, compact=True)]
   lines += _text_table(["slice metric"] + header[1:], slice_rows)
+  if results.get(results_lib.RANKING_FIELD) is not None:
+    lines += ["", _ranking_sentence(results)]
+    lines += _text_table(["rating model", *_RATING_ERRORS], [
+        [label] + [format_value(lookup(results, f"{key}/{error}")) for error in _RATING_ERRORS]
+        for label, key in _ranking_rows()])
   lines += ["", f"Blessed: {'yes' if results[results_lib.BLESSED_FIELD] else 'no'}"]
   lines += [f"  - {reason}" for reason in results[results_lib.REASONS_FIELD]]
   return "\n".join(lines) + "\n"
@@ -64,6 +72,7 @@ def html(results: Mapping[str, Any]) -> str:
       _overview(results),
       "<h2>Metrics</h2>",
       _metrics_table(results),
+      *_ranking_html(results),
       "<h2>Hit rate and recall at k = 1..100</h2>",
       "<p>Share of eval pairs (hit rate) and mean share of each user's eval movies "
       "(recall) found in the top k, the user's train movies excluded. The dotted line is "
@@ -140,6 +149,35 @@ def _metrics_table(results: Mapping[str, Any]) -> str:
       + "".join(_number_cell(results, f"{s}/{name}") for s in sections) + "</tr>"
       for name in results[results_lib.MODEL_SECTION])
   return f"<table><tr><th>metric</th>{header}</tr>{body}</table>"
+
+
+def _ranking_html(results: Mapping[str, Any]) -> List[str]:
+  """The "Ranking stage" heading, sentence and table; nothing without a ranking model."""
+  if results.get(results_lib.RANKING_FIELD) is None:
+    return []
+  header = "".join(f"<th>{error}</th>" for error in _RATING_ERRORS)
+  body = "".join(f"<tr><th>{label}</th>"
+                 + "".join(_number_cell(results, f"{key}/{error}") for error in _RATING_ERRORS)
+                 + "</tr>" for label, key in _ranking_rows())
+  return ["<h2>Ranking stage</h2>",
+          f"<p>{html_lib.escape(_ranking_sentence(results))}</p>",
+          f"<table><tr><th>rating model</th>{header}</tr>{body}</table>"]
+
+
+def _ranking_rows() -> List[tuple]:
+  """(label, metrics.json path) of each row of the ranking-stage table."""
+  baselines = f"{results_lib.RANKING_FIELD}/{names.RATING_BASELINES}"
+  return [("model", results_lib.RANKING_FIELD),
+          ("movie mean", f"{baselines}/{names.MOVIE_MEAN}"),
+          ("global mean", f"{baselines}/{names.GLOBAL_MEAN}")]
+
+
+def _ranking_sentence(results: Mapping[str, Any]) -> str:
+  count = results[results_lib.RANKING_FIELD][names.NUM_RATINGS]
+  return (f"Ranking stage: predicted ratings on all {count} eval ratings (every eval user, "
+          "sampled or not), against two baselines fitted on the train ratings: the mean "
+          "train rating (global mean) and each movie's mean shrunk toward it (movie "
+          "mean). The model is blessed only if its RMSE is below the global mean's.")
 
 
 def _slices_table(results: Mapping[str, Any]) -> str:

@@ -23,6 +23,9 @@ metrics.json, one JSON object:
                       top 10 (title, hit) (examples.py).
   training_history    The Trainer's per-epoch history (mean_loss, val_mean_loss,
                       examples_per_second), or null when the model has none.
+  ranking             Only when the model has a ranking stage (ranking.py): {"rmse",
+                      "mae", "count", "baselines": {"global_mean": {"rmse", "mae"},
+                      "movie_mean": {"rmse", "mae"}}}, on every eval rating.
   config              The evaluation's settings and the model URIs.
 Other code (the run summary, notebooks) reads it with `load`, not by path.
 
@@ -62,6 +65,7 @@ CURVE_K = "k"
 HISTOGRAM_FIELD = "popularity_histogram"
 EXAMPLES_FIELD = "examples"
 HISTORY_FIELD = "training_history"
+RANKING_FIELD = "ranking"  # Absent without a ranking model.
 CONFIG_FIELD = "config"
 
 
