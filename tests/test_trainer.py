@@ -27,6 +27,7 @@ from trainer_module import data
 from trainer_module import export
 from trainer_module import layers
 from trainer_module import model as model_lib
+from trainer_module import ranking
 from trainer_module import recommend
 from trainer_module import towers
 from trainer_module import trainer
@@ -1078,3 +1079,22 @@ def test_recommend_ranked(ranked_uri, trained_uri):
   with pytest.raises(ValueError, match="drop --history"):
     recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], history=["1"],
                         ranked=True)
+
+
+def test_dcn_ranking_model_shapes_and_padding():
+  sizes = model_lib.VocabularySizes(users=5, movies=7, title_tokens=4, genres=3,
+                                    timestamp_buckets=2)
+  ranker = ranking.build(sizes, configs.TrainerConfig(ranking_model="dcn"), mean_rating=3.5)
+  inputs = {features.USER_ID_INDEX: tf.constant([1, 2]),
+            features.TIMESTAMP_BUCKET: tf.constant([0, 1]),
+            features.MOVIE_ID_INDEX: tf.constant([3, 4]),
+            features.TITLE_TOKENS: tf.constant([[1, -1], [2, 3]]),
+            features.GENRE_INDICES: tf.constant([[0, -1], [1, 2]])}
+  predicted = ranker(inputs).numpy()
+  assert predicted.shape == (2,)
+  # Padding a batch wider never changes a prediction.
+  wider = {**inputs, features.TITLE_TOKENS: tf.constant([[1, -1, -1], [2, 3, -1]]),
+           features.GENRE_INDICES: tf.constant([[0, -1, -1, -1], [1, 2, -1, -1]])}
+  np.testing.assert_allclose(ranker(wider).numpy(), predicted, rtol=1e-6)
+  with pytest.raises(ValueError, match="No ranking model 'none'"):
+    ranking.build(sizes, configs.TrainerConfig(), mean_rating=3.5)

@@ -50,10 +50,10 @@ class DcnRankingModel(tfrs.models.Model):
                        f"{list(deep_layers)}.")
     self._sizes = sizes
     self._oov_user_rate = oov_user_rate
-    self.user = tf.keras.layers.Embedding(sizes.users, embedding_dim, name="user_id")
-    self.time = tf.keras.layers.Embedding(sizes.timestamp_buckets, embedding_dim,
-                                          name="timestamp_bucket")
-    self.movie = tf.keras.layers.Embedding(sizes.movies, embedding_dim, name="movie_id")
+    self.user = layers.embedding_table(sizes.users, embedding_dim, 0.0, "user_id")
+    self.time = layers.embedding_table(sizes.timestamp_buckets, embedding_dim, 0.0,
+                                       "timestamp_bucket")
+    self.movie = layers.embedding_table(sizes.movies, embedding_dim, 0.0, "movie_id")
     self.title = layers.MaskedMeanEmbedding(sizes.title_tokens, embedding_dim, name="title")
     self.genres = layers.MaskedMeanEmbedding(sizes.genres, embedding_dim, name="genres")
     self.cross = [tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform",
@@ -92,8 +92,9 @@ def build(sizes: model_lib.VocabularySizes, config: configs.TrainerConfig,
           mean_rating: float) -> DcnRankingModel:
   """A compiled, untrained ranking model of `config.ranking_model`."""
   if config.ranking_model != configs.DCN_RANKING:
+    models = [name for name in configs.RANKING_MODELS if name != configs.NO_RANKING]
     raise ValueError(f"No ranking model {config.ranking_model!r} to build; the ranking "
-                     f"models are {[m for m in configs.RANKING_MODELS if m != 'none']}.")
+                     f"models are {models}.")
   ranker = DcnRankingModel(sizes, config.embedding_dim, mean_rating,
                            oov_user_rate=config.oov_user_rate)
   ranker.compile(optimizer=tf.keras.optimizers.Adam(config.ranking_learning_rate))
