@@ -244,6 +244,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
   train_data = data.load_transformed(fn_args.train_files, tft_output,
                                      trainer_config.max_title_tokens, max_context)
+  if trainer_config.ranking_model == configs.NO_RANKING:
+    # Only the ranking stage reads the rating; retrieval's batches stay as they were.
+    train_data.pop(features.RATING_LABEL, None)
   model = build_model(tft_output, trainer_config, transform_config, max_context)
   if model.uses_context and features.CONTEXT_MOVIE_INDICES not in train_data:
     raise ValueError(f"The {trainer_config.query_tower!r} query tower reads "
