@@ -111,6 +111,12 @@ def check_same_batch(inputs: Mapping[str, tf.Tensor]) -> None:
       "dimension); got, in that order")
 
 
+def without_padding(values: tf.Tensor) -> tf.RaggedTensor:
+  """A serving input's string lists [batch, n], rows padded with "", without the padding
+  (wherever it is in a row)."""
+  return tf.ragged.boolean_mask(values, tf.not_equal(values, ""))
+
+
 class QueryEncoder(tf.Module):
   """Raw query features -> L2-normalized query embedding (Transform graph included).
 
@@ -152,8 +158,7 @@ class QueryEncoder(tf.Module):
 
     Padding anywhere in a row is dropped and the first `max_context` ids are kept.
     """
-    ragged = tf.ragged.boolean_mask(context, tf.not_equal(context, ""))
-    dense = ragged.to_tensor(default_value="", shape=[None, self._max_context])
+    dense = without_padding(context).to_tensor(default_value="", shape=[None, self._max_context])
     return dense if self._raw_context_is_dense else tf.sparse.from_dense(dense)
 
   def _context(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
@@ -220,8 +225,7 @@ class RatingScorer(tf.Module):
     raw = {}
     for name in features.RANKING_FEATURES:
       if features.RAW_FEATURES[name].multivalent:
-        values = pairs[name]
-        raw[name] = tf.ragged.boolean_mask(values, tf.not_equal(values, "")).to_sparse()
+        raw[name] = without_padding(pairs[name]).to_sparse()
       else:
         raw[name] = features.to_column(pairs[name])
     transformed = data.pad_lists(self.tft_layer(raw), self._max_title_tokens)
