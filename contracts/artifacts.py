@@ -34,6 +34,10 @@ relative to `model.uri`:
                                       a row: each [None], movie_genres [None, n] string
                                       padded with "" -> {"predicted_rating":
                                       tf.float32 [None]}, in the data's stars.
+  ranking_config.json                 Only with a ranking stage: {"ranking_model": its
+                                      family, "ranking_candidates": how many retrieved
+                                      movies serving_ranked re-orders}. The Evaluator
+                                      measures the re-ordered list at that depth.
 
 ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at its root.
 """
@@ -64,6 +68,9 @@ EMBEDDING_OUTPUT = "embedding"
 RANKING_MODEL_DIR = "ranking_model"
 RANKING_SIGNATURE = "serving_default"
 PREDICTED_RATING_OUTPUT = "predicted_rating"
+RANKING_CONFIG_FILE = "ranking_config.json"
+RANKING_MODEL_FIELD = "ranking_model"
+RANKING_CANDIDATES_FIELD = "ranking_candidates"
 
 # ModelEvaluation artifact files.
 METRICS_FILE = "metrics.json"
@@ -126,6 +133,12 @@ def ranking_model_path(model_uri: str) -> str:
   """Directory of the ranking (rating) SavedModel inside a Model artifact; it exists only
   when the Trainer ran a ranking stage."""
   return os.path.join(model_uri, RANKING_MODEL_DIR)
+
+
+def ranking_config_path(model_uri: str) -> str:
+  """The ranking stage's serving settings (JSON) inside a Model artifact; it exists only
+  when the Trainer ran a ranking stage."""
+  return os.path.join(model_uri, RANKING_CONFIG_FILE)
 
 
 def movie_ids_path(model_uri: str) -> str:

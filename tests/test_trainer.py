@@ -1028,10 +1028,15 @@ def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
     history = json.load(f)
   assert len(history["ranking_val_root_mean_squared_error"]) >= 1
   assert 1 <= history["ranking_epoch_kept"][0] <= RANKING_CONFIG["ranking_epochs"]
+  # What the Evaluator reads to re-order as serving_ranked does.
+  with tf.io.gfile.GFile(artifacts.ranking_config_path(ranked_uri)) as f:
+    assert json.load(f) == {"ranking_model": "dcn",
+                            "ranking_candidates": RANKING_CONFIG["ranking_candidates"]}
 
 
 def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
   assert not tf.io.gfile.exists(artifacts.ranking_model_path(trained_uri))
+  assert not tf.io.gfile.exists(artifacts.ranking_config_path(trained_uri))
   assert export.SERVING_RANKED not in serving.signatures
 
 

@@ -273,6 +273,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
   write_history(model_uri, history)
+  if ranker is not None:
+    write_ranking_config(model_uri, trainer_config)
 
   export.export_all(
       model_uri=model_uri,
@@ -318,6 +320,14 @@ def write_history(model_uri: str, history: Mapping[str, List[float]]) -> None:
   with tf.io.gfile.GFile(path, "w") as f:
     json.dump({name: [float(value) for value in values] for name, values in history.items()},
               f, indent=1)
+
+
+def write_ranking_config(model_uri: str, config: configs.TrainerConfig) -> None:
+  """The ranking stage's family and depth, where `artifacts.ranking_config_path` says: the
+  Evaluator re-orders as many retrieved movies as serving_ranked does."""
+  with tf.io.gfile.GFile(artifacts.ranking_config_path(model_uri), "w") as f:
+    json.dump({artifacts.RANKING_MODEL_FIELD: config.ranking_model,
+               artifacts.RANKING_CANDIDATES_FIELD: config.ranking_candidates}, f, indent=1)
 
 
 def seen_movies(train_data: Mapping[str, tf.Tensor],
