@@ -19,6 +19,7 @@ from contracts import artifacts
 from contracts import configs
 from contracts import features
 from tests import test_retrieval_evaluator as retrieval
+from trainer_module import trainer
 
 # A hand-made problem. Train: movie 10 rated 5 and 4, movie 20 rated 2, movie 30 rated 1,
 # so the global mean is 12 / 4 = 3. Eval rows: (user, movie, timestamp, genres, rating).
@@ -194,8 +195,45 @@ def workdir(tmp_path_factory):
         str(root / name), *retrieval._oracle_embeddings())  # pylint: disable=protected-access
     if predict is not None:
       _write_ranking_model(models[name].uri, predict)
+      trainer.write_ranking_config(models[name].uri, configs.TrainerConfig(
+          ranking_model=configs.DCN_RANKING, ranking_candidates=RANKING_CANDIDATES))
   return {"root": root, "examples": _write_examples(str(root / "examples"), rows["train"],
-                                                    rows["eval"]), **models}
+                                                    rows["eval"]),
+          "movies": retrieval._write_catalog(str(root / "movies")),  # pylint: disable=protected-access
+          **models}
+
+
+# Retrieved movies the ranking stage re-orders: more than 10, so its order changes which
+# eval movies make a top 10.
+RANKING_CANDIDATES = 20
+
+
+def _expected_ranked_order(depth: int):
+  """The oracle's top `depth` unseen movies of each user re-ordered by `_exact`'s rating,
+  ties by catalog column as the Evaluator breaks them, scored by plain loops."""
+  users, movies = retrieval._oracle_embeddings()  # pylint: disable=protected-access
+  catalog = retrieval.CATALOG
+  retrieval_scores = users @ movies.T  # [user, movie index]
+  seen = {(u, m) for u, m, _, s in retrieval.RATINGS if s == "train"}
+  eval_movies = {}
+  for u, m, _, s in retrieval.RATINGS:
+    if s == "eval":
+      eval_movies.setdefault(u, set()).add(m)
+  hits, recalls, ndcgs = 0, [], []
+  for user, relevant in eval_movies.items():
+    columns = [c for c in range(len(catalog))
+               if (user, retrieval.MOVIE_IDS.index(catalog[c])) not in seen]
+    movie_of = lambda c: retrieval.MOVIE_IDS.index(catalog[c])
+    retrieved = sorted(columns, key=lambda c: (-retrieval_scores[user, movie_of(c)], c))[:depth]
+    reordered = sorted(retrieved, key=lambda c: (-_rating(movie_of(c)), c))
+    top10 = [movie_of(c) for c in reordered[:10]]
+    hits += sum(m in relevant for m in top10)
+    recalls.append(sum(m in relevant for m in top10) / len(relevant))
+    dcg = sum(1 / np.log2(i + 2) for i, m in enumerate(top10) if m in relevant)
+    ndcgs.append(dcg / sum(1 / np.log2(i + 2) for i in range(min(len(relevant), 10))))
+  num_pairs = sum(len(r) for r in eval_movies.values())
+  return {"hit_rate@10": hits / num_pairs, "recall@10": float(np.mean(recalls)),
+          "ndcg@10": float(np.mean(ndcgs))}
 
 
 def _reports(evaluation):
@@ -218,7 +256,7 @@ def test_without_a_ranking_model_there_is_no_ranking_section(workdir):
 
 def test_a_ranking_model_is_evaluated_on_every_eval_rating_and_reported(workdir):
   results, evaluation, blessing_artifact = retrieval.run_evaluator(
-      workdir, "exact", workdir["exact"], max_eval_users=12)
+      workdir, "exact", workdir["exact"], max_eval_users=12, movies=workdir["movies"])
   assert results["model"]["num_eval_users"] == 12  # Retrieval: the sampled users.
   train = [_rating(m) for _, m, _, s in retrieval.RATINGS if s == "train"]
   eval_ = [(m, _rating(m)) for _, m, _, s in retrieval.RATINGS if s == "eval"]
@@ -229,7 +267,8 @@ def test_a_ranking_model_is_evaluated_on_every_eval_rating_and_reported(workdir)
                  / (sum(mm == m and s == "train" for _, mm, _, s in retrieval.RATINGS) + 10)
                  for m, _ in eval_}
   movie_errors = np.array([movie_means[m] for m, _ in eval_]) - labels
-  section = results["ranking"]
+  section = dict(results["ranking"])
+  assert section.pop("ranked_order")["candidates"] == RANKING_CANDIDATES
   assert section == {
       "rmse": 0.0, "mae": 0.0, "count": len(eval_),  # Every eval rating: 40 users x 5.
       "baselines": {
@@ -279,3 +318,49 @@ def test_a_ranking_model_worse_than_the_global_mean_is_not_blessed(workdir):
   assert os.path.exists(os.path.join(blessing_artifact.uri, "NOT_BLESSED"))
   text, _ = _reports(evaluation)
   assert "Blessed: no" in text
+
+
+def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdir):
+  results, evaluation, _ = retrieval.run_evaluator(workdir, "exact_ranked", workdir["exact"],
+                                                   movies=workdir["movies"])
+  ranked = results["ranking"]["ranked_order"]
+  # Only the cutoffs within the 20 re-ordered movies (the evaluated ks are 10, 50, 100).
+  assert ranked == pytest.approx({"candidates": RANKING_CANDIDATES,
+                                  **_expected_ranked_order(RANKING_CANDIDATES)})
+  # Re-ordering changed which eval movies made the top 10.
+  assert ranked["hit_rate@10"] != results["model"]["hit_rate@10"]
+  text, page = _reports(evaluation)
+  table = text.split("Ranked order: each eval user's 20 best retrieved movies")[1]
+  rows = [line.split(" | ") for line in table.splitlines()[1:5]]
+  assert [cell.strip() for cell in rows[0]] == [
+      "list order", "hit_rate@10", "recall@10", "ndcg@10"]
+  for row, section in ((rows[2], results["model"]), (rows[3], ranked)):
+    assert [cell.strip() for cell in row[1:]] == [
+        f"{section[name]:.4f}" for name in ("hit_rate@10", "recall@10", "ndcg@10")]
+  assert rows[3][0].strip() == "re-ordered (serving_ranked)"
+  parser = retrieval._ReportParser()  # pylint: disable=protected-access
+  parser.feed(page)
+  keyed = {attrs["data-key"]: text for attrs, text in parser.cells if "data-key" in attrs}
+  for key in ("ranking/ranked_order/hit_rate@10", "ranking/ranked_order/ndcg@10",
+              "model/hit_rate@10"):
+    retrieval._assert_shown_as(  # pylint: disable=protected-access
+        keyed[key], retrieval._value_at(results, key), key)  # pylint: disable=protected-access
+
+
+def test_without_the_movie_catalog_the_re_ordered_lists_are_not_measured(workdir):
+  results, _, _ = retrieval.run_evaluator(workdir, "exact_no_movies", workdir["exact"])
+  assert results["ranking"]["ranked_order"] is None
+  assert results["ranking"]["rmse"] == 0.0
+
+
+def test_a_ranking_model_without_its_config_is_refused_by_name(tmp_path):
+  model_uri = str(tmp_path / "model")
+  with pytest.raises(ValueError, match="has a ranking model but no ranking_config.json; it "
+                                       "predates the ranked-order evaluation"):
+    ranking.ranking_candidates(model_uri)
+  os.makedirs(model_uri)
+  with open(artifacts.ranking_config_path(model_uri), "w") as f:
+    f.write('{"ranking_model": "dcn", "ranking_candidates": 0}')
+  with pytest.raises(ValueError, match="'ranking_candidates' must be a positive integer, "
+                                       "got 0"):
+    ranking.ranking_candidates(model_uri)

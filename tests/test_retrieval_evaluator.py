@@ -173,7 +173,8 @@ def workdir(tmp_path_factory):
 
 
 def _write_catalog(uri: str) -> standard_artifacts.Examples:
-  """MovieLensExampleGen's `movies` output: every movie's id and title, split 'catalog'."""
+  """MovieLensExampleGen's `movies` output: every movie's id, title and genres, split
+  'catalog'."""
   artifact = standard_artifacts.Examples()
   artifact.uri = uri
   artifact.split_names = artifact_utils.encode_split_names(["catalog"])
@@ -187,6 +188,8 @@ def _write_catalog(uri: str) -> standard_artifacts.Examples:
               value=[movie_id.encode()])),
           features.MOVIE_TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(
               value=[_title(movie).encode()])),
+          features.MOVIE_GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[b"Drama", b"Comedy"][:1 + movie % 2])),  # Lists of 1 and 2 genres.
       }
       writer.write(tf.train.Example(
           features=tf.train.Features(feature=feature)).SerializeToString())

@@ -383,15 +383,58 @@ def lookup_table(keys: Sequence) -> tf.lookup.StaticHashTable:
 def read_titles(movies: types.Artifact, split: str, catalog: Sequence[str]) -> List[str]:
   """The title of each catalog movie, from the catalog examples (MovieLensExampleGen's
   `movies`); a movie missing there keeps its id as title."""
+  columns, present = read_catalog_features(movies, split, catalog, (features.MOVIE_TITLE,))
+  titles = columns[features.MOVIE_TITLE]
+  return [titles[i].decode() if present[i] else movie_id
+          for i, movie_id in enumerate(catalog)]
+
+
+def read_catalog_features(movies: types.Artifact, split: str, catalog: Sequence[str],
+                          names: Sequence[str]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+  """Raw features `names` of each catalog movie, from the catalog examples.
+
+  Returns:
+    ({name: values in catalog order, [M] or [M, n] for a list padded with the dtype's
+    zero ("" for strings)}, bool [M]: whether the catalog examples hold that movie; a
+    missing movie's row is all padding).
+  """
   files = _split_files(movies, split, "movie catalog")
-  title_of = {}
+  table = lookup_table(list(catalog))
+  names = tuple(name for name in names if name != features.MOVIE_ID)
+  present = np.zeros(len(catalog), bool)
+  rows, parts = [], {name: [] for name in names}
   dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH_SIZE)
   for serialized in dataset.as_numpy_iterator():
-    parsed = parse_raw(serialized, (features.MOVIE_ID, features.MOVIE_TITLE))
-    ids = parsed[features.MOVIE_ID].numpy()
-    titles = parsed[features.MOVIE_TITLE].numpy()
-    title_of.update(zip((i.decode() for i in ids), (t.decode() for t in titles)))
-  return [title_of.get(movie_id, movie_id) for movie_id in catalog]
+    parsed = parse_raw(serialized, (features.MOVIE_ID,) + names)
+    columns = table.lookup(parsed[features.MOVIE_ID]).numpy()
+    known = columns != _MISSING  # Catalog examples of movies the model lacks are unused.
+    rows.append(columns[known])
+    for name in names:
+      parts[name].append(parsed[name].numpy()[known])
+  order = np.concatenate(rows) if rows else np.zeros([0], np.int64)
+  present[order] = True
+  result = {features.MOVIE_ID: np.asarray(catalog, dtype=object).astype(bytes)}
+  for name in names:
+    result[name] = _scatter(parts[name], order, len(catalog))
+  return result, present
+
+
+def _scatter(parts: List[np.ndarray], rows: np.ndarray, num_rows: int) -> np.ndarray:
+  """Batches of values (each [b] or [b, n_i]) placed at `rows` of a [num_rows(, max n)]
+  array of the dtype's zero."""
+  width = max((part.shape[1] for part in parts if part.ndim == 2), default=None)
+  sample = parts[0] if parts else np.zeros([0], object)
+  shape = [num_rows] if width is None else [num_rows, width]
+  out = np.zeros(shape, sample.dtype) if sample.dtype != object else np.full(shape, b"", object)
+  start = 0
+  for part in parts:
+    target = rows[start:start + len(part)]
+    if width is None:
+      out[target] = part
+    else:
+      out[target, :part.shape[1]] = part
+    start += len(part)
+  return out
 
 
 def read_training_history(model_uri: str) -> Optional[Dict[str, List[float]]]:

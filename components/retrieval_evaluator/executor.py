@@ -37,6 +37,7 @@ from components.retrieval_evaluator import slices
 from components.retrieval_evaluator import tfma_metrics
 from contracts import artifacts
 from contracts import configs
+from contracts import features
 
 # Artifact keys (shared with component.py); the execution properties are the fields of
 # `configs.EvaluatorConfig`.
@@ -96,8 +97,8 @@ class Executor(tfx_evaluator_executor.Executor):
     results[results_lib.HISTORY_FIELD] = data.read_training_history(model.uri)
     results[results_lib.CONFIG_FIELD] = _config(config, model, baseline)
     if ranking.has_ranking_model(model.uri):
-      results[results_lib.RANKING_FIELD] = ranking.evaluate(
-          model.uri, examples_artifact, artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT, catalog)
+      results[results_lib.RANKING_FIELD] = _evaluate_ranking_stage(
+          model, examples_artifact, movies, catalog, eval_data, config)
     decision = blessing.decide_blessing(
         results[results_lib.MODEL_SECTION],
         {blessing.POPULARITY: results[results_lib.POPULARITY_SECTION],
@@ -140,6 +141,31 @@ def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
                                     batch_size=_SCORE_BATCH_SIZE)
               for section, score_fn in score_fns.items()}
   return rankings, fitted.info
+
+
+def _evaluate_ranking_stage(model: types.Artifact, examples_artifact: types.Artifact,
+                            movies: Optional[types.Artifact], catalog: List[str],
+                            eval_data: data.EvalData,
+                            config: configs.EvaluatorConfig) -> Dict[str, Any]:
+  """metrics.json's ranking section: rating errors, and the re-ordered lists' retrieval
+  metrics when the catalog's features (the `movies` input) are there to rank with."""
+  section = ranking.evaluate(model.uri, examples_artifact, artifacts.TRAIN_SPLIT,
+                             artifacts.EVAL_SPLIT, catalog)
+  if movies is None:
+    logging.warning("No movie catalog input: the ranking stage's re-ordered lists are not "
+                    "evaluated (the ranking model needs each movie's features).")
+    section[names.RANKED_ORDER] = None
+    return section
+  catalog_features, present = data.read_catalog_features(
+      movies, artifacts.CATALOG_SPLIT, catalog, features.CANDIDATE_FEATURES)
+  if not present.all():
+    raise ValueError(f"{(~present).sum()} of the model's {len(catalog)} catalog movies are "
+                     f"missing from the movie catalog {movies.uri}, e.g. "
+                     f"{catalog[int(np.flatnonzero(~present)[0])]!r}.")
+  section[names.RANKED_ORDER] = ranking.ranked_order(
+      model.uri, model_score_fn(model.uri, catalog, eval_data), eval_data, catalog_features,
+      config.evaluated_ks, _SCORE_BATCH_SIZE)
+  return section
 
 
 def model_score_fn(model_uri: str, catalog: List[str],

@@ -30,6 +30,11 @@ NUM_RATINGS = "count"
 RATING_BASELINES = "baselines"
 GLOBAL_MEAN = "global_mean"  # Predicts the mean train rating.
 MOVIE_MEAN = "movie_mean"  # Predicts the movie's mean train rating, shrunk (ranking.py).
+# Under RANKED_ORDER, the retrieval metrics of the list serving_ranked returns: each eval
+# user's RANKING_CANDIDATES best retrieved movies (train movies excluded) re-ordered by
+# predicted rating.
+RANKED_ORDER = "ranked_order"
+RANKING_CANDIDATES = "candidates"
 
 NDCG_K = 10
 # Recommended slots per user that coverage, tail share and mean popularity look at.

@@ -128,11 +128,11 @@ def rank(score_fn: ScoreFn, num_movies: int, eval_users: np.ndarray,
     scores = _checked_scores(score_fn, batch, num_movies)
     pairs = eval_pairs.range_of(batch)
     keys = eval_pairs.keys_in(pairs, start, num_movies)
-    _record_ranks(unexcluded_ranks, pairs, keys, *_top_k(scores, depth), num_movies)
+    _record_ranks(unexcluded_ranks, pairs, keys, *top_k(scores, depth), num_movies)
     train_rows = train_pairs.rows_of(batch)
     if len(train_rows[0]):
       scores[train_rows] = -np.inf
-    columns, valid = _top_k(scores, depth)
+    columns, valid = top_k(scores, depth)
     _record_ranks(ranks, pairs, keys, columns, valid, num_movies)
     slots = columns[:, :names.SLOTS_K]
     top_movies[start:start + len(batch), :slots.shape[1]] = np.where(
@@ -280,7 +280,7 @@ class _Pairs:
     return positions, self.movies[group_offsets + np.arange(lengths.sum())]
 
 
-def _top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
   """The k best columns of each row, best first; equal scores: lower column first.
 
   Args:

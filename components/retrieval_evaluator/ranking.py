@@ -10,16 +10,26 @@ on the same eval ratings:
     (`MOVIE_MEAN_PRIOR_RATINGS`); a movie without train ratings gets the global mean.
 The splits are streamed (data.read_ratings); only the float predictions, the labels and
 each rating's catalog column are kept, never the raw strings of a whole split.
+
+A rating model answers "how much will they like it", not "will they watch it", so the
+list serving_ranked returns is measured too (`ranked_order`): each sampled eval user's
+`ranking_candidates` best retrieved movies (train movies excluded, as in every hit rate
+here) re-ordered by predicted rating, with the retrieval metrics at every evaluated k up
+to that depth. Set beside the model's own (retrieval-order) figures, it says whether
+re-ordering gains or loses hits.
 """
-from typing import Any, Dict, Sequence, Tuple
+import json
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from absl import logging
 import numpy as np
+from scipy import sparse
 import tensorflow as tf
 from tfx import types
 
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import metric_names as names
+from components.retrieval_evaluator import metrics
 from contracts import artifacts
 from contracts import features
 
@@ -71,6 +81,84 @@ def evaluate(model_uri: str, examples: types.Artifact, train_split: str, eval_sp
           names.MOVIE_MEAN: _errors(movie_means[movies], labels),
       },
   }
+
+
+def ranking_candidates(model_uri: str) -> int:
+  """How many retrieved movies the model's serving_ranked re-orders (its ranking config)."""
+  path = artifacts.ranking_config_path(model_uri)
+  if not tf.io.gfile.exists(path):
+    raise ValueError(f"The Model artifact {model_uri} has a ranking model but no "
+                     f"{artifacts.RANKING_CONFIG_FILE}; it predates the ranked-order "
+                     "evaluation: train it again.")
+  with tf.io.gfile.GFile(path) as f:
+    candidates = json.load(f).get(artifacts.RANKING_CANDIDATES_FIELD)
+  if not isinstance(candidates, int) or candidates < 1:
+    raise ValueError(f"{path}: '{artifacts.RANKING_CANDIDATES_FIELD}' must be a positive "
+                     f"integer, got {candidates!r}.")
+  return candidates
+
+
+def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.EvalData,
+                 catalog_features: Mapping[str, np.ndarray], ks: Sequence[int],
+                 batch_size: int) -> Dict[str, Any]:
+  """metrics.json's ranking/ranked_order: the retrieval metrics of the re-ordered lists.
+
+  Args:
+    model_uri: A Model artifact with a ranking model and its ranking config.
+    retrieval: The same model's retrieval scores (executor.model_score_fn).
+    eval_data: The evaluation problem the retrieval metrics were computed on.
+    catalog_features: Raw CANDIDATE_FEATURES of every catalog movie, in catalog order
+      (data.read_catalog_features).
+    ks: The evaluated cutoffs; those deeper than the re-ordered list are left out.
+    batch_size: Users re-ordered at once.
+
+  Returns:
+    {RANKING_CANDIDATES: the depth, hit_rate@k, recall@k (k <= depth), ndcg@10}.
+  """
+  depth = ranking_candidates(model_uri)
+  score_fn = _reordered_score_fn(model_uri, retrieval, eval_data, catalog_features, depth)
+  num_movies = len(catalog_features[features.MOVIE_ID])
+  ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
+                        eval_data.train_users, eval_data.train_movies, depth=depth,
+                        batch_size=batch_size)
+  kept = [k for k in ks if k <= depth]
+  summary = metrics.summarize(ranked, kept)
+  reported = [names.at(family, k) for family in (names.HIT_RATE, names.RECALL) for k in kept]
+  reported.append(names.at(names.NDCG, names.NDCG_K))
+  return {names.RANKING_CANDIDATES: depth, **{name: summary[name] for name in reported}}
+
+
+def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
+                        eval_data: data.EvalData, catalog_features: Mapping[str, np.ndarray],
+                        depth: int) -> metrics.ScoreFn:
+  """Scores whose order is serving_ranked's: each user's `depth` best retrieved movies
+  (train movies excluded) get their predicted rating, every other movie -inf."""
+  path = artifacts.ranking_model_path(model_uri)
+  loaded, signature, inputs = data.load_signature(path, artifacts.RANKING_SIGNATURE,
+                                                  "ranking model", features.RANKING_FEATURES)
+  num_movies = len(catalog_features[features.MOVIE_ID])
+  seen = sparse.csr_matrix((np.ones(len(eval_data.train_users), bool),
+                            (eval_data.train_users, eval_data.train_movies)),
+                           shape=(len(eval_data.user_ids), num_movies))
+  queries = eval_data.queries
+
+  def score(rows: np.ndarray) -> np.ndarray:
+    scores = np.array(retrieval(rows), dtype=np.float32)
+    seen_rows, seen_movies = seen[rows].nonzero()
+    scores[seen_rows, seen_movies] = -np.inf
+    columns, valid = metrics.top_k(scores, min(depth, num_movies))
+    users, movies = np.nonzero(valid)[0], columns[valid]
+    request = {name: queries[name][rows[users]] for name in features.REQUEST_QUERY_FEATURES}
+    request.update({name: catalog_features[name][movies]
+                    for name in features.CANDIDATE_FEATURES})
+    outputs = signature(**{name: tf.constant(request[name], features.RAW_FEATURES[name].dtype)
+                           for name in inputs})
+    reordered = np.full(scores.shape, -np.inf, np.float32)
+    reordered[users, movies] = _checked_ratings(outputs, len(movies), path)
+    return reordered
+
+  score.loaded = loaded  # Held as long as the score function, which calls its signature.
+  return score
 
 
 def _errors(predicted: np.ndarray, labels: np.ndarray) -> Dict[str, float]:

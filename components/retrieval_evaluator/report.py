@@ -54,6 +54,12 @@ def text(results: Mapping[str, Any]) -> str:
     lines += _text_table(["rating model", *_RATING_ERRORS], [
         [label] + [format_value(lookup(results, f"{key}/{error}")) for error in _RATING_ERRORS]
         for label, key in _ranking_rows()])
+    ranked_columns = _ranked_order_columns(results)
+    if ranked_columns:
+      lines += ["", _ranked_order_sentence(results)]
+      lines += _text_table(["list order", *ranked_columns], [
+          [label] + [format_value(lookup(results, f"{prefix}/{name}")) for name in ranked_columns]
+          for label, prefix in _RANKED_ORDER_ROWS])
   lines += ["", f"Blessed: {'yes' if results[results_lib.BLESSED_FIELD] else 'no'}"]
   lines += [f"  - {reason}" for reason in results[results_lib.REASONS_FIELD]]
   return "\n".join(lines) + "\n"
@@ -159,9 +165,38 @@ def _ranking_html(results: Mapping[str, Any]) -> List[str]:
   body = "".join(f"<tr><th>{label}</th>"
                  + "".join(_number_cell(results, f"{key}/{error}") for error in _RATING_ERRORS)
                  + "</tr>" for label, key in _ranking_rows())
-  return ["<h2>Ranking stage</h2>",
+  page = ["<h2>Ranking stage</h2>",
           f"<p>{html_lib.escape(_ranking_sentence(results))}</p>",
           f"<table><tr><th>rating model</th>{header}</tr>{body}</table>"]
+  ranked_columns = _ranked_order_columns(results)
+  if ranked_columns:
+    header = "".join(f"<th>{name}</th>" for name in ranked_columns)
+    body = "".join(f"<tr><th>{label}</th>"
+                   + "".join(_number_cell(results, f"{prefix}/{name}") for name in ranked_columns)
+                   + "</tr>" for label, prefix in _RANKED_ORDER_ROWS)
+    page += [f"<p>{html_lib.escape(_ranked_order_sentence(results))}</p>",
+             f"<table><tr><th>list order</th>{header}</tr>{body}</table>"]
+  return page
+
+
+# (label, metrics.json section) of the ranked-order table's rows.
+_RANKED_ORDER_ROWS = (
+    ("retrieval (serving_default)", results_lib.MODEL_SECTION),
+    ("re-ordered (serving_ranked)", f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}"))
+
+
+def _ranked_order_columns(results: Mapping[str, Any]) -> List[str]:
+  """The metrics measured on the re-ordered lists; none when they were not measured."""
+  ranked = lookup(results, f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}")
+  return [name for name in ranked or {} if name != names.RANKING_CANDIDATES]
+
+
+def _ranked_order_sentence(results: Mapping[str, Any]) -> str:
+  ranked = lookup(results, f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}")
+  return (f"Ranked order: each eval user's {ranked[names.RANKING_CANDIDATES]} best retrieved "
+          "movies (train movies excluded) re-ordered by predicted rating, as serving_ranked "
+          "returns them, against the retrieval order. Not gated: a rating model ranks by "
+          "how much a user will like a movie, not by whether they will watch it.")
 
 
 def _ranking_rows() -> List[tuple]:
