@@ -19,6 +19,16 @@ modules), with each of these score functions:
                         SVD): what R-d query and candidate vectors can keep of them
   model + w x EASE      per user, both score rows standardized and summed: an ensemble,
                         which the serving model does not do
+  iALS d=D              implicit ALS (Hu et al. 2008) as tuned in Rendle et al. 2021: D-d
+                        user and movie vectors, unobserved pairs weighted --ials_alpha0,
+                        each row's penalty --ials_l2 x (alpha0 + its share of the other
+                        side rated); eval users folded in from their train movies. A
+                        user-id two-tower model trained by least squares, not sampling
+  EASE + iALS d=D       both standardized and summed, as above
+  co-rated W            movies rated within W places of each other in a user's time-ordered
+                        train history (the eval users'), counts over (n_i n_j)^0.5: an
+                        item-item model of rating sessions (--corated_windows)
+  EASE + 0.3 x co-rated W
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
 hit_rate@100 (seen-excluded) per row, after the share of eval pairs whose movie no train
 rating has (no collaborative score can rank those: EASE never recommends them). Its
@@ -63,6 +73,12 @@ _RANKS = flags.DEFINE_list("ranks", ["128", "512"], "R of the 'EASE rank R' rows
 _BLEND_WEIGHTS = flags.DEFINE_list("blend_weights", ["0.5", "1", "2"],
                                    "w of the 'model + w x EASE' rows.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random contexts and the SVD.")
+_IALS_DIMS = flags.DEFINE_list("ials_dims", ["128"], "D of the 'iALS d=D' rows.")
+_IALS_L2 = flags.DEFINE_float("ials_l2", 50.0, "iALS penalty scale (see the rows above).")
+_IALS_ALPHA0 = flags.DEFINE_float("ials_alpha0", 0.1, "iALS weight of unobserved pairs.")
+_IALS_EPOCHS = flags.DEFINE_integer("ials_epochs", 12, "iALS alternations.")
+_CORATED_WINDOWS = flags.DEFINE_list("corated_windows", ["5"],
+                                     "W of the 'co-rated W' rows.")
 
 
 
@@ -126,6 +142,66 @@ def _random_walk(eval_data: data.EvalData, num_movies: int) -> Tuple[np.ndarray,
   return walk, movie_degree.astype(np.float32)
 
 
+def _ials_solve(rated: sparse.csr_matrix, other: np.ndarray, l2: float,
+                alpha0: float) -> np.ndarray:
+  """One iALS half-step: each row's vector given the other side's vectors `other` [N, D].
+
+  Row r minimizes sum over its rated columns of (1 - x·o)² + alpha0 · sum over all N of
+  (x·o)² + l2 · (alpha0 + n_r / N) · |x|², n_r its rated columns.
+  """
+  gram = alpha0 * other.T @ other
+  identity = np.eye(other.shape[1])
+  vectors = np.zeros([rated.shape[0], other.shape[1]])
+  for row in range(rated.shape[0]):
+    columns = rated.indices[rated.indptr[row]:rated.indptr[row + 1]]
+    if len(columns):
+      rated_vectors = other[columns]
+      penalty = l2 * (alpha0 + len(columns) / len(other))
+      vectors[row] = np.linalg.solve(gram + rated_vectors.T @ rated_vectors
+                                     + penalty * identity, rated_vectors.sum(axis=0))
+  return vectors
+
+
+def _ials(eval_data: data.EvalData, num_movies: int, dim: int, seed: int) -> metrics.ScoreFn:
+  """iALS fitted on every train rating; the eval users' vectors folded in from their train
+  movies."""
+  every_rating = ease.binary_matrix(eval_data.all_train_users, eval_data.all_train_movies,
+                                    eval_data.num_train_users, num_movies, np.float64).tocsr()
+  by_movie = every_rating.T.tocsr()
+  rng = np.random.default_rng(seed)
+  movies = rng.normal(0, 0.1 / np.sqrt(dim), [num_movies, dim])
+  l2, alpha0 = _IALS_L2.value, _IALS_ALPHA0.value
+  for _ in range(_IALS_EPOCHS.value):
+    users = _ials_solve(every_rating, movies, l2, alpha0)
+    movies = _ials_solve(by_movie, users, l2, alpha0)
+  eval_rated = ease.binary_matrix(eval_data.train_users, eval_data.train_movies,
+                                  len(eval_data.user_ids), num_movies, np.float64).tocsr()
+  queries = _ials_solve(eval_rated, movies, l2, alpha0)
+  return lambda rows: (queries[rows] @ movies.T).astype(np.float32)
+
+
+def _co_rated(eval_data: data.EvalData, num_movies: int, window: int) -> metrics.ScoreFn:
+  """Item-item scores from movies rated within `window` places of each other in the eval
+  users' time-ordered train histories, counts normalized by (n_i n_j)^0.5."""
+  order = np.lexsort((eval_data.train_movies, eval_data.train_timestamps,
+                      eval_data.train_users))
+  users, movies = eval_data.train_users[order], eval_data.train_movies[order]
+  pairs = []
+  for gap in range(1, window + 1):
+    same_user = users[gap:] == users[:-gap]
+    first, second = movies[:-gap][same_user], movies[gap:][same_user]
+    pairs += [(first, second), (second, first)]
+  rows = np.concatenate([a for a, _ in pairs])
+  columns = np.concatenate([b for _, b in pairs])
+  counts = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)),
+                             shape=(num_movies, num_movies))
+  scale = sparse.diags(1 / np.sqrt(np.bincount(movies, minlength=num_movies) + 1.0))
+  similarity = (scale @ counts @ scale).tocsr()
+  rated = ease.binary_matrix(eval_data.train_users, eval_data.train_movies,
+                             len(eval_data.user_ids), num_movies, np.float32).tocsr()
+  return lambda rows: (rated[rows] @ similarity).toarray()
+
+
 def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
                      config: configs.EvaluatorConfig
                      ) -> Dict[str, Callable[[], metrics.ScoreFn]]:
@@ -170,6 +246,18 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"model + {weight:g} x EASE"] = (
         lambda weight=weight: lambda rows: (_standardized(model(rows))
                                             + weight * _standardized(full_ease(rows))))
+  for dim in [int(value) for value in _IALS_DIMS.value]:
+    ials = functools.cache(lambda dim=dim: _ials(eval_data, len(catalog), dim, _SEED.value))
+    rows[f"iALS d={dim}"] = ials
+    rows[f"EASE + iALS d={dim}"] = (
+        lambda ials=ials: lambda rows: (_standardized(full_ease(rows))
+                                        + _standardized(ials()(rows))))
+  for window in [int(value) for value in _CORATED_WINDOWS.value]:
+    co_rated = _co_rated(eval_data, len(catalog), window)
+    rows[f"co-rated {window}"] = lambda co_rated=co_rated: co_rated
+    rows[f"EASE + 0.3 x co-rated {window}"] = (
+        lambda co_rated=co_rated: lambda rows: (_standardized(full_ease(rows))
+                                                + 0.3 * _standardized(co_rated(rows))))
   return rows
 
 
