@@ -36,8 +36,9 @@ relative to `model.uri`:
                                       tf.float32 [None]}, in the data's stars.
   ranking_config.json                 Only with a ranking stage: {"ranking_model": its
                                       family, "ranking_candidates": how many retrieved
-                                      movies serving_ranked re-orders}. The Evaluator
-                                      measures the re-ordered list at that depth.
+                                      movies serving_ranked re-orders, "ranking_weight":
+                                      the w of `ranked_order_key`}. The Evaluator
+                                      re-orders as serving_ranked does.
 
 ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at its root.
 """
@@ -71,6 +72,9 @@ PREDICTED_RATING_OUTPUT = "predicted_rating"
 RANKING_CONFIG_FILE = "ranking_config.json"
 RANKING_MODEL_FIELD = "ranking_model"
 RANKING_CANDIDATES_FIELD = "ranking_candidates"
+RANKING_WEIGHT_FIELD = "ranking_weight"
+# Added to a standard deviation before dividing by it: a row of equal values stays finite.
+STD_EPSILON = 1e-6
 
 # ModelEvaluation artifact files.
 METRICS_FILE = "metrics.json"
@@ -95,6 +99,27 @@ def query_scores(queries, candidates_t):
   users, heads, dim = queries.shape
   per_vector = queries.reshape(users * heads, dim) @ candidates_t
   return per_vector.reshape(users, heads, -1).max(axis=1)
+
+
+def ranked_order_key(scores: np.ndarray, ratings: np.ndarray, weight: float) -> np.ndarray:
+  """The key serving_ranked orders each row's retrieved movies by, highest first.
+
+  (1 - weight) x standardized retrieval score + weight x standardized predicted rating,
+  both standardized over the row (mean 0, std 1). The serving model computes the same in
+  TensorFlow (trainer_module/export.py); this is the Evaluator's copy and the tests' oracle.
+
+  Args:
+    scores: float [U, N], the retrieval scores of each row's N retrieved movies.
+    ratings: float [U, N], their predicted ratings.
+    weight: In [0, 1]: 1 orders by predicted rating alone, 0 keeps retrieval's order.
+  """
+  def standardized(values):
+    values = np.asarray(values, np.float64)
+    mean = values.mean(axis=-1, keepdims=True)
+    return (values - mean) / (values.std(axis=-1, keepdims=True) + STD_EPSILON)
+
+  return ((1 - weight) * standardized(scores) + weight * standardized(ratings)).astype(
+      np.float32)
 
 
 def query_time_rows(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

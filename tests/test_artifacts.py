@@ -23,3 +23,20 @@ def test_query_time_ties_are_ordered_by_row():
 def test_a_user_position_without_ratings_is_an_error():
   with pytest.raises(ValueError, match=r"User positions \[1\] have no held-out ratings"):
     artifacts.query_time_rows(np.array([0, 2]), np.array([1, 2]))
+
+
+def test_ranked_order_key_blends_the_standardized_score_and_rating():
+  scores = np.array([[3.0, 2.0, 1.0], [5.0, 5.0, 5.0]])
+  ratings = np.array([[1.0, 2.0, 4.0], [1.0, 3.0, 2.0]])
+  # Weight 1: by rating alone; 0: by retrieval score alone.
+  assert np.argsort(-artifacts.ranked_order_key(scores, ratings, 1.0)[0]).tolist() == [2, 1, 0]
+  assert np.argsort(-artifacts.ranked_order_key(scores, ratings, 0.0)[0]).tolist() == [0, 1, 2]
+  # Each part standardized over its row: z(scores) = (1.22, 0, -1.22), z(ratings) =
+  # (-1.07, -0.27, 1.34) -> at 0.25: (0.65, -0.07, -0.58).
+  key = artifacts.ranked_order_key(scores, ratings, 0.25)
+  z = lambda x: (x - x.mean()) / x.std()
+  np.testing.assert_allclose(key[0], 0.75 * z(scores[0]) + 0.25 * z(ratings[0]), rtol=1e-5)
+  assert np.argsort(-key[0]).tolist() == [0, 1, 2]
+  # Equal retrieval scores stay finite and leave the order to the rating.
+  assert np.isfinite(key[1]).all()
+  assert np.argsort(-key[1]).tolist() == [1, 2, 0]

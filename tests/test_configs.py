@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (configs.TrainerConfig, "validation_fraction", 0.5, r"must be in \[0.0, 0.5\)"),
     (configs.ContextConfig, "max_context", 0, "must be > 0"),
     (configs.TrainerConfig, "oov_user_rate", 1.5, r"must be in \[0.0, 1.0\]"),
+    (configs.TrainerConfig, "ranking_weight", -0.1, r"must be in \[0.0, 1.0\]"),
     (configs.DataConfig, "eval_fraction", 0.0, r"must be in \(0.0, 1.0\)"),
     (configs.EvaluatorConfig, "max_drop_vs_blessed", 1.0, r"must be in \[0.0, 1.0\)"),
     (configs.DataConfig, "min_rating", 6.0, r"must be in \[0.0, 5.0\]"),

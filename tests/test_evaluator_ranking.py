@@ -195,8 +195,7 @@ def workdir(tmp_path_factory):
         str(root / name), *retrieval._oracle_embeddings())  # pylint: disable=protected-access
     if predict is not None:
       _write_ranking_model(models[name].uri, predict)
-      trainer.write_ranking_config(models[name].uri, configs.TrainerConfig(
-          ranking_model=configs.DCN_RANKING, ranking_candidates=RANKING_CANDIDATES))
+      _write_ranking_config(models[name].uri, weight=1.0)
   return {"root": root, "examples": _write_examples(str(root / "examples"), rows["train"],
                                                     rows["eval"]),
           "movies": retrieval._write_catalog(str(root / "movies")),  # pylint: disable=protected-access
@@ -208,9 +207,17 @@ def workdir(tmp_path_factory):
 RANKING_CANDIDATES = 20
 
 
+def _write_ranking_config(model_uri: str, weight: float) -> None:
+  """The Trainer's ranking_config.json (written by the Trainer's own function)."""
+  trainer.write_ranking_config(model_uri, configs.TrainerConfig(
+      ranking_model=configs.DCN_RANKING, ranking_candidates=RANKING_CANDIDATES,
+      ranking_weight=weight))
+
+
 def _expected_ranked_order(depth: int):
-  """The oracle's top `depth` unseen movies of each user re-ordered by `_exact`'s rating,
-  ties by catalog column as the Evaluator breaks them, scored by plain loops."""
+  """The oracle's top `depth` unseen movies of each user re-ordered by `_exact`'s rating
+  alone (weight 1), ties by catalog column as the Evaluator breaks them, scored by plain
+  loops."""
   users, movies = retrieval._oracle_embeddings()  # pylint: disable=protected-access
   catalog = retrieval.CATALOG
   retrieval_scores = users @ movies.T  # [user, movie index]
@@ -325,12 +332,13 @@ def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdi
                                                    movies=workdir["movies"])
   ranked = results["ranking"]["ranked_order"]
   # Only the cutoffs within the 20 re-ordered movies (the evaluated ks are 10, 50, 100).
-  assert ranked == pytest.approx({"candidates": RANKING_CANDIDATES,
+  assert ranked == pytest.approx({"candidates": RANKING_CANDIDATES, "weight": 1.0,
                                   **_expected_ranked_order(RANKING_CANDIDATES)})
   # Re-ordering changed which eval movies made the top 10.
   assert ranked["hit_rate@10"] != results["model"]["hit_rate@10"]
   text, page = _reports(evaluation)
-  table = text.split("Ranked order: each eval user's 20 best retrieved movies")[1]
+  table = text.split("Ranked order: each eval user's 20 best retrieved movies (train movies "
+                     "excluded) re-ordered by 1 x predicted rating + 0 x retrieval score")[1]
   rows = [line.split(" | ") for line in table.splitlines()[1:5]]
   assert [cell.strip() for cell in rows[0]] == [
       "list order", "hit_rate@10", "recall@10", "ndcg@10"]
@@ -347,6 +355,20 @@ def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdi
         keyed[key], retrieval._value_at(results, key), key)  # pylint: disable=protected-access
 
 
+def test_a_zero_ranking_weight_keeps_the_retrieval_order(workdir, tmp_path):
+  # The oracle's scores tie within a block; with weight 0 the key ties too, and ties go to
+  # the lower catalog column in both orders.
+  model = retrieval._write_model(  # pylint: disable=protected-access
+      str(tmp_path / "model"), *retrieval._oracle_embeddings())  # pylint: disable=protected-access
+  _write_ranking_model(model.uri, _exact)
+  _write_ranking_config(model.uri, weight=0.0)
+  results, _, _ = retrieval.run_evaluator(workdir, "exact_w0", model, movies=workdir["movies"])
+  ranked = results["ranking"]["ranked_order"]
+  assert ranked["weight"] == 0.0
+  for name in ("hit_rate@10", "recall@10", "ndcg@10"):
+    assert ranked[name] == pytest.approx(results["model"][name])
+
+
 def test_without_the_movie_catalog_the_re_ordered_lists_are_not_measured(workdir):
   results, _, _ = retrieval.run_evaluator(workdir, "exact_no_movies", workdir["exact"])
   assert results["ranking"]["ranked_order"] is None
@@ -357,10 +379,18 @@ def test_a_ranking_model_without_its_config_is_refused_by_name(tmp_path):
   model_uri = str(tmp_path / "model")
   with pytest.raises(ValueError, match="has a ranking model but no ranking_config.json; it "
                                        "predates the ranked-order evaluation"):
-    ranking.ranking_candidates(model_uri)
+    ranking.serving_order(model_uri)
   os.makedirs(model_uri)
+  for config, message in (
+      ('{"ranking_candidates": 0, "ranking_weight": 0.5}',
+       "'ranking_candidates' must be a positive integer, got 0"),
+      ('{"ranking_candidates": 10, "ranking_weight": 1.5}',
+       "'ranking_weight' must be a number in \\[0, 1\\], got 1.5"),
+      ('{"ranking_candidates": 10}', "'ranking_weight' must be a number in \\[0, 1\\], got None")):
+    with open(artifacts.ranking_config_path(model_uri), "w") as f:
+      f.write(config)
+    with pytest.raises(ValueError, match=message):
+      ranking.serving_order(model_uri)
   with open(artifacts.ranking_config_path(model_uri), "w") as f:
-    f.write('{"ranking_model": "dcn", "ranking_candidates": 0}')
-  with pytest.raises(ValueError, match="'ranking_candidates' must be a positive integer, "
-                                       "got 0"):
-    ranking.ranking_candidates(model_uri)
+    f.write('{"ranking_candidates": 10, "ranking_weight": 0.25}')
+  assert ranking.serving_order(model_uri) == (10, 0.25)

@@ -1031,7 +1031,8 @@ def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
   # What the Evaluator reads to re-order as serving_ranked does.
   with tf.io.gfile.GFile(artifacts.ranking_config_path(ranked_uri)) as f:
     assert json.load(f) == {"ranking_model": "dcn",
-                            "ranking_candidates": RANKING_CONFIG["ranking_candidates"]}
+                            "ranking_candidates": RANKING_CONFIG["ranking_candidates"],
+                            "ranking_weight": configs.TrainerConfig().ranking_weight}
 
 
 def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
@@ -1040,14 +1041,19 @@ def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
   assert export.SERVING_RANKED not in serving.signatures
 
 
-def test_serving_ranked_reorders_the_retrieved_movies_by_predicted_rating(
+def test_serving_ranked_reorders_the_retrieved_movies_by_score_and_predicted_rating(
     fixture_data, ranked_uri, ranked_serving):
   users = ["1", "2", "unknown-user"]
   retrieved = ranked_serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(users))
   ranked = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(users))
   ratings = ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()
   assert ratings.shape == (len(users), TOP_K)
-  assert np.all(np.diff(ratings, axis=1) <= 0)  # Best predicted rating first.
+  # Every retrieved movie is returned (ranking_candidates == k), so the key can be
+  # recomputed from the outputs: best first, and not the order of either part alone.
+  key = artifacts.ranked_order_key(ranked["score"].numpy(), ratings,
+                                   configs.TrainerConfig().ranking_weight)
+  assert np.all(np.diff(key, axis=1) <= 1e-5)
+  assert np.any(np.diff(ratings, axis=1) > 0) and np.any(np.diff(ranked["score"], axis=1) > 0)
   reference_time = int(fixture_data.train.timestamps.max())
   for row, user in enumerate(users):
     ranked_ids = _strings(ranked["movie_id"])[row]
@@ -1072,11 +1078,13 @@ def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, size
     trainer.train_ranking_stage(without_rating, None, config, sizes)
 
 
-def test_recommend_ranked(ranked_uri, trained_uri):
+def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):
   [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5,
                                ranked=True)
-  ratings = [rec.predicted_rating for rec in rows]
-  assert len(rows) == 5 and ratings == sorted(ratings, reverse=True)
+  ranked = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["1"]))
+  assert [rec.movie_id for rec in rows] == _strings(ranked["movie_id"])[0][:5]
+  np.testing.assert_allclose([rec.predicted_rating for rec in rows],
+                             ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0, :5], rtol=1e-6)
   [plain] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5)
   assert all(rec.predicted_rating is None for rec in plain)
   with pytest.raises(ValueError, match="has no ranking stage"):

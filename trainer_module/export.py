@@ -21,9 +21,11 @@ string and `score` [batch, k] float32, best first):
                         and movie_title "", score -inf.
   serving_ranked        Only with a ranking stage (--ranking_model dcn): user_id [batch]
                         string. Retrieves `ranking_candidates` movies as serving_default
-                        does, then returns the best k by the ranking model's predicted
-                        rating, best first, with `predicted_rating` [batch, k] float32
-                        beside the retrieval `score`.
+                        does, then returns the best k by `--ranking_weight` x the
+                        ranking model's predicted rating + the rest x the retrieval
+                        score, both standardized per row (contracts.artifacts.
+                        ranked_order_key), best first, with `predicted_rating` [batch, k]
+                        float32 beside the retrieval `score`.
 Context query towers (history, sequential_*) recommend from the context: a user never
 seen in training who gives a history gets recommendations from it, without retraining;
 a known user who gives none gets their training history (the `max_context` most recent
@@ -260,13 +262,20 @@ def _rows(value, start: int, stop: int):
   return value[start:stop]
 
 
+def _standardized(values: tf.Tensor) -> tf.Tensor:
+  """Each row of [B, N] to mean 0 and std 1, as `contracts.artifacts.ranked_order_key`."""
+  mean, variance = tf.nn.moments(values, axes=[1], keepdims=True)
+  return (values - mean) / (tf.sqrt(variance) + artifacts.STD_EPSILON)
+
+
 class ServingModel(tf.Module):
   """Raw user features in, top-k movies (ids, titles, scores) out, over the whole catalog."""
 
   def __init__(self, query_encoder: QueryEncoder, embeddings: np.ndarray,
                movie_ids: List[bytes], movie_titles: List[bytes], top_k: int,
                reference_timestamp: int, rating_scorer: Optional[RatingScorer] = None,
-               movie_genres: Optional[np.ndarray] = None, ranking_candidates: int = 0):
+               movie_genres: Optional[np.ndarray] = None, ranking_candidates: int = 0,
+               ranking_weight: float = 1.0):
     """Args:
       query_encoder: Raw query features -> query embedding.
       embeddings: float32 [movies, d], the catalog's candidate embeddings.
@@ -277,6 +286,8 @@ class ServingModel(tf.Module):
       movie_genres: bytes [movies, n], each catalog movie's genres padded with b"";
         needed with `rating_scorer`.
       ranking_candidates: Movies retrieved for the ranking stage to re-order.
+      ranking_weight: The predicted rating's share of serving_ranked's order
+        (`contracts.artifacts.ranked_order_key`).
     """
     super().__init__()
     self.query_encoder = query_encoder
@@ -298,6 +309,7 @@ class ServingModel(tf.Module):
                          "ranking_candidates >= 1.")
       self._movie_genres = tf.constant(movie_genres)
       self._ranking_candidates = min(ranking_candidates, len(movie_ids))
+      self._ranking_weight = float(ranking_weight)
 
   def _results(self, scores: tf.Tensor, positions: tf.Tensor) -> Dict[str, tf.Tensor]:
     return {"movie_id": tf.gather(self._movie_ids, positions),
@@ -343,7 +355,8 @@ class ServingModel(tf.Module):
             "score": tf.where(filled, results["score"], float("-inf"))}
 
   def serve_ranked(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """The top-k of each row's `ranking_candidates` retrieved movies by predicted rating."""
+    """The top-k of each row's `ranking_candidates` retrieved movies, ordered by
+    `contracts.artifacts.ranked_order_key` of their scores and predicted ratings."""
     query = self.complete_query(query)
     scores, positions = self.index(self.query_encoder.embed(query),
                                    k=self._ranking_candidates)
@@ -356,7 +369,9 @@ class ServingModel(tf.Module):
                   features.MOVIE_TITLE: tf.gather(self._movie_titles, flat),
                   features.MOVIE_GENRES: tf.gather(self._movie_genres, flat)})
     ratings = tf.reshape(self.rating_scorer.predict(pairs), tf.shape(positions))
-    best = tf.math.top_k(ratings, k=tf.minimum(self._top_k, per_row)).indices
+    key = ((1 - self._ranking_weight) * _standardized(scores)
+           + self._ranking_weight * _standardized(ratings))
+    best = tf.math.top_k(key, k=tf.minimum(self._top_k, per_row)).indices
     return {**self._results(tf.gather(scores, best, batch_dims=1),
                             tf.gather(positions, best, batch_dims=1)),
             artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
@@ -377,7 +392,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
                max_title_tokens: int, top_k: int, reference_timestamp: int,
                seen_movies: Mapping[str, Sequence[str]], user_histories: np.ndarray,
                ranker: Optional[ranking.DcnRankingModel] = None,
-               ranking_candidates: int = 0) -> None:
+               ranking_candidates: int = 0, ranking_weight: float = 1.0) -> None:
   """Writes the serving model, the query model and the candidate embeddings.
 
   Args:
@@ -396,6 +411,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     ranker: The trained ranking stage, or None. With one, the ranking model is exported
       too and the serving model gains serving_ranked.
     ranking_candidates: Movies retrieved for the ranking stage to re-order.
+    ranking_weight: The predicted rating's share of serving_ranked's order.
   """
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
   movie_ids = features.to_vector(raw_catalog[features.MOVIE_ID]).numpy().tolist()
@@ -412,7 +428,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
                         signatures=scorer.signatures())
     genres = tf.sparse.to_dense(raw_catalog[features.MOVIE_GENRES], default_value=b"").numpy()
   serving = ServingModel(encoder, embeddings, movie_ids, titles, top_k, reference_timestamp,
-                         scorer, genres, ranking_candidates)
+                         scorer, genres, ranking_candidates, ranking_weight)
   tf.saved_model.save(serving, serving_model_dir, signatures=serving.signatures())
   write_seen_movies(serving_model_dir, seen_movies)
 

@@ -281,6 +281,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       serving_model_dir=fn_args.serving_model_dir, tft_output=tft_output,
       retrieval_model=model, ranker=ranker,
       ranking_candidates=trainer_config.ranking_candidates,
+      ranking_weight=trainer_config.ranking_weight,
       raw_catalog=data.read_raw_catalog(custom_config[configs.CATALOG_FILES_KEY]),
       max_title_tokens=trainer_config.max_title_tokens, top_k=trainer_config.serving_top_k,
       reference_timestamp=int(tf.reduce_max(train_data[features.TIMESTAMP_SECONDS])),
@@ -327,7 +328,8 @@ def write_ranking_config(model_uri: str, config: configs.TrainerConfig) -> None:
   Evaluator re-orders as many retrieved movies as serving_ranked does."""
   with tf.io.gfile.GFile(artifacts.ranking_config_path(model_uri), "w") as f:
     json.dump({artifacts.RANKING_MODEL_FIELD: config.ranking_model,
-               artifacts.RANKING_CANDIDATES_FIELD: config.ranking_candidates}, f, indent=1)
+               artifacts.RANKING_CANDIDATES_FIELD: config.ranking_candidates,
+               artifacts.RANKING_WEIGHT_FIELD: config.ranking_weight}, f, indent=1)
 
 
 def seen_movies(train_data: Mapping[str, tf.Tensor],

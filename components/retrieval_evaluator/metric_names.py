@@ -32,9 +32,10 @@ GLOBAL_MEAN = "global_mean"  # Predicts the mean train rating.
 MOVIE_MEAN = "movie_mean"  # Predicts the movie's mean train rating, shrunk (ranking.py).
 # Under RANKED_ORDER, the retrieval metrics of the list serving_ranked returns: each eval
 # user's RANKING_CANDIDATES best retrieved movies (train movies excluded) re-ordered by
-# predicted rating.
+# their retrieval score and predicted rating (contracts.artifacts.ranked_order_key).
 RANKED_ORDER = "ranked_order"
 RANKING_CANDIDATES = "candidates"
+RANKING_WEIGHT = "weight"  # The predicted rating's share of the order (ranked_order_key).
 
 NDCG_K = 10
 # Recommended slots per user that coverage, tail share and mean popularity look at.

@@ -14,8 +14,9 @@ each rating's catalog column are kept, never the raw strings of a whole split.
 A rating model answers "how much will they like it", not "will they watch it", so the
 list serving_ranked returns is measured too (`ranked_order`): each sampled eval user's
 `ranking_candidates` best retrieved movies (train movies excluded, as in every hit rate
-here) re-ordered by predicted rating, with the retrieval metrics at every evaluated k up
-to that depth. Set beside the model's own (retrieval-order) figures, it says whether
+here) re-ordered as serving_ranked orders them (`artifacts.ranked_order_key`: the
+predicted rating's share of the order is the Trainer's `ranking_weight`), with the
+retrieval metrics at every evaluated k up to that depth. Set beside the model's own (retrieval-order) figures, it says whether
 re-ordering gains or loses hits.
 """
 import json
@@ -83,19 +84,25 @@ def evaluate(model_uri: str, examples: types.Artifact, train_split: str, eval_sp
   }
 
 
-def ranking_candidates(model_uri: str) -> int:
-  """How many retrieved movies the model's serving_ranked re-orders (its ranking config)."""
+def serving_order(model_uri: str) -> Tuple[int, float]:
+  """(ranking_candidates, ranking_weight): how the model's serving_ranked re-orders, from
+  its ranking config (contracts/artifacts.py)."""
   path = artifacts.ranking_config_path(model_uri)
   if not tf.io.gfile.exists(path):
     raise ValueError(f"The Model artifact {model_uri} has a ranking model but no "
                      f"{artifacts.RANKING_CONFIG_FILE}; it predates the ranked-order "
                      "evaluation: train it again.")
   with tf.io.gfile.GFile(path) as f:
-    candidates = json.load(f).get(artifacts.RANKING_CANDIDATES_FIELD)
+    config = json.load(f)
+  candidates = config.get(artifacts.RANKING_CANDIDATES_FIELD)
+  weight = config.get(artifacts.RANKING_WEIGHT_FIELD)
   if not isinstance(candidates, int) or candidates < 1:
     raise ValueError(f"{path}: '{artifacts.RANKING_CANDIDATES_FIELD}' must be a positive "
                      f"integer, got {candidates!r}.")
-  return candidates
+  if not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+    raise ValueError(f"{path}: '{artifacts.RANKING_WEIGHT_FIELD}' must be a number in "
+                     f"[0, 1], got {weight!r}.")
+  return candidates, float(weight)
 
 
 def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.EvalData,
@@ -113,10 +120,12 @@ def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.Eva
     batch_size: Users re-ordered at once.
 
   Returns:
-    {RANKING_CANDIDATES: the depth, hit_rate@k, recall@k (k <= depth), ndcg@10}.
+    {RANKING_CANDIDATES: the depth, RANKING_WEIGHT: the rating's share of the order,
+    hit_rate@k, recall@k (k <= depth), ndcg@10}.
   """
-  depth = ranking_candidates(model_uri)
-  score_fn = _reordered_score_fn(model_uri, retrieval, eval_data, catalog_features, depth)
+  depth, weight = serving_order(model_uri)
+  score_fn = _reordered_score_fn(model_uri, retrieval, eval_data, catalog_features, depth,
+                                 weight)
   num_movies = len(catalog_features[features.MOVIE_ID])
   ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
                         eval_data.train_users, eval_data.train_movies, depth=depth,
@@ -125,14 +134,15 @@ def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.Eva
   summary = metrics.summarize(ranked, kept)
   reported = [names.at(family, k) for family in (names.HIT_RATE, names.RECALL) for k in kept]
   reported.append(names.at(names.NDCG, names.NDCG_K))
-  return {names.RANKING_CANDIDATES: depth, **{name: summary[name] for name in reported}}
+  return {names.RANKING_CANDIDATES: depth, names.RANKING_WEIGHT: weight,
+          **{name: summary[name] for name in reported}}
 
 
 def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
                         eval_data: data.EvalData, catalog_features: Mapping[str, np.ndarray],
-                        depth: int) -> metrics.ScoreFn:
+                        depth: int, weight: float) -> metrics.ScoreFn:
   """Scores whose order is serving_ranked's: each user's `depth` best retrieved movies
-  (train movies excluded) get their predicted rating, every other movie -inf."""
+  (train movies excluded) get their `artifacts.ranked_order_key`, every other movie -inf."""
   path = artifacts.ranking_model_path(model_uri)
   loaded, signature, inputs = data.load_signature(path, artifacts.RANKING_SIGNATURE,
                                                   "ranking model", features.RANKING_FEATURES)
@@ -153,8 +163,14 @@ def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
                     for name in features.CANDIDATE_FEATURES})
     outputs = signature(**{name: tf.constant(request[name], features.RAW_FEATURES[name].dtype)
                            for name in inputs})
+    ratings = np.zeros(columns.shape, np.float32)
+    ratings[valid] = _checked_ratings(outputs, len(movies), path)
+    retrieved = np.take_along_axis(scores, columns, axis=1)
     reordered = np.full(scores.shape, -np.inf, np.float32)
-    reordered[users, movies] = _checked_ratings(outputs, len(movies), path)
+    for row in np.flatnonzero(valid.any(axis=1)):  # A row's key covers its valid movies.
+      kept = valid[row]
+      reordered[row, columns[row, kept]] = artifacts.ranked_order_key(
+          retrieved[row, kept], ratings[row, kept], weight)
     return reordered
 
   score.loaded = loaded  # Held as long as the score function, which calls its signature.

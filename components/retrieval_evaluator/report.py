@@ -188,15 +188,19 @@ _RANKED_ORDER_ROWS = (
 def _ranked_order_columns(results: Mapping[str, Any]) -> List[str]:
   """The metrics measured on the re-ordered lists; none when they were not measured."""
   ranked = lookup(results, f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}")
-  return [name for name in ranked or {} if name != names.RANKING_CANDIDATES]
+  return [name for name in ranked or {}
+          if name not in (names.RANKING_CANDIDATES, names.RANKING_WEIGHT)]
 
 
 def _ranked_order_sentence(results: Mapping[str, Any]) -> str:
   ranked = lookup(results, f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}")
+  weight = ranked[names.RANKING_WEIGHT]
   return (f"Ranked order: each eval user's {ranked[names.RANKING_CANDIDATES]} best retrieved "
-          "movies (train movies excluded) re-ordered by predicted rating, as serving_ranked "
-          "returns them, against the retrieval order. Not gated: a rating model ranks by "
-          "how much a user will like a movie, not by whether they will watch it.")
+          f"movies (train movies excluded) re-ordered by {weight:g} x predicted rating + "
+          f"{1 - weight:g} x retrieval score (each standardized over the user's movies), as "
+          "serving_ranked returns them, against the retrieval order. Not gated: a rating "
+          "model ranks by how much a user will like a movie, not by whether they will "
+          "watch it.")
 
 
 def _ranking_rows() -> List[tuple]:
