@@ -16,8 +16,8 @@ list serving_ranked returns is measured too (`ranked_order`): each sampled eval 
 `ranking_candidates` best retrieved movies (train movies excluded, as in every hit rate
 here) re-ordered as serving_ranked orders them (`artifacts.ranked_order_key`: the
 predicted rating's share of the order is the Trainer's `ranking_weight`), with the
-retrieval metrics at every evaluated k up to that depth. Set beside the model's own (retrieval-order) figures, it says whether
-re-ordering gains or loses hits.
+retrieval metrics at every evaluated k up to that depth. Set beside the model's own
+(retrieval-order) figures, it says whether re-ordering gains or loses hits.
 """
 import json
 from typing import Any, Dict, Mapping, Sequence, Tuple
