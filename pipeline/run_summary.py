@@ -9,6 +9,9 @@ processes on one store, each summarizes its own. Keys of the summary (also writt
   model, baseline_popularity   Evaluator metrics (hit_rate@k, recall@k, ndcg@10, ...).
   baseline_ease                The same for the EASE baseline.
   baseline_blessed             Metrics of the latest previously blessed model, or None.
+  ranking                      With a ranking stage (--ranking_model): its rating errors
+                               and baselines, and the served order's metrics (the
+                               Evaluator's metrics.json "ranking" section); else None.
   blessed, blessing_reasons    The Evaluator's verdict and why.
   evaluation_report            The Evaluator's report: report.html, else report.txt.
   pushed_model                 Where the Pusher wrote the model, or None.
@@ -35,6 +38,7 @@ from components import retrieval_trainer
 from components.movielens_example_gen import component as example_gen_component
 from components.retrieval_evaluator import component as evaluator_component
 from components.retrieval_evaluator import executor as evaluator_executor
+from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import results as evaluator_results
 from contracts import features
 from pipeline import run_record
@@ -106,6 +110,7 @@ def _evaluation(evaluation: metadata_store_pb2.Artifact) -> Dict[str, Any]:
               baseline_popularity=metrics[evaluator_results.POPULARITY_SECTION],
               baseline_ease=metrics.get(evaluator_results.EASE_SECTION),
               baseline_blessed=metrics.get(evaluator_results.BLESSED_SECTION),
+              ranking=metrics.get(evaluator_results.RANKING_FIELD),
               blessed=metrics[evaluator_results.BLESSED_FIELD],
               blessing_reasons=metrics.get(evaluator_results.REASONS_FIELD, []),
               evaluation_report=_report_path(evaluation.uri))
@@ -163,6 +168,7 @@ def format_text(summary: Mapping[str, Any]) -> str:
     for name in _terminal_metrics(summary["model"]):
       lines.append(f"{name:<20}{_cell(summary['model'].get(name)):>10}" + "".join(
           f"{_cell(summary[key].get(name)):>12}" for key, _ in baselines))
+    lines.extend(_ranking_lines(summary))
     lines.append(f"blessed: {summary['blessed']}")
     lines.extend(f"  {reason}" for reason in summary.get("blessing_reasons", []))
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
@@ -171,6 +177,25 @@ def format_text(summary: Mapping[str, Any]) -> str:
   if summary.get("evaluation_report"):
     lines.append(f"evaluation report: {summary['evaluation_report']}")
   return "\n".join(lines)
+
+
+def _ranking_lines(summary: Mapping[str, Any]) -> List[str]:
+  """The ranking stage's RMSE against its baselines and, when measured, the served order's
+  hit_rate@10 and ndcg@10 against retrieval's; nothing without a ranking stage."""
+  ranking = summary.get("ranking")
+  if not ranking:
+    return []
+  baselines = ranking[metric_names.RATING_BASELINES]
+  lines = [f"ranking stage RMSE {_cell(ranking[metric_names.RMSE])} (movie mean "
+           f"{_cell(baselines[metric_names.MOVIE_MEAN][metric_names.RMSE])}, global mean "
+           f"{_cell(baselines[metric_names.GLOBAL_MEAN][metric_names.RMSE])})"]
+  ranked = ranking.get(metric_names.RANKED_ORDER)
+  if ranked:
+    shown = [name for name in ("hit_rate@10", "ndcg@10") if name in ranked]
+    lines.append("serving_ranked order: " + ", ".join(
+        f"{name} {_cell(ranked[name])} (retrieval {_cell(summary['model'].get(name))})"
+        for name in shown))
+  return lines
 
 
 def _terminal_metrics(model_metrics: Mapping[str, Any]) -> List[str]:

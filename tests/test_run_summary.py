@@ -29,3 +29,24 @@ def test_one_cutoff_is_shown_alone():
   summary["model"] = {"hit_rate@20": 0.5}
   assert run_summary.format_text(summary).splitlines()[1].split() == [
       "hit_rate@20", "0.5000", "-"]
+
+
+def test_a_ranking_stage_shows_its_rmse_and_the_served_orders_hit_rate():
+  summary = _summary()
+  summary["ranking"] = {
+      "rmse": 0.87, "mae": 0.67, "count": 100,
+      "baselines": {"global_mean": {"rmse": 1.05, "mae": 0.85},
+                    "movie_mean": {"rmse": 0.98, "mae": 0.77}},
+      "ranked_order": {"candidates": 100, "weight": 0.25, "hit_rate@10": 0.09,
+                       "recall@10": 0.15, "ndcg@10": 0.31}}
+  lines = run_summary.format_text(summary).splitlines()
+  assert lines[6:9] == [
+      "ranking stage RMSE 0.8700 (movie mean 0.9800, global mean 1.0500)",
+      "serving_ranked order: hit_rate@10 0.0900 (retrieval 0.1000), ndcg@10 0.3100 "
+      "(retrieval 0.2000)",
+      "blessed: True"]
+  # Without the catalog the order is not measured: the RMSE line alone.
+  summary["ranking"]["ranked_order"] = None
+  lines = run_summary.format_text(summary).splitlines()
+  assert lines[6:8] == ["ranking stage RMSE 0.8700 (movie mean 0.9800, global mean 1.0500)",
+                        "blessed: True"]
