@@ -353,6 +353,24 @@ def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdi
               "model/hit_rate@10"):
     retrieval._assert_shown_as(  # pylint: disable=protected-access
         keyed[key], retrieval._value_at(results, key), key)  # pylint: disable=protected-access
+  # TFMA's reader sees the ranking stage in the overall record, under its own model names.
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  records = {tuple(k.column for k in r.slice_key.single_slice_keys): {
+      (e.key.model_name, e.key.name): e.value.double_value.value
+      for e in r.metric_keys_and_values} for r in tfma.load_metrics(evaluation.uri)}
+  overall = records[()]
+  section = results["ranking"]
+  assert overall[("candidate", "rmse")] == pytest.approx(section["rmse"])
+  assert overall[("candidate", "hit_rate@10")] == results["model"]["hit_rate@10"]
+  assert overall[("global_mean_baseline", "mae")] == pytest.approx(
+      section["baselines"]["global_mean"]["mae"])
+  assert overall[("movie_mean_baseline", "rmse")] == pytest.approx(
+      section["baselines"]["movie_mean"]["rmse"])
+  assert {name for model, name in overall if model == "candidate_ranked"} == {
+      "hit_rate@10", "recall@10", "ndcg@10"}
+  assert overall[("candidate_ranked", "ndcg@10")] == pytest.approx(ranked["ndcg@10"])
+  assert all(model != "candidate_ranked" and name != "rmse"
+             for key, values in records.items() if key for model, name in values)
 
 
 def test_a_zero_ranking_weight_keeps_the_retrieval_order(workdir, tmp_path):
