@@ -18,7 +18,7 @@ from components.retrieval_evaluator import results as results_lib
 from contracts import artifacts
 from contracts import configs
 from contracts import features
-from tests import test_retrieval_evaluator as retrieval
+from tests import evaluator_fixtures as fixtures
 from trainer_module import trainer
 
 # A hand-made problem. Train: movie 10 rated 5 and 4, movie 20 rated 2, movie 30 rated 1,
@@ -170,7 +170,7 @@ def test_blessing_needs_a_ranking_rmse_below_the_global_mean():
         "baseline's (1.0000, the mean train rating predicted for every rating).")
 
 
-# Through the executor, on the retrieval tests' ratings (the oracle query model passes
+# Through the executor, on the evaluator fixtures' ratings (the oracle query model passes
 # the retrieval checks) with a rating of 1 + movie % 5.
 def _rating(movie: int) -> float:
   return 1.0 + movie % 5
@@ -185,20 +185,20 @@ def _exact(inputs):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   root = tmp_path_factory.mktemp("evaluator_ranking")
-  rows = {split: [(retrieval.USER_IDS[user], retrieval.MOVIE_IDS[movie], timestamp,
+  rows = {split: [(fixtures.USER_IDS[user], fixtures.MOVIE_IDS[movie], timestamp,
                    ("Drama",), _rating(movie))
-                  for user, movie, timestamp, s in retrieval.RATINGS if s == split]
+                  for user, movie, timestamp, s in fixtures.RATINGS if s == split]
           for split in ("train", "eval")}
   models = {}
   for name, predict in (("none", None), ("exact", _exact), ("five_stars", _constant(5.0))):
-    models[name] = retrieval._write_model(  # pylint: disable=protected-access
-        str(root / name), *retrieval._oracle_embeddings())  # pylint: disable=protected-access
+    models[name] = fixtures.write_model(
+        str(root / name), *fixtures.oracle_embeddings())
     if predict is not None:
       _write_ranking_model(models[name].uri, predict)
       _write_ranking_config(models[name].uri, weight=1.0)
   return {"root": root, "examples": _write_examples(str(root / "examples"), rows["train"],
                                                     rows["eval"]),
-          "movies": retrieval._write_catalog(str(root / "movies")),  # pylint: disable=protected-access
+          "movies": fixtures.write_catalog(str(root / "movies")),
           **models}
 
 
@@ -218,19 +218,19 @@ def _expected_ranked_order(depth: int):
   """The oracle's top `depth` unseen movies of each user re-ordered by `_exact`'s rating
   alone (weight 1), ties by catalog column as the Evaluator breaks them, scored by plain
   loops."""
-  users, movies = retrieval._oracle_embeddings()  # pylint: disable=protected-access
-  catalog = retrieval.CATALOG
+  users, movies = fixtures.oracle_embeddings()
+  catalog = fixtures.CATALOG
   retrieval_scores = users @ movies.T  # [user, movie index]
-  seen = {(u, m) for u, m, _, s in retrieval.RATINGS if s == "train"}
+  seen = {(u, m) for u, m, _, s in fixtures.RATINGS if s == "train"}
   eval_movies = {}
-  for u, m, _, s in retrieval.RATINGS:
+  for u, m, _, s in fixtures.RATINGS:
     if s == "eval":
       eval_movies.setdefault(u, set()).add(m)
   hits, recalls, ndcgs = 0, [], []
   for user, relevant in eval_movies.items():
     columns = [c for c in range(len(catalog))
-               if (user, retrieval.MOVIE_IDS.index(catalog[c])) not in seen]
-    movie_of = lambda c: retrieval.MOVIE_IDS.index(catalog[c])
+               if (user, fixtures.MOVIE_IDS.index(catalog[c])) not in seen]
+    movie_of = lambda c: fixtures.MOVIE_IDS.index(catalog[c])
     retrieved = sorted(columns, key=lambda c: (-retrieval_scores[user, movie_of(c)], c))[:depth]
     reordered = sorted(retrieved, key=lambda c: (-_rating(movie_of(c)), c))
     top10 = [movie_of(c) for c in reordered[:10]]
@@ -252,7 +252,7 @@ def _reports(evaluation):
 
 def test_without_a_ranking_model_there_is_no_ranking_section(workdir):
   assert not ranking.has_ranking_model(workdir["none"].uri)
-  results, evaluation, _ = retrieval.run_evaluator(workdir, "none", workdir["none"])
+  results, evaluation, _ = fixtures.run_evaluator(workdir, "none", workdir["none"])
   assert "ranking" not in results
   assert results["blessed"] is True
   assert not [r for r in results["reasons"] if "ranking model" in r]
@@ -262,16 +262,16 @@ def test_without_a_ranking_model_there_is_no_ranking_section(workdir):
 
 
 def test_a_ranking_model_is_evaluated_on_every_eval_rating_and_reported(workdir):
-  results, evaluation, blessing_artifact = retrieval.run_evaluator(
+  results, evaluation, blessing_artifact = fixtures.run_evaluator(
       workdir, "exact", workdir["exact"], max_eval_users=12, movies=workdir["movies"])
   assert results["model"]["num_eval_users"] == 12  # Retrieval: the sampled users.
-  train = [_rating(m) for _, m, _, s in retrieval.RATINGS if s == "train"]
-  eval_ = [(m, _rating(m)) for _, m, _, s in retrieval.RATINGS if s == "eval"]
+  train = [_rating(m) for _, m, _, s in fixtures.RATINGS if s == "train"]
+  eval_ = [(m, _rating(m)) for _, m, _, s in fixtures.RATINGS if s == "eval"]
   labels = np.array([rating for _, rating in eval_])
   global_mean = np.mean(train)
-  movie_means = {m: (sum(_rating(m) for _, mm, _, s in retrieval.RATINGS
+  movie_means = {m: (sum(_rating(m) for _, mm, _, s in fixtures.RATINGS
                          if mm == m and s == "train") + 10 * global_mean)
-                 / (sum(mm == m and s == "train" for _, mm, _, s in retrieval.RATINGS) + 10)
+                 / (sum(mm == m and s == "train" for _, mm, _, s in fixtures.RATINGS) + 10)
                  for m, _ in eval_}
   movie_errors = np.array([movie_means[m] for m, _ in eval_]) - labels
   section = dict(results["ranking"])
@@ -300,18 +300,18 @@ def test_a_ranking_model_is_evaluated_on_every_eval_rating_and_reported(workdir)
   assert rows[4] == ["global", "mean", "|", f"{global_rmse:.4f}", "|",
                      f"{section['baselines']['global_mean']['mae']:.4f}"]
   assert "<h2>Ranking stage</h2>" in page
-  parser = retrieval._ReportParser()  # pylint: disable=protected-access
+  parser = fixtures.ReportParser()
   parser.feed(page)
   keyed = {attrs["data-key"]: text for attrs, text in parser.cells if "data-key" in attrs}
   for key in ("ranking/rmse", "ranking/mae", "ranking/baselines/movie_mean/rmse",
               "ranking/baselines/movie_mean/mae", "ranking/baselines/global_mean/rmse",
               "ranking/baselines/global_mean/mae"):
-    retrieval._assert_shown_as(  # pylint: disable=protected-access
-        keyed[key], retrieval._value_at(results, key), key)  # pylint: disable=protected-access
+    fixtures.assert_shown_as(
+        keyed[key], fixtures.value_at(results, key), key)
 
 
 def test_a_ranking_model_worse_than_the_global_mean_is_not_blessed(workdir):
-  results, evaluation, blessing_artifact = retrieval.run_evaluator(
+  results, evaluation, blessing_artifact = fixtures.run_evaluator(
       workdir, "five_stars", workdir["five_stars"])
   section = results["ranking"]
   global_rmse = section["baselines"]["global_mean"]["rmse"]
@@ -328,7 +328,7 @@ def test_a_ranking_model_worse_than_the_global_mean_is_not_blessed(workdir):
 
 
 def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdir):
-  results, evaluation, _ = retrieval.run_evaluator(workdir, "exact_ranked", workdir["exact"],
+  results, evaluation, _ = fixtures.run_evaluator(workdir, "exact_ranked", workdir["exact"],
                                                    movies=workdir["movies"])
   ranked = results["ranking"]["ranked_order"]
   # Only the cutoffs within the 20 re-ordered movies (the evaluated ks are 10, 50, 100).
@@ -346,13 +346,13 @@ def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdi
     assert [cell.strip() for cell in row[1:]] == [
         f"{section[name]:.4f}" for name in ("hit_rate@10", "recall@10", "ndcg@10")]
   assert rows[3][0].strip() == "re-ordered (serving_ranked)"
-  parser = retrieval._ReportParser()  # pylint: disable=protected-access
+  parser = fixtures.ReportParser()
   parser.feed(page)
   keyed = {attrs["data-key"]: text for attrs, text in parser.cells if "data-key" in attrs}
   for key in ("ranking/ranked_order/hit_rate@10", "ranking/ranked_order/ndcg@10",
               "model/hit_rate@10"):
-    retrieval._assert_shown_as(  # pylint: disable=protected-access
-        keyed[key], retrieval._value_at(results, key), key)  # pylint: disable=protected-access
+    fixtures.assert_shown_as(
+        keyed[key], fixtures.value_at(results, key), key)
   # TFMA's reader sees the ranking stage in the overall record, under its own model names.
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   records = {tuple(k.column for k in r.slice_key.single_slice_keys): {
@@ -376,11 +376,11 @@ def test_the_re_ordered_lists_are_measured_as_serving_ranked_returns_them(workdi
 def test_a_zero_ranking_weight_keeps_the_retrieval_order(workdir, tmp_path):
   # The oracle's scores tie within a block; with weight 0 the key ties too, and ties go to
   # the lower catalog column in both orders.
-  model = retrieval._write_model(  # pylint: disable=protected-access
-      str(tmp_path / "model"), *retrieval._oracle_embeddings())  # pylint: disable=protected-access
+  model = fixtures.write_model(
+      str(tmp_path / "model"), *fixtures.oracle_embeddings())
   _write_ranking_model(model.uri, _exact)
   _write_ranking_config(model.uri, weight=0.0)
-  results, _, _ = retrieval.run_evaluator(workdir, "exact_w0", model, movies=workdir["movies"])
+  results, _, _ = fixtures.run_evaluator(workdir, "exact_w0", model, movies=workdir["movies"])
   ranked = results["ranking"]["ranked_order"]
   assert ranked["weight"] == 0.0
   for name in ("hit_rate@10", "recall@10", "ndcg@10"):
@@ -388,7 +388,7 @@ def test_a_zero_ranking_weight_keeps_the_retrieval_order(workdir, tmp_path):
 
 
 def test_without_the_movie_catalog_the_re_ordered_lists_are_not_measured(workdir):
-  results, _, _ = retrieval.run_evaluator(workdir, "exact_no_movies", workdir["exact"])
+  results, _, _ = fixtures.run_evaluator(workdir, "exact_no_movies", workdir["exact"])
   assert results["ranking"]["ranked_order"] is None
   assert results["ranking"]["rmse"] == 0.0
 

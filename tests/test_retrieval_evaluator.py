@@ -1,12 +1,11 @@
 """RetrievalEvaluator's executor on tiny raw ratings and fake Trainer outputs.
 
-The data has 8 taste groups of 5 users; group g rates only movies of block g (50 movies,
-popular ones more often). A model whose user and movie embeddings are the one-hot group
-and block knows everything there is to know; one with random embeddings knows nothing.
+The problem and the fake models are in tests/evaluator_fixtures.py: 8 taste groups of
+users, each rating one block of movies; the oracle model knows the groups, the random one
+nothing.
 """
 import base64
 import html
-import html.parser
 import io
 import json
 import os
@@ -16,12 +15,10 @@ import shutil
 import numpy as np
 import PIL.Image
 import pytest
-import tensorflow as tf
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
-from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from components import component_params
@@ -35,128 +32,11 @@ from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import results as results_lib
 from contracts import artifacts
 from contracts import configs
-from contracts import features
-
-NUM_GROUPS, USERS_PER_GROUP, BLOCK = 8, 5, 50
-NUM_RATED_MOVIES = NUM_GROUPS * BLOCK
-NUM_MOVIES = NUM_RATED_MOVIES + 20  # The last 20 are never rated.
-TRAIN_PER_USER, EVAL_PER_USER = 20, 5
-MOVIE_IDS = [str(1000 + i) for i in range(NUM_MOVIES)]
-# Catalog order differs from id order, so a mix-up of ids and columns shows.
-CATALOG = MOVIE_IDS[::-1]
-USER_IDS = [str(u + 1) for u in range(NUM_GROUPS * USERS_PER_GROUP)]
-
-
-def _group(user: int) -> int:
-  return user // USERS_PER_GROUP
-
-
-def _make_ratings(seed=0):
-  """(user, movie, timestamp, split) tuples; user and movie are indices."""
-  rng = np.random.default_rng(seed)
-  popularity = 1.0 / np.arange(1, BLOCK + 1)  # Zipf-like within each block.
-  rows = []
-  for user in range(len(USER_IDS)):
-    picks = rng.choice(BLOCK, TRAIN_PER_USER + EVAL_PER_USER, replace=False,
-                       p=popularity / popularity.sum())
-    rng.shuffle(picks)  # Eval movies as popular as train ones, as in a random split.
-    for i, pick in enumerate(picks):
-      split = "train" if i < TRAIN_PER_USER else "eval"
-      rows.append((user, _group(user) * BLOCK + int(pick), int(rng.integers(1e9, 2e9)),
-                   split))
-  return rows
-
-
-RATINGS = _make_ratings()
-
-
-def _example(user: int, movie: int, timestamp: int) -> bytes:
-  feature = {
-      features.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[USER_IDS[user].encode()])),
-      features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[MOVIE_IDS[movie].encode()])),
-      features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[timestamp])),
-      features.MOVIE_TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[f"Movie {movie} (1999)".encode()])),
-      features.MOVIE_GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[b"Drama"])),
-      features.USER_RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[4.0])),
-  }
-  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _write_examples(uri: str, ratings=RATINGS) -> standard_artifacts.Examples:
-  artifact = standard_artifacts.Examples()
-  artifact.uri = uri
-  artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
-  for split in ("train", "eval"):
-    split_dir = artifact_utils.get_split_uri([artifact], split)
-    os.makedirs(split_dir)
-    rows = [r for r in ratings if r[3] == split]
-    # Two shards per split, as ExampleGen writes several.
-    for shard, part in enumerate((rows[::2], rows[1::2])):
-      path = os.path.join(split_dir, f"data_tfrecord-{shard:05d}.gz")
-      with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for user, movie, timestamp, _ in part:
-          writer.write(_example(user, movie, timestamp))
-  return artifact
-
-
-class _QueryModel(tf.Module):
-  """user_id -> fixed embedding via a hash table; unknown users -> the OOV (last) row."""
-
-  def __init__(self, user_ids, embeddings):
-    super().__init__()
-    self._table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(user_ids), tf.range(len(user_ids), dtype=tf.int64)),
-        default_value=len(user_ids))
-    oov = np.zeros([1, embeddings.shape[1]], np.float32)
-    self._embeddings = tf.Variable(np.concatenate([embeddings, oov]).astype(np.float32))
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID),
-                                tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)])
-  def serve(self, user_id, timestamp):
-    del timestamp  # The fixed embeddings do not depend on time.
-    return {artifacts.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
-                                                     self._table.lookup(user_id))}
-
-
-def _write_model(uri: str, user_embeddings: np.ndarray, movie_embeddings: np.ndarray,
-                 catalog=CATALOG, model_id: int = 1) -> standard_artifacts.Model:
-  """A fake Trainer output; movie_embeddings rows are in MOVIE_IDS order."""
-  module = _QueryModel(USER_IDS, user_embeddings)
-  tf.saved_model.save(module, os.path.join(uri, artifacts.QUERY_MODEL_DIR),
-                      signatures={artifacts.QUERY_SIGNATURE: module.serve})
-  os.makedirs(os.path.join(uri, artifacts.CANDIDATES_DIR))
-  with open(os.path.join(uri, artifacts.CANDIDATES_DIR, artifacts.MOVIE_IDS_FILE),
-            "w") as f:
-    f.write("".join(f"{m}\n" for m in catalog))
-  rows = [MOVIE_IDS.index(m) for m in catalog]
-  np.save(os.path.join(uri, artifacts.CANDIDATES_DIR, artifacts.EMBEDDINGS_FILE),
-          movie_embeddings[rows].astype(np.float32))
-  model = standard_artifacts.Model()
-  model.uri = uri
-  model.id = model_id
-  return model
-
-
-def _oracle_embeddings(broken_groups=()):
-  """One-hot group / block embeddings; users of `broken_groups` point away from theirs."""
-  users = np.zeros([len(USER_IDS), NUM_GROUPS], np.float32)
-  for user in range(len(USER_IDS)):
-    users[user, _group(user)] = -1.0 if _group(user) in broken_groups else 1.0
-  movies = np.zeros([NUM_MOVIES, NUM_GROUPS], np.float32)
-  for movie in range(NUM_RATED_MOVIES):
-    movies[movie, movie // BLOCK] = 1.0
-  return users, movies
-
-
-def _random_embeddings(seed=7):
-  rng = np.random.default_rng(seed)
-  return (rng.normal(size=[len(USER_IDS), 16]).astype(np.float32),
-          rng.normal(size=[NUM_MOVIES, 16]).astype(np.float32))
+from tests.evaluator_fixtures import (CATALOG, EVAL_PER_USER, MOVIE_IDS, NUM_MOVIES, RATINGS,
+                                      TRAIN_PER_USER, USER_IDS,
+                                      ReportParser, assert_shown_as, catalog_column,
+                                      oracle_embeddings, random_embeddings, run_evaluator,
+                                      value_at, write_catalog, write_examples, write_model)
 
 
 @pytest.fixture(scope="module")
@@ -164,66 +44,18 @@ def workdir(tmp_path_factory):
   root = tmp_path_factory.mktemp("retrieval_evaluator")
   return {
       "root": root,
-      "examples": _write_examples(str(root / "examples")),
-      "oracle": _write_model(str(root / "oracle"), *_oracle_embeddings(), model_id=11),
-      "random": _write_model(str(root / "random"), *_random_embeddings(), model_id=12),
-      "broken": _write_model(str(root / "broken"), *_oracle_embeddings(broken_groups=(0,)),
-                             model_id=13),
+      "examples": write_examples(str(root / "examples")),
+      "oracle": write_model(str(root / "oracle"), *oracle_embeddings(), model_id=11),
+      "random": write_model(str(root / "random"), *random_embeddings(), model_id=12),
+      "broken": write_model(str(root / "broken"), *oracle_embeddings(broken_groups=(0,)),
+                            model_id=13),
   }
-
-
-def _write_catalog(uri: str) -> standard_artifacts.Examples:
-  """MovieLensExampleGen's `movies` output: every movie's id, title and genres, split
-  'catalog'."""
-  artifact = standard_artifacts.Examples()
-  artifact.uri = uri
-  artifact.split_names = artifact_utils.encode_split_names(["catalog"])
-  split_dir = artifact_utils.get_split_uri([artifact], "catalog")
-  os.makedirs(split_dir)
-  with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000.gz"),
-                            options="GZIP") as writer:
-    for movie, movie_id in enumerate(MOVIE_IDS):
-      feature = {
-          features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
-              value=[movie_id.encode()])),
-          features.MOVIE_TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(
-              value=[_title(movie).encode()])),
-          features.MOVIE_GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
-              value=[b"Drama", b"Comedy"][:1 + movie % 2])),  # Lists of 1 and 2 genres.
-      }
-      writer.write(tf.train.Example(
-          features=tf.train.Features(feature=feature)).SerializeToString())
-  return artifact
-
-
-def _title(movie: int) -> str:
-  return f"Película {movie} <&> (1999)"  # Non-ASCII and HTML-special on purpose.
-
-
-def run_evaluator(workdir, name, model, baseline=None, movies=None, **exec_properties):
-  evaluation = standard_artifacts.ModelEvaluation()
-  evaluation.uri = str(workdir["root"] / name / "evaluation")
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.uri = str(workdir["root"] / name / "blessing")
-  input_dict = {executor.EXAMPLES_KEY: [workdir["examples"]], executor.MODEL_KEY: [model]}
-  if baseline is not None:
-    input_dict[executor.BASELINE_MODEL_KEY] = [baseline]
-  if movies is not None:
-    input_dict[executor.MOVIES_KEY] = [movies]
-  executor.Executor().Do(input_dict, {executor.EVALUATION_KEY: [evaluation],
-                                      executor.BLESSING_KEY: [blessing]}, exec_properties)
-  return results_lib.load(evaluation.uri), evaluation, blessing
-
-
-def _column(movie: int) -> int:
-  """Catalog column of a movie index (position of its id in CATALOG)."""
-  return CATALOG.index(MOVIE_IDS[movie])
 
 
 def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100)):
   """Metrics of a [user, catalog column] score matrix, computed without the executor."""
-  train = [(u, _column(m)) for u, m, _, s in RATINGS if s == "train"]
-  eval_ = [(u, _column(m)) for u, m, _, s in RATINGS if s == "eval"]
+  train = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "train"]
+  eval_ = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "eval"]
   return metrics.evaluate_retrieval(
       lambda rows: score_matrix[rows], score_matrix.shape[1],
       np.array([u for u, _ in eval_]), np.array([m for _, m in eval_]),
@@ -232,7 +64,7 @@ def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100)):
 
 def _ease_matrix(l2=200.0):
   """EASE scores of every user and catalog column, fitted here from RATINGS' train pairs."""
-  train = [(u, _column(m)) for u, m, _, s in RATINGS if s == "train"]
+  train = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "train"]
   users, movies = np.array(train).T
   fitted = ease.fit(users, movies, len(USER_IDS), np.bincount(movies, minlength=NUM_MOVIES),
                     l2=l2, max_items=20_000)
@@ -243,7 +75,7 @@ def _popularity_matrix():
   """Train counts of each catalog column, the same for every user."""
   counts = np.zeros([NUM_MOVIES])
   for _, movie, _, split in RATINGS:
-    counts[_column(movie)] += split == "train"
+    counts[catalog_column(movie)] += split == "train"
   return np.tile(counts, (len(USER_IDS), 1))
 
 
@@ -256,7 +88,7 @@ def test_oracle_model_is_blessed_with_expected_metrics(workdir):
   assert model["hit_rate@50"] == 1.0
   assert model["num_eval_users"] == 40 and model["num_eval_pairs"] == 200
   assert model["total_eval_users"] == 40 and model["sampled_eval_users"] == 0
-  users, movies = _oracle_embeddings()
+  users, movies = oracle_embeddings()
   catalog_order = [MOVIE_IDS.index(m) for m in CATALOG]
   expected = _expected_metrics((users @ movies.T)[:, catalog_order])
   assert {k: model[k] for k in expected} == pytest.approx(expected)
@@ -294,7 +126,7 @@ def test_model_that_learned_nothing_is_not_blessed(workdir):
   results, _, blessing = run_evaluator(workdir, "random", workdir["random"])
   model, popularity = results["model"], results["baseline_popularity"]
   assert model["hit_rate@100"] < popularity["hit_rate@100"] * 1.1
-  users, movies = _random_embeddings()
+  users, movies = random_embeddings()
   catalog_order = [MOVIE_IDS.index(m) for m in CATALOG]
   expected = _expected_metrics((users @ movies.T)[:, catalog_order])
   assert model["hit_rate@100"] == pytest.approx(expected["hit_rate@100"])
@@ -375,7 +207,7 @@ def test_query_time_is_each_users_median_eval_timestamp(workdir):
 
 def test_movie_missing_from_catalog_is_named(workdir, tmp_path):
   missing = next(MOVIE_IDS[m] for _, m, _, s in RATINGS if s == "eval")
-  model = _write_model(str(tmp_path / "model"), *_oracle_embeddings(),
+  model = write_model(str(tmp_path / "model"), *oracle_embeddings(),
                        catalog=[m for m in CATALOG if m != missing])
   with pytest.raises(ValueError, match=f"Movie '{missing}' of the eval split is not in"):
     run_evaluator(workdir, "missing", model)
@@ -510,57 +342,6 @@ def test_ease_max_items_cuts_the_catalog_and_the_report_says_so(workdir):
   assert results["baseline_ease"]["coverage@10"] <= 100 / NUM_MOVIES
 
 
-class _ReportParser(html.parser.HTMLParser):
-  """Collects <img> sources, <td> cells (attributes and text) and external references."""
-
-  def __init__(self):
-    super().__init__()
-    self.images, self.cells, self.external = [], [], []
-    self._cell = None
-
-  def handle_starttag(self, tag, attrs):
-    attrs = dict(attrs)
-    if tag == "img":
-      self.images.append(attrs["src"])
-    if tag == "td":
-      self._cell = (attrs, [])
-    for name in ("src", "href"):
-      if attrs.get(name, "").startswith(("http:", "https:", "//")):
-        self.external.append(attrs[name])
-
-  def handle_endtag(self, tag):
-    if tag == "td" and self._cell is not None:
-      self.cells.append((self._cell[0], "".join(self._cell[1]).strip()))
-      self._cell = None
-
-  def handle_data(self, data):
-    if self._cell is not None:
-      self._cell[1].append(data)
-
-
-def _value_at(metrics_json, key):
-  value = metrics_json
-  for part in key.split("/"):
-    value = value[int(part)] if isinstance(value, list) else value[part]
-  return value
-
-
-def _assert_shown_as(text, value, key):
-  if value is None:
-    assert text == "-", key
-  elif isinstance(value, bool):
-    assert text == ("yes" if value else "no"), key
-  elif isinstance(value, int):
-    assert text == str(value), key
-  elif isinstance(value, float):
-    # Rounded to the decimals shown (a tie such as .25 to one decimal may go either way).
-    decimals = len(text.split(".")[1])
-    assert decimals >= 1, key
-    assert abs(float(text) - value) <= 0.5 * 10**-decimals * (1 + 1e-9), key
-  else:
-    assert text == value, key
-
-
 def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir, tmp_path):
   model_dir = tmp_path / "model_with_history"
   shutil.copytree(workdir["oracle"].uri, model_dir)
@@ -569,12 +350,12 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
   (model_dir / artifacts.TRAINING_HISTORY_FILE).write_text(json.dumps(history))
   model = standard_artifacts.Model()
   model.uri, model.id = str(model_dir), 21
-  movies = _write_catalog(str(tmp_path / "movies"))
+  movies = write_catalog(str(tmp_path / "movies"))
   results, evaluation, _ = run_evaluator(workdir, "html", model, baseline=workdir["broken"],
                                          movies=movies, report_users=3)
   with open(results_lib.html_report_path(evaluation.uri), encoding="utf-8") as f:
     page = f.read()
-  parser = _ReportParser()
+  parser = ReportParser()
   parser.feed(page)
   assert parser.external == []
   # Curves, slices, popularity histogram and loss: each a PNG embedded in the page.
@@ -586,7 +367,7 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
       image.verify()
   keyed = [(attrs["data-key"], text) for attrs, text in parser.cells if "data-key" in attrs]
   for key, text in keyed:
-    _assert_shown_as(text, _value_at(results, key), key)
+    assert_shown_as(text, value_at(results, key), key)
   # Every number in a table cell is one of them.
   unkeyed = [text for attrs, text in parser.cells if "data-key" not in attrs]
   assert not [t for t in unkeyed if re.fullmatch(r"[-+]?[\d.,]+%?", t)]
