@@ -141,9 +141,9 @@ def random_embeddings(seed=7):
           rng.normal(size=[NUM_MOVIES, 16]).astype(np.float32))
 
 
-def write_catalog(uri: str) -> standard_artifacts.Examples:
-  """MovieLensExampleGen's `movies` output: every movie's id, title and genres, split
-  'catalog'."""
+def write_catalog(uri: str, left_out=()) -> standard_artifacts.Examples:
+  """MovieLensExampleGen's `movies` output: every movie's id, title and genres (but the
+  movie indices `left_out`), split 'catalog'."""
   artifact = standard_artifacts.Examples()
   artifact.uri = uri
   artifact.split_names = artifact_utils.encode_split_names(["catalog"])
@@ -152,6 +152,8 @@ def write_catalog(uri: str) -> standard_artifacts.Examples:
   with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000.gz"),
                             options="GZIP") as writer:
     for movie, movie_id in enumerate(MOVIE_IDS):
+      if movie in left_out:
+        continue
       feature = {
           features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
               value=[movie_id.encode()])),

@@ -387,6 +387,13 @@ def test_a_zero_ranking_weight_keeps_the_retrieval_order(workdir, tmp_path):
     assert ranked[name] == pytest.approx(results["model"][name])
 
 
+def test_a_catalog_movie_without_features_is_named(workdir, tmp_path):
+  movies = fixtures.write_catalog(str(tmp_path / "movies"), left_out=(7,))
+  with pytest.raises(ValueError, match="1 of the model's 420 catalog movies are missing "
+                                       "from the movie catalog .*, e.g. '1007'"):
+    fixtures.run_evaluator(workdir, "exact_missing", workdir["exact"], movies=movies)
+
+
 def test_without_the_movie_catalog_the_re_ordered_lists_are_not_measured(workdir):
   results, _, _ = fixtures.run_evaluator(workdir, "exact_no_movies", workdir["exact"])
   assert results["ranking"]["ranked_order"] is None

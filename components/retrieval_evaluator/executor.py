@@ -90,7 +90,10 @@ class Executor(tfx_evaluator_executor.Executor):
     logging.info("Evaluating %d eval users (%d pairs) on %d candidate movies.",
                  len(eval_data.user_ids), len(eval_data.eval_users), len(catalog))
 
-    rankings, ease_info = _rank_every_model(model, baseline, catalog, eval_data, config)
+    # Built once: the ranking stage re-orders this model's retrieval too.
+    model_scores = model_score_fn(model.uri, catalog, eval_data)
+    rankings, ease_info = _rank_every_model(model_scores, baseline, catalog, eval_data,
+                                            config)
     titles = (data.read_titles(movies, artifacts.CATALOG_SPLIT, catalog)
               if movies is not None else list(catalog))
     results = _evaluation_results(rankings, eval_data, config, ease_info, titles)
@@ -98,7 +101,7 @@ class Executor(tfx_evaluator_executor.Executor):
     results[results_lib.CONFIG_FIELD] = _config(config, model, baseline)
     if ranking.has_ranking_model(model.uri):
       results[results_lib.RANKING_FIELD] = _evaluate_ranking_stage(
-          model, examples_artifact, movies, catalog, eval_data, config)
+          model, model_scores, examples_artifact, movies, catalog, eval_data, config)
     decision = blessing.decide_blessing(
         results[results_lib.MODEL_SECTION],
         {blessing.POPULARITY: results[results_lib.POPULARITY_SECTION],
@@ -118,15 +121,16 @@ class Executor(tfx_evaluator_executor.Executor):
     logging.info("Evaluation report: %s", paths[results_lib.HTML_REPORT_FILE])
 
 
-def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
+def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Artifact],
                       catalog: List[str], eval_data: data.EvalData,
                       config: configs.EvaluatorConfig):
-  """{section: Rankings} of the model and every baseline, and how EASE was fitted."""
+  """{section: Rankings} of the model (`model_scores`) and every baseline, and how EASE
+  was fitted."""
   fitted = ease.fit(eval_data.all_train_users, eval_data.all_train_movies,
                     eval_data.num_train_users, eval_data.train_counts, config.ease_l2,
                     config.ease_max_items)
   score_fns = {
-      results_lib.MODEL_SECTION: model_score_fn(model.uri, catalog, eval_data),
+      results_lib.MODEL_SECTION: model_scores,
       results_lib.POPULARITY_SECTION: scoring.popularity_score_fn(eval_data.train_counts),
       results_lib.EASE_SECTION: fitted.score_fn(eval_data.train_users,
                                                 eval_data.train_movies,
@@ -143,7 +147,8 @@ def _rank_every_model(model: types.Artifact, baseline: Optional[types.Artifact],
   return rankings, fitted.info
 
 
-def _evaluate_ranking_stage(model: types.Artifact, examples_artifact: types.Artifact,
+def _evaluate_ranking_stage(model: types.Artifact, model_scores: metrics.ScoreFn,
+                            examples_artifact: types.Artifact,
                             movies: Optional[types.Artifact], catalog: List[str],
                             eval_data: data.EvalData,
                             config: configs.EvaluatorConfig) -> Dict[str, Any]:
@@ -163,7 +168,7 @@ def _evaluate_ranking_stage(model: types.Artifact, examples_artifact: types.Arti
                      f"missing from the movie catalog {movies.uri}, e.g. "
                      f"{catalog[int(np.flatnonzero(~present)[0])]!r}.")
   section[names.RANKED_ORDER] = ranking.ranked_order(
-      model.uri, model_score_fn(model.uri, catalog, eval_data), eval_data, catalog_features,
+      model.uri, model_scores, eval_data, catalog_features,
       config.evaluated_ks, _SCORE_BATCH_SIZE)
   return section
 

@@ -36,6 +36,8 @@ MOVIE_MEAN = "movie_mean"  # Predicts the movie's mean train rating, shrunk (ran
 RANKED_ORDER = "ranked_order"
 RANKING_CANDIDATES = "candidates"
 RANKING_WEIGHT = "weight"  # The predicted rating's share of the order (ranked_order_key).
+# The entries of RANKED_ORDER that are settings, not metrics.
+RANKED_ORDER_SETTINGS = (RANKING_CANDIDATES, RANKING_WEIGHT)
 
 NDCG_K = 10
 # Recommended slots per user that coverage, tail share and mean popularity look at.

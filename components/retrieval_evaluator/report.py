@@ -188,8 +188,7 @@ _RANKED_ORDER_ROWS = (
 def _ranked_order_columns(results: Mapping[str, Any]) -> List[str]:
   """The metrics measured on the re-ordered lists; none when they were not measured."""
   ranked = lookup(results, f"{results_lib.RANKING_FIELD}/{names.RANKED_ORDER}")
-  return [name for name in ranked or {}
-          if name not in (names.RANKING_CANDIDATES, names.RANKING_WEIGHT)]
+  return [name for name in ranked or {} if name not in names.RANKED_ORDER_SETTINGS]
 
 
 def _ranked_order_sentence(results: Mapping[str, Any]) -> str:

@@ -57,9 +57,8 @@ def _ranking_values(ranking: Mapping[str, Any], overall: Mapping[str, Mapping[st
     values[model_name] = {e: ranking[names.RATING_BASELINES][baseline][e] for e in errors}
   ranked = ranking.get(names.RANKED_ORDER)
   if ranked:
-    values[RANKED_MODEL_NAME] = {
-        name: value for name, value in ranked.items()
-        if name not in (names.RANKING_CANDIDATES, names.RANKING_WEIGHT)}
+    values[RANKED_MODEL_NAME] = {name: value for name, value in ranked.items()
+                                 if name not in names.RANKED_ORDER_SETTINGS}
   return values
 
 
