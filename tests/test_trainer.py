@@ -1038,14 +1038,33 @@ def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
 def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
   assert not tf.io.gfile.exists(artifacts.ranking_model_path(trained_uri))
   assert not tf.io.gfile.exists(artifacts.ranking_config_path(trained_uri))
-  assert export.SERVING_RANKED not in serving.signatures
+  assert not set(export.RANKED_TWINS.values()) & set(serving.signatures)
 
 
-def test_serving_ranked_reorders_the_retrieved_movies_by_score_and_predicted_rating(
-    fixture_data, ranked_uri, ranked_serving):
+def _ranked_request(fixture_data, signature, users):
+  """The inputs of `signature` (a retrieval signature) for `users`, and the query time the
+  ranking model then rates at: an early train time where the request gives one, else
+  the model's reference time (the latest training rating)."""
+  inputs = export.QUERY_SIGNATURE_INPUTS[signature]
+  request = {features.USER_ID: tf.constant(users)}
+  rating_time = int(fixture_data.train.timestamps.max())
+  if features.TIMESTAMP in inputs:
+    rating_time = int(np.quantile(fixture_data.train.timestamps, 0.1))
+    request[features.TIMESTAMP] = tf.constant([rating_time] * len(users), tf.int64)
+  if features.CONTEXT_MOVIE_IDS in inputs:
+    # User 5's recent movies for every row: an unknown user then gets a list too.
+    history = _recent_train_movies(fixture_data, "5", 8)
+    request[features.CONTEXT_MOVIE_IDS] = tf.constant([history] * len(users))
+  return request, rating_time
+
+
+@pytest.mark.parametrize("signature", list(export.RANKED_TWINS))
+def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
+    fixture_data, ranked_uri, ranked_serving, signature):
   users = ["1", "2", "unknown-user"]
-  retrieved = ranked_serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(users))
-  ranked = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(users))
+  request, rating_time = _ranked_request(fixture_data, signature, users)
+  retrieved = ranked_serving.signatures[signature](**request)
+  ranked = ranked_serving.signatures[export.RANKED_TWINS[signature]](**request)
   ratings = ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()
   assert ratings.shape == (len(users), TOP_K)
   # Every retrieved movie is returned (ranking_candidates == k), so the key can be
@@ -1054,20 +1073,27 @@ def test_serving_ranked_reorders_the_retrieved_movies_by_score_and_predicted_rat
                                    configs.TrainerConfig().ranking_weight)
   assert np.all(np.diff(key, axis=1) <= 1e-5)
   assert np.any(np.diff(ratings, axis=1) > 0) and np.any(np.diff(ranked["score"], axis=1) > 0)
-  reference_time = int(fixture_data.train.timestamps.max())
   for row, user in enumerate(users):
     ranked_ids = _strings(ranked["movie_id"])[row]
-    # ranking_candidates == k: the same movies as retrieval returns, in another order,
+    # ranking_candidates == k: the same movies as the twin returns, in another order,
     # each with its retrieval score.
     assert sorted(ranked_ids) == sorted(_strings(retrieved["movie_id"])[row])
     score_by_id = dict(zip(_strings(retrieved["movie_id"])[row],
                            retrieved["score"].numpy()[row]))
     np.testing.assert_allclose(ranked["score"].numpy()[row],
                                [score_by_id[m] for m in ranked_ids], rtol=1e-5)
-    # The serving model's ratings are the ranking model export's.
+    # The serving model's ratings are the ranking model export's, at the request's time.
     expected = _predicted_ratings(ranked_uri, [user] * TOP_K, ranked_ids,
-                                  [reference_time] * TOP_K, fixture_data.catalog)
+                                  [rating_time] * TOP_K, fixture_data.catalog)
     np.testing.assert_allclose(ratings[row], expected, rtol=1e-5)
+
+
+def test_a_history_changes_the_ranked_list_of_an_unknown_user(fixture_data, ranked_serving):
+  request, _ = _ranked_request(fixture_data, export.SERVING_WITH_CONTEXT, ["new-user"])
+  with_history = ranked_serving.signatures[export.SERVING_RANKED_WITH_CONTEXT](**request)
+  without = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["new-user"]))
+  assert sorted(_strings(with_history["movie_id"])[0]) != sorted(
+      _strings(without["movie_id"])[0])
 
 
 def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, sizes):
@@ -1089,9 +1115,22 @@ def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):
   assert all(rec.predicted_rating is None for rec in plain)
   with pytest.raises(ValueError, match="has no ranking stage"):
     recommend.recommend(os.path.join(trained_uri, "Format-Serving"), ["1"], ranked=True)
-  with pytest.raises(ValueError, match="drop --history"):
-    recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], history=["1"],
+  with pytest.raises(ValueError, match="drop --exclude_seen"):
+    recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], exclude_seen=True,
                         ranked=True)
+
+
+def test_recommend_ranked_with_a_history_and_a_time(fixture_data, ranked_uri, ranked_serving):
+  request, rating_time = _ranked_request(
+      fixture_data, export.SERVING_WITH_CONTEXT_AT_TIME, ["new-user"])
+  history = _strings(request[features.CONTEXT_MOVIE_IDS])[0]
+  [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["new-user"],
+                               k=TOP_K, timestamp=rating_time, history=history, ranked=True)
+  ranked = ranked_serving.signatures[export.SERVING_RANKED_WITH_CONTEXT_AT_TIME](**request)
+  # The history's movies are left out; the rest come in serving's order.
+  expected = [m for m in _strings(ranked["movie_id"])[0] if m not in history]
+  assert [rec.movie_id for rec in rows] == expected
+  assert all(rec.predicted_rating is not None for rec in rows)
 
 
 def test_dcn_ranking_model_shapes_and_padding():

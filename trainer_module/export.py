@@ -26,6 +26,11 @@ string and `score` [batch, k] float32, best first):
                         score, both standardized per row (contracts.artifacts.
                         ranked_order_key), best first, with `predicted_rating` [batch, k]
                         float32 beside the retrieval `score`.
+  serving_ranked_at_time, serving_ranked_with_context,
+  serving_ranked_with_context_at_time  The same re-ordering of what serving_at_time,
+                        serving_with_context and serving_with_context_at_time retrieve,
+                        with their inputs (RANKED_TWINS); the ranking model rates each
+                        movie at the request's time.
 Context query towers (history, sequential_*) recommend from the context: a user never
 seen in training who gives a history gets recommendations from it, without retraining;
 a known user who gives none gets their training history (the `max_context` most recent
@@ -54,6 +59,17 @@ SERVING_WITH_CONTEXT = "serving_with_context"
 SERVING_WITH_CONTEXT_AT_TIME = "serving_with_context_at_time"
 SERVING_EXCLUDE_SEEN = "serving_exclude_seen"
 SERVING_RANKED = "serving_ranked"
+SERVING_RANKED_AT_TIME = "serving_ranked_at_time"
+SERVING_RANKED_WITH_CONTEXT = "serving_ranked_with_context"
+SERVING_RANKED_WITH_CONTEXT_AT_TIME = "serving_ranked_with_context_at_time"
+# Each retrieval signature's ranking-stage twin: the same inputs, the retrieved movies
+# re-ordered (only with a ranking stage).
+RANKED_TWINS: Mapping[str, str] = {
+    SERVING_DEFAULT: SERVING_RANKED,
+    SERVING_AT_TIME: SERVING_RANKED_AT_TIME,
+    SERVING_WITH_CONTEXT: SERVING_RANKED_WITH_CONTEXT,
+    SERVING_WITH_CONTEXT_AT_TIME: SERVING_RANKED_WITH_CONTEXT_AT_TIME,
+}
 EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 # Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
 # with the SavedModel (and the Pusher's copy) and is ignored by TF Serving.
@@ -62,13 +78,16 @@ SEEN_MOVIES_FILE = os.path.join("assets.extra", "seen_movie_ids.tsv.gz")
 # The raw query features each signature takes, derived from the feature spec: the
 # default takes only what a request must give; the others add the request's time, its
 # context, or both (every query feature).
-QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
+_RETRIEVAL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     SERVING_DEFAULT: features.REQUIRED_QUERY_FEATURES,
     SERVING_AT_TIME: features.REQUEST_QUERY_FEATURES,
     SERVING_WITH_CONTEXT: features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES,
     SERVING_WITH_CONTEXT_AT_TIME: features.QUERY_FEATURES,
+}
+QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
+    **_RETRIEVAL_SIGNATURE_INPUTS,
     SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
-    SERVING_RANKED: features.REQUIRED_QUERY_FEATURES,
+    **{RANKED_TWINS[name]: inputs for name, inputs in _RETRIEVAL_SIGNATURE_INPUTS.items()},
 }
 # Inputs of the query model's signatures: the default is what the Evaluator gives.
 QUERY_MODEL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
@@ -355,8 +374,9 @@ class ServingModel(tf.Module):
             "score": tf.where(filled, results["score"], float("-inf"))}
 
   def serve_ranked(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """The top-k of each row's `ranking_candidates` retrieved movies, ordered by
-    `contracts.artifacts.ranked_order_key` of their scores and predicted ratings."""
+    """The top-k of each row's `ranking_candidates` retrieved movies (retrieved as `serve`
+    retrieves them from the same query), ordered by `contracts.artifacts.ranked_order_key`
+    of their scores and predicted ratings."""
     query = self.complete_query(query)
     scores, positions = self.index(self.query_encoder.embed(query),
                                    k=self._ranking_candidates)
@@ -377,14 +397,16 @@ class ServingModel(tf.Module):
             artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
 
   def signatures(self) -> Dict[str, Any]:
-    """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS; serving_ranked
-    only with a ranking stage."""
-    methods = {SERVING_EXCLUDE_SEEN: self.serve_exclude_seen, SERVING_RANKED: self.serve_ranked}
+    """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS; the ranked ones
+    (RANKED_TWINS) only with a ranking stage."""
+    ranked = set(RANKED_TWINS.values())
+    methods = {SERVING_EXCLUDE_SEEN: self.serve_exclude_seen,
+               **{name: self.serve_ranked for name in ranked}}
     extra_specs = {SERVING_EXCLUDE_SEEN: [_EXCLUDE_SPEC]}
     return {name: query_signature(methods.get(name, self.serve), inputs,
                                   extra_specs.get(name, ()))
             for name, inputs in QUERY_SIGNATURE_INPUTS.items()
-            if name != SERVING_RANKED or self.rating_scorer is not None}
+            if name not in ranked or self.rating_scorer is not None}
 
 
 def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransformOutput,
@@ -409,7 +431,7 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
     user_histories: int64 [users, max_context], each user index's most recent train
       movie indices (`data.user_histories`): the context of a query that gives none.
     ranker: The trained ranking stage, or None. With one, the ranking model is exported
-      too and the serving model gains serving_ranked.
+      too and the serving model gains the ranked signatures (RANKED_TWINS).
     ranking_candidates: Movies retrieved for the ranking stage to re-order.
     ranking_weight: The predicted rating's share of serving_ranked's order.
   """

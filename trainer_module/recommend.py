@@ -7,7 +7,8 @@
 
 --ranked asks a model trained with a ranking stage (--ranking_model dcn) for its
 `serving_ranked` answer: the retrieved movies re-ordered by predicted rating, each shown
-with it.
+with it. With --history or --timestamp it asks the ranked signature that takes them
+(`serving_ranked_with_context`, ...).
 
 --history gives the user's recent movies (ids, most recent first): a user never seen in
 training gets recommendations from them, without retraining, and a known user's stored
@@ -83,7 +84,7 @@ def resolve_model_dir(model_dir: str) -> str:
 
 def check_request(user_ids: Sequence[str], k: int,
                   history: Optional[Sequence[str]] = None, exclude_seen: bool = False,
-                  ranked: bool = False, timestamp: Optional[int] = None) -> None:
+                  ranked: bool = False) -> None:
   """Raises ValueError naming the flag for requests no model can answer."""
   if not user_ids:
     raise ValueError("--user_id: give at least one user id.")
@@ -97,9 +98,10 @@ def check_request(user_ids: Sequence[str], k: int,
     if exclude_seen:
       raise ValueError("--history leaves the history's movies out already; --exclude_seen "
                        "would leave out the stored training history instead: use one.")
-  if ranked and (history is not None or exclude_seen or timestamp is not None):
-    raise ValueError("--ranked answers from the stored history at the model's reference "
-                     "time: drop --history, --exclude_seen and --timestamp.")
+  if ranked and exclude_seen:
+    raise ValueError("--ranked re-orders what retrieval returns and has no exclusion "
+                     "input: drop --exclude_seen (or give --history, whose movies are "
+                     "left out).")
 
 
 def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
@@ -116,13 +118,14 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     timestamp: Query time; default: the model's reference time.
     history: Recent movie ids, most recent first, used as every user's context instead
       of the stored history; these movies are left out of the results.
-    ranked: Ask the ranking stage (`serving_ranked`): the retrieved movies by predicted
-      rating, each with it.
+    ranked: Ask the ranking stage (`serving_ranked`, or the ranked signature taking the
+      history or the time given): the retrieved movies re-ordered, each with its
+      predicted rating.
 
   Fewer than k come back when the model returns fewer (its serving_top_k, or the catalog
   left after exclusions); blank slots are never returned.
   """
-  check_request(user_ids, k, history, exclude_seen, ranked, timestamp)
+  check_request(user_ids, k, history, exclude_seen, ranked)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   if ranked and export.SERVING_RANKED not in model.signatures:
@@ -139,10 +142,13 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
     result = model.signatures[export.SERVING_EXCLUDE_SEEN](
         **query, **{export.EXCLUDE_MOVIE_IDS: exclude.to_tensor(default_value="")})
-  elif ranked:
-    result = model.signatures[export.SERVING_RANKED](**query)
   else:
-    result = model.signatures[_signature_for(query)](**query)
+    name = _signature_for(query, ranked)
+    if name not in model.signatures:
+      # A model exported before the ranked signatures took a history or a time.
+      raise ValueError(f"{model_dir} has no {name} signature: train it again to "
+                       "serve this request ranked.")
+    result = model.signatures[name](**query)
   ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
                          result["score"].numpy())
   ratings = result.get(artifacts.PREDICTED_RATING_OUTPUT)
@@ -154,12 +160,12 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
           for row in range(len(user_ids))]
 
 
-def _signature_for(query: Mapping[str, tf.Tensor]) -> str:
-  """The serving signature whose inputs are exactly the query features given."""
-  for name, inputs in export.QUERY_SIGNATURE_INPUTS.items():
-    if (name not in (export.SERVING_EXCLUDE_SEEN, export.SERVING_RANKED)
-        and set(inputs) == set(query)):
-      return name
+def _signature_for(query: Mapping[str, tf.Tensor], ranked: bool = False) -> str:
+  """The retrieval signature whose inputs are exactly the query features given, or with
+  `ranked` its ranking-stage twin."""
+  for name, twin in export.RANKED_TWINS.items():
+    if set(export.QUERY_SIGNATURE_INPUTS[name]) == set(query):
+      return twin if ranked else name
   raise ValueError(f"No serving signature takes exactly {sorted(query)}.")
 
 
