@@ -29,6 +29,10 @@ modules), with each of these score functions:
                         train history (the eval users'), counts over (n_i n_j)^0.5: an
                         item-item model of rating sessions (--corated_windows)
   EASE + 0.3 x co-rated W
+  model, C chunks       the model queried from each user's C x max_context most recent
+                        train movies, one query per chunk of max_context, the normalized
+                        queries summed (--history_chunks): can the model read the whole
+                        history at serving time, as EASE does?
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
 hit_rate@100 (seen-excluded) per row, after the share of eval pairs whose movie no train
 rating has (no collaborative score can rank those: EASE never recommends them). Its
@@ -55,7 +59,10 @@ from components.retrieval_evaluator import data
 from components.retrieval_evaluator import ease
 from components.retrieval_evaluator import executor as evaluator
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import scoring
+from contracts import artifacts
 from contracts import configs
+from contracts import features
 
 import numpy as np  # pylint: disable=g-bad-import-order
 from scipy import sparse  # pylint: disable=g-bad-import-order
@@ -77,6 +84,8 @@ _IALS_DIMS = flags.DEFINE_list("ials_dims", ["128"], "D of the 'iALS d=D' rows."
 _IALS_L2 = flags.DEFINE_float("ials_l2", 50.0, "iALS penalty scale (see the rows above).")
 _IALS_ALPHA0 = flags.DEFINE_float("ials_alpha0", 0.1, "iALS weight of unobserved pairs.")
 _IALS_EPOCHS = flags.DEFINE_integer("ials_epochs", 12, "iALS alternations.")
+_HISTORY_CHUNKS = flags.DEFINE_list("history_chunks", ["2", "4"],
+                                    "C of the 'model, C chunks' rows.")
 _CORATED_WINDOWS = flags.DEFINE_list("corated_windows", ["5"],
                                      "W of the 'co-rated W' rows.")
 
@@ -96,15 +105,51 @@ def _subset(eval_data: data.EvalData, keep: np.ndarray) -> Dict[str, np.ndarray]
   return {"users": eval_data.train_users[keep], "movies": eval_data.train_movies[keep]}
 
 
-def _recent(eval_data: data.EvalData, catalog: Sequence[str], n: int) -> np.ndarray:
-  """Bool mask over the eval users' train pairs: each user's n most recent.
+def _recent_first(eval_data: data.EvalData, catalog: Sequence[str]) -> np.ndarray:
+  """The eval users' train pairs grouped by user, each user's most recent first.
 
   Ties in time go to the larger raw movie id, as in UserContext's `context.recent_first`.
   """
   id_rank = np.argsort(np.argsort(np.asarray(catalog, dtype=object)))
-  order = np.lexsort((-id_rank[eval_data.train_movies], -eval_data.train_timestamps,
-                      eval_data.train_users))
-  return _first_n_per_user(eval_data.train_users, order, n)
+  return np.lexsort((-id_rank[eval_data.train_movies], -eval_data.train_timestamps,
+                     eval_data.train_users))
+
+
+def _recent(eval_data: data.EvalData, catalog: Sequence[str], n: int) -> np.ndarray:
+  """Bool mask over the eval users' train pairs: each user's n most recent."""
+  return _first_n_per_user(eval_data.train_users, _recent_first(eval_data, catalog), n)
+
+
+def _model_from_chunks(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
+                       chunks: int, size: int) -> metrics.ScoreFn:
+  """The model's scores with each user's query summed over chunks of their history.
+
+  Chunk c holds the user's train movies at places [c * size, (c + 1) * size) of their
+  most-recent-first history; each chunk is a context of the query model, its query
+  normalized, and a user's queries summed (chunks a user's history does not reach add
+  nothing; the first always counts: the stored history, for a user with none).
+  """
+  order = _recent_first(eval_data, catalog)
+  users = eval_data.train_users[order]
+  movie_ids = np.asarray(catalog, dtype=object)[eval_data.train_movies[order]]
+  place = np.arange(len(order)) - np.searchsorted(users, users, "left")
+  num_users = len(eval_data.user_ids)
+  summed = 0.0
+  for chunk in range(chunks):
+    in_chunk = place // size == chunk
+    contexts = np.full((num_users, size), "", dtype=object)
+    contexts[users[in_chunk], place[in_chunk] - chunk * size] = movie_ids[in_chunk]
+    queries = data.query_embeddings(
+        model_uri, {**eval_data.queries, features.CONTEXT_MOVIE_IDS: contexts},
+        artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+    queries /= np.linalg.norm(queries, axis=-1, keepdims=True)
+    reached = np.bincount(users[in_chunk], minlength=num_users) > 0
+    if chunk == 0:
+      reached[:] = True
+    summed = summed + np.where(reached.reshape((-1,) + (1,) * (queries.ndim - 1)),
+                               queries, 0.0)
+  embeddings, present = data.Candidates.load(model_uri).aligned_to(list(catalog))
+  return scoring.embedding_score_fn(summed, embeddings, present)
 
 
 def _random(eval_data: data.EvalData, n: int, seed: int) -> np.ndarray:
@@ -252,6 +297,10 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"EASE + iALS d={dim}"] = (
         lambda ials=ials: lambda rows: (_standardized(full_ease(rows))
                                         + _standardized(ials()(rows))))
+  for chunks in [int(value) for value in _HISTORY_CHUNKS.value]:
+    rows[f"model, {chunks} chunks"] = (
+        lambda chunks=chunks: _model_from_chunks(model_uri, catalog, eval_data, chunks,
+                                                 configs.ContextConfig().max_context))
   for window in [int(value) for value in _CORATED_WINDOWS.value]:
     co_rated = _co_rated(eval_data, len(catalog), window)
     rows[f"co-rated {window}"] = lambda co_rated=co_rated: co_rated

@@ -159,18 +159,20 @@ def load_signature(path: str, name: str, what: str,
   return loaded, signature, inputs
 
 
-def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray]) -> np.ndarray:
+def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray],
+                     signature_name: str = artifacts.QUERY_SIGNATURE) -> np.ndarray:
   """Runs the query tower on every row of `queries`: float32 [U, d], or [U, H, d] for
   multi-vector queries.
 
   Args:
     model_uri: A Model artifact (layout in contracts/artifacts.py).
-    queries: Raw query feature name -> values [U], covering every input of the query
-      model's signature (features.QUERY_FEATURES).
+    queries: Raw query feature name -> values [U] ([U, n] for the context), covering
+      every input of the query model's signature.
+    signature_name: The query model's signature: the Evaluator's (user and time; the
+      context is the stored history), or QUERY_WITH_CONTEXT_SIGNATURE.
   """
   path = artifacts.query_model_path(model_uri)
-  loaded, signature, inputs = load_signature(path, artifacts.QUERY_SIGNATURE,
-                                              "query model", queries)
+  loaded, signature, inputs = load_signature(path, signature_name, "query model", queries)
   num_users = len(next(iter(queries.values())))
   batches = []
   for start in range(0, num_users, _QUERY_BATCH_SIZE):
