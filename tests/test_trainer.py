@@ -771,7 +771,7 @@ def _recent_train_movies(fixture_data, user, count):
 
 
 def test_known_user_without_context_gets_the_stored_training_history(fixture_data,
-                                                                      query_model):
+                                                                      query_model, trained_uri):
   users = ["1", "8", "23"]
   timestamps = tf.constant([int(fixture_data.train.timestamps.max())] * 3, tf.int64)
   stored = query_model.signatures[artifacts.QUERY_SIGNATURE](
@@ -784,6 +784,13 @@ def test_known_user_without_context_gets_the_stored_training_history(fixture_dat
       context_movie_ids=tf.constant([h + [""] * (width - len(h)) for h in histories]))
   np.testing.assert_allclose(explicit[artifacts.EMBEDDING_OUTPUT].numpy(), stored,
                              rtol=1e-5, atol=1e-6)
+  # The evaluator's reader calls either signature.
+  read = evaluator_data.query_embeddings(trained_uri, {
+      features.USER_ID: np.array(users, dtype=object), features.TIMESTAMP: timestamps.numpy(),
+      features.CONTEXT_MOVIE_IDS: np.array([h + [""] * (width - len(h)) for h in histories],
+                                           dtype=object)},
+      artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+  np.testing.assert_allclose(read, stored, rtol=1e-5, atol=1e-6)
   # An all-"" row means "no context given": the stored history again.
   blank = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
       user_id=tf.constant(users), timestamp=timestamps,
