@@ -9,8 +9,11 @@ a server. Measures
     the outputs' copy to numpy;
   * batched throughput of `serving_default` at --batch_sizes: users/s;
   * single-user latency of `serving_exclude_seen`, each user excluding its seen movies;
+  * single-user latency of `serving_with_context`: a user the model never saw, with a
+    known user's rated movies (at most --history_length) as the history;
   * with a ranking stage (--ranking_model dcn), single-user latency of `serving_ranked`
-    (retrieval, then the DCN on each of the `ranking_candidates` retrieved movies).
+    (retrieval, then the DCN on each of the `ranking_candidates` retrieved movies) and
+    of `serving_ranked_with_context` (the same, from a history as above).
 
   python benchmarks/serving_benchmark.py [--model_dir tfx_root/serving_model]
 """
@@ -48,6 +51,8 @@ _EXCLUDE_SEEN_CALLS = flags.DEFINE_integer(
 _RANKED_CALLS = flags.DEFINE_integer(
     "ranked_calls", 300, "Timed single-user calls of serving_ranked (models with a ranking "
     "stage).")
+_HISTORY_LENGTH = flags.DEFINE_integer(
+    "history_length", 50, "Movies in each history of the serving_with_context calls.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the user order.")
 
 Signature = Callable[..., Dict[str, tf.Tensor]]
@@ -149,14 +154,27 @@ def main(argv: Sequence[str]) -> None:
         f"({len(exclude_users)} calls, {mean_seen:.0f} excluded movies per user on average)")
   print(f"serving_exclude_seen single-user latency p95: {excluded[95]:.2f} ms")
 
+  def with_history(signature: Signature) -> Callable[[str], Dict[str, tf.Tensor]]:
+    """Calls `signature` as an unknown user whose history is `user`'s rated movies."""
+    return lambda user: signature(
+        user_id=tf.constant(["unknown-" + user]),
+        context_movie_ids=tf.constant([seen.get(user, [""])[:_HISTORY_LENGTH.value] or [""]]))
+
+  timed = {export.SERVING_WITH_CONTEXT: (
+      with_history(model.signatures[export.SERVING_WITH_CONTEXT]),
+      users[:_EXCLUDE_SEEN_CALLS.value])}
   if export.SERVING_RANKED in model.signatures:
-    ranked = model.signatures[export.SERVING_RANKED]
     ranked_users = users[:_RANKED_CALLS.value]
-    call_ranked = lambda user: ranked(user_id=tf.constant([user]))
-    single_user_latencies_ms(call_ranked, ranked_users[:_WARMUP_CALLS.value])
-    latency = _percentiles(single_user_latencies_ms(call_ranked, ranked_users))
-    print(f"serving_ranked single-user latency p50: {latency[50]:.2f} ms, p95: "
-          f"{latency[95]:.2f} ms ({len(ranked_users)} calls)")
+    ranked = model.signatures[export.SERVING_RANKED]
+    timed[export.SERVING_RANKED] = (lambda user: ranked(user_id=tf.constant([user])),
+                                    ranked_users)
+    timed[export.SERVING_RANKED_WITH_CONTEXT] = (
+        with_history(model.signatures[export.SERVING_RANKED_WITH_CONTEXT]), ranked_users)
+  for name, (call, timed_users) in timed.items():
+    single_user_latencies_ms(call, timed_users[:_WARMUP_CALLS.value])
+    latency = _percentiles(single_user_latencies_ms(call, timed_users))
+    print(f"{name} single-user latency p50: {latency[50]:.2f} ms, p95: "
+          f"{latency[95]:.2f} ms ({len(timed_users)} calls)")
 
 
 if __name__ == "__main__":
