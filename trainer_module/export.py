@@ -30,7 +30,8 @@ string and `score` [batch, k] float32, best first):
   serving_ranked_with_context_at_time  The same re-ordering of what serving_at_time,
                         serving_with_context and serving_with_context_at_time retrieve,
                         with their inputs (RANKED_TWINS); the ranking model rates each
-                        movie at the request's time.
+                        movie at the request's time, for the user id (an unknown one as
+                        the OOV user: the ranking model does not read the context).
 Context query towers (history, sequential_*) recommend from the context: a user never
 seen in training who gives a history gets recommendations from it, without retraining;
 a known user who gives none gets their training history (the `max_context` most recent
