@@ -843,6 +843,8 @@ def test_recommend_from_a_history(fixture_data, trained_uri):
     recommend.recommend(model_dir, ["1"], history=["1", " "])
   with pytest.raises(ValueError, match="--exclude_seen"):
     recommend.recommend(model_dir, ["1"], history=["1"], exclude_seen=True)
+  with pytest.raises(ValueError, match="drop --timestamp"):
+    recommend.recommend(model_dir, ["1"], exclude_seen=True, timestamp=0)
 
 
 def test_query_time_matters(user_id_serving):
@@ -1048,12 +1050,16 @@ def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
   assert not set(export.RANKED_TWINS.values()) & set(serving.signatures)
 
 
-def _ranked_request(fixture_data, signature, users):
+def _ranked_request(fixture_data, signature, users, serving_model):
   """The inputs of `signature` (a retrieval signature) for `users`, and the query time the
   ranking model then rates at: an early train time where the request gives one, else
-  the model's reference time (the latest training rating)."""
+  the model's reference time (the latest training rating). An exclude_seen request
+  excludes each user's 3 best movies of `serving_model`'s serving_default."""
   inputs = export.QUERY_SIGNATURE_INPUTS[signature]
   request = {features.USER_ID: tf.constant(users)}
+  if signature in export.EXCLUDING_SIGNATURES:
+    best = serving_model.signatures[export.SERVING_DEFAULT](**request)["movie_id"]
+    request[export.EXCLUDE_MOVIE_IDS] = best[:, :3]
   rating_time = int(fixture_data.train.timestamps.max())
   if features.TIMESTAMP in inputs:
     rating_time = int(np.quantile(fixture_data.train.timestamps, 0.1))
@@ -1069,7 +1075,7 @@ def _ranked_request(fixture_data, signature, users):
 def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
     fixture_data, ranked_uri, ranked_serving, signature):
   users = ["1", "2", "unknown-user"]
-  request, rating_time = _ranked_request(fixture_data, signature, users)
+  request, rating_time = _ranked_request(fixture_data, signature, users, ranked_serving)
   retrieved = ranked_serving.signatures[signature](**request)
   ranked = ranked_serving.signatures[export.RANKED_TWINS[signature]](**request)
   ratings = ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()
@@ -1096,7 +1102,8 @@ def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
 
 
 def test_a_history_changes_the_ranked_list_of_an_unknown_user(fixture_data, ranked_serving):
-  request, _ = _ranked_request(fixture_data, export.SERVING_WITH_CONTEXT, ["new-user"])
+  request, _ = _ranked_request(fixture_data, export.SERVING_WITH_CONTEXT, ["new-user"],
+                               ranked_serving)
   with_history = ranked_serving.signatures[export.SERVING_RANKED_WITH_CONTEXT](**request)
   without = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["new-user"]))
   assert sorted(_strings(with_history["movie_id"])[0]) != sorted(
@@ -1122,14 +1129,35 @@ def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):
   assert all(rec.predicted_rating is None for rec in plain)
   with pytest.raises(ValueError, match="has no ranking stage"):
     recommend.recommend(os.path.join(trained_uri, "Format-Serving"), ["1"], ranked=True)
-  with pytest.raises(ValueError, match="drop --exclude_seen"):
-    recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], exclude_seen=True,
-                        ranked=True)
+  # --exclude_seen: serving_ranked_exclude_seen with the user's stored train movies.
+  [unseen] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5,
+                                 exclude_seen=True, ranked=True)
+  seen = export.read_seen_movies(os.path.join(ranked_uri, "Format-Serving"))["1"]
+  expected = ranked_serving.signatures[export.SERVING_RANKED_EXCLUDE_SEEN](
+      user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([seen]))
+  assert [rec.movie_id for rec in unseen] == _strings(expected["movie_id"])[0][:5]
+  assert not {rec.movie_id for rec in unseen} & set(seen)
+
+
+def test_ranked_exclusion_of_almost_everything_ranks_what_is_left(fixture_data,
+                                                                  ranked_serving):
+  catalog = list(fixture_data.catalog)
+  keep = catalog[:4]  # Fewer than ranking_candidates movies remain.
+  result = ranked_serving.signatures[export.SERVING_RANKED_EXCLUDE_SEEN](
+      user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([catalog[4:]]))
+  ids = _strings(result["movie_id"])[0]
+  scores, ratings = result["score"].numpy()[0], result[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0]
+  assert sorted(ids[:4]) == sorted(keep) and ids[4:] == [""] * (TOP_K - 4)
+  assert np.all(np.isneginf(scores[4:])) and np.all(np.isnan(ratings[4:]))
+  # The four are ordered by the key standardized over them alone, not over the blanks.
+  key = artifacts.ranked_order_key(scores[None, :4], ratings[None, :4],
+                                   configs.TrainerConfig().ranking_weight)
+  assert np.all(np.diff(key, axis=1) <= 1e-5)
 
 
 def test_recommend_ranked_with_a_history_and_a_time(fixture_data, ranked_uri, ranked_serving):
   request, rating_time = _ranked_request(
-      fixture_data, export.SERVING_WITH_CONTEXT_AT_TIME, ["new-user"])
+      fixture_data, export.SERVING_WITH_CONTEXT_AT_TIME, ["new-user"], ranked_serving)
   history = _strings(request[features.CONTEXT_MOVIE_IDS])[0]
   [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["new-user"],
                                k=TOP_K, timestamp=rating_time, history=history, ranked=True)

@@ -27,11 +27,15 @@ string and `score` [batch, k] float32, best first):
                         ranked_order_key), best first, with `predicted_rating` [batch, k]
                         float32 beside the retrieval `score`.
   serving_ranked_at_time, serving_ranked_with_context,
-  serving_ranked_with_context_at_time  The same re-ordering of what serving_at_time,
-                        serving_with_context and serving_with_context_at_time retrieve,
+  serving_ranked_with_context_at_time, serving_ranked_exclude_seen  The same re-ordering
+                        of what serving_at_time, serving_with_context,
+                        serving_with_context_at_time and serving_exclude_seen retrieve,
                         with their inputs (RANKED_TWINS); the ranking model rates each
                         movie at the request's time, for the user id (an unknown one as
                         the OOV user: the ranking model does not read the context).
+                        serving_ranked_exclude_seen re-orders the best
+                        `ranking_candidates` movies that are not excluded, as the
+                        Evaluator measures the ranked order with train movies excluded.
 Context query towers (history, sequential_*) recommend from the context: a user never
 seen in training who gives a history gets recommendations from it, without retraining;
 a known user who gives none gets their training history (the `max_context` most recent
@@ -63,6 +67,7 @@ SERVING_RANKED = "serving_ranked"
 SERVING_RANKED_AT_TIME = "serving_ranked_at_time"
 SERVING_RANKED_WITH_CONTEXT = "serving_ranked_with_context"
 SERVING_RANKED_WITH_CONTEXT_AT_TIME = "serving_ranked_with_context_at_time"
+SERVING_RANKED_EXCLUDE_SEEN = "serving_ranked_exclude_seen"
 # Each retrieval signature's ranking-stage twin: the same inputs, the retrieved movies
 # re-ordered (only with a ranking stage).
 RANKED_TWINS: Mapping[str, str] = {
@@ -70,6 +75,7 @@ RANKED_TWINS: Mapping[str, str] = {
     SERVING_AT_TIME: SERVING_RANKED_AT_TIME,
     SERVING_WITH_CONTEXT: SERVING_RANKED_WITH_CONTEXT,
     SERVING_WITH_CONTEXT_AT_TIME: SERVING_RANKED_WITH_CONTEXT_AT_TIME,
+    SERVING_EXCLUDE_SEEN: SERVING_RANKED_EXCLUDE_SEEN,
 }
 EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 # Each training user's rated movies, for `recommend --exclude_seen`. assets.extra/ travels
@@ -78,18 +84,20 @@ SEEN_MOVIES_FILE = os.path.join("assets.extra", "seen_movie_ids.tsv.gz")
 
 # The raw query features each signature takes, derived from the feature spec: the
 # default takes only what a request must give; the others add the request's time, its
-# context, or both (every query feature).
+# context, or both (every query feature). The exclude_seen ones also take
+# `exclude_movie_ids` (EXCLUDING_SIGNATURES).
 _RETRIEVAL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     SERVING_DEFAULT: features.REQUIRED_QUERY_FEATURES,
     SERVING_AT_TIME: features.REQUEST_QUERY_FEATURES,
     SERVING_WITH_CONTEXT: features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES,
     SERVING_WITH_CONTEXT_AT_TIME: features.QUERY_FEATURES,
+    SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
 }
 QUERY_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     **_RETRIEVAL_SIGNATURE_INPUTS,
-    SERVING_EXCLUDE_SEEN: features.REQUIRED_QUERY_FEATURES,
     **{RANKED_TWINS[name]: inputs for name, inputs in _RETRIEVAL_SIGNATURE_INPUTS.items()},
 }
+EXCLUDING_SIGNATURES = (SERVING_EXCLUDE_SEEN, SERVING_RANKED_EXCLUDE_SEEN)
 # Inputs of the query model's signatures: the default is what the Evaluator gives.
 QUERY_MODEL_SIGNATURE_INPUTS: Mapping[str, Tuple[str, ...]] = {
     artifacts.QUERY_SIGNATURE: features.REQUEST_QUERY_FEATURES,
@@ -282,9 +290,13 @@ def _rows(value, start: int, stop: int):
   return value[start:stop]
 
 
-def _standardized(values: tf.Tensor) -> tf.Tensor:
-  """Each row of [B, N] to mean 0 and std 1, as `contracts.artifacts.ranked_order_key`."""
-  mean, variance = tf.nn.moments(values, axes=[1], keepdims=True)
+def _standardized(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+  """Each row of [B, N] to mean 0 and std 1 over its `valid` entries (bool [B, N]), as
+  `contracts.artifacts.ranked_order_key`; the other entries are shifted alike."""
+  weights = tf.cast(valid, values.dtype)
+  count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)
+  mean = tf.reduce_sum(values * weights, axis=1, keepdims=True) / count
+  variance = tf.reduce_sum(tf.square(values - mean) * weights, axis=1, keepdims=True) / count
   return (values - mean) / (tf.sqrt(variance) + artifacts.STD_EPSILON)
 
 
@@ -354,33 +366,53 @@ class ServingModel(tf.Module):
     """Top-k movies for each row of `query` (raw query features)."""
     return self._results(*self.index(self.query_encoder.embed(self.complete_query(query))))
 
-  def serve_exclude_seen(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Top-k movies for each row, never one of that row's `exclude_movie_ids`."""
-    check_same_batch(inputs)
-    query = {name: value for name, value in inputs.items() if name != EXCLUDE_MOVIE_IDS}
-    queries = self.query_encoder.embed(self.complete_query(query))
-    excluded = self.position_by_id.lookup(inputs[EXCLUDE_MOVIE_IDS])
+  def _retrieve(self, queries: tf.Tensor, k: int, excluded: Optional[tf.Tensor] = None
+                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(scores, positions, filled), each [batch, k]: the best k movies of each row that are
+    not among its `excluded` catalog positions ([batch, n], -1 for none). `filled` is
+    False for the last slots when fewer than k movies are left (they hold excluded ones)."""
+    if excluded is None:
+      scores, positions = self.index(queries, k=k)
+      return scores, positions, tf.ones_like(positions, tf.bool)
     # Retrieve enough extra candidates to still have k after dropping the excluded ones.
-    wider_k = tf.minimum(self._top_k + tf.shape(excluded)[1], tf.shape(self._movie_ids)[0])
+    wider_k = tf.minimum(k + tf.shape(excluded)[1], tf.shape(self._movie_ids)[0])
     scores, positions = self.index(queries, k=wider_k)
     is_excluded = tf.reduce_any(positions[:, :, tf.newaxis] == excluded[:, tf.newaxis, :],
                                 axis=-1)
-    kept = tf.math.top_k(tf.where(is_excluded, tf.float32.min, scores), k=self._top_k).indices
-    results = self._results(tf.gather(scores, kept, batch_dims=1),
-                            tf.gather(positions, kept, batch_dims=1))
-    # When fewer than k movies are left, the last slots would hold excluded ones: blank them.
-    filled = ~tf.gather(is_excluded, kept, batch_dims=1)
-    return {"movie_id": tf.where(filled, results["movie_id"], ""),
-            "movie_title": tf.where(filled, results["movie_title"], ""),
-            "score": tf.where(filled, results["score"], float("-inf"))}
+    kept = tf.math.top_k(tf.where(is_excluded, tf.float32.min, scores), k=k).indices
+    return (tf.gather(scores, kept, batch_dims=1), tf.gather(positions, kept, batch_dims=1),
+            ~tf.gather(is_excluded, kept, batch_dims=1))
 
-  def serve_ranked(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """The top-k of each row's `ranking_candidates` retrieved movies (retrieved as `serve`
-    retrieves them from the same query), ordered by `contracts.artifacts.ranked_order_key`
-    of their scores and predicted ratings."""
+  def _blanked(self, results: Dict[str, tf.Tensor], filled: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Unfilled slots as "" ids and titles, -inf scores (NaN for any other float output)."""
+    blanks = {"movie_id": "", "movie_title": "", "score": float("-inf")}
+    return {name: tf.where(filled, value, blanks.get(name, float("nan")))
+            for name, value in results.items()}
+
+  def _split_exclusions(self, inputs: Mapping[str, tf.Tensor]
+                        ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+    """(the query features, the excluded movies' catalog positions) of an exclude_seen
+    request; unknown ids are ignored."""
+    check_same_batch(inputs)
+    query = {name: value for name, value in inputs.items() if name != EXCLUDE_MOVIE_IDS}
+    return query, self.position_by_id.lookup(inputs[EXCLUDE_MOVIE_IDS])
+
+  def serve_exclude_seen(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Top-k movies for each row, never one of that row's `exclude_movie_ids`."""
+    query, excluded = self._split_exclusions(inputs)
+    scores, positions, filled = self._retrieve(
+        self.query_encoder.embed(self.complete_query(query)), self._top_k, excluded)
+    return self._blanked(self._results(scores, positions), filled)
+
+  def serve_ranked(self, query: Dict[str, tf.Tensor],
+                   excluded: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """The top-k of each row's `ranking_candidates` retrieved movies (retrieved as `serve`,
+    or with `excluded` as `serve_exclude_seen`, retrieves them from the same query),
+    ordered by `contracts.artifacts.ranked_order_key` of their scores and predicted
+    ratings."""
     query = self.complete_query(query)
-    scores, positions = self.index(self.query_encoder.embed(query),
-                                   k=self._ranking_candidates)
+    scores, positions, filled = self._retrieve(self.query_encoder.embed(query),
+                                               self._ranking_candidates, excluded)
     # One (request, movie) pair per retrieved movie, row-major.
     per_row = tf.shape(positions)[1]
     flat = tf.reshape(positions, [-1])
@@ -390,22 +422,28 @@ class ServingModel(tf.Module):
                   features.MOVIE_TITLE: tf.gather(self._movie_titles, flat),
                   features.MOVIE_GENRES: tf.gather(self._movie_genres, flat)})
     ratings = tf.reshape(self.rating_scorer.predict(pairs), tf.shape(positions))
-    key = ((1 - self._ranking_weight) * _standardized(scores)
-           + self._ranking_weight * _standardized(ratings))
-    best = tf.math.top_k(key, k=tf.minimum(self._top_k, per_row)).indices
-    return {**self._results(tf.gather(scores, best, batch_dims=1),
-                            tf.gather(positions, best, batch_dims=1)),
-            artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
+    key = ((1 - self._ranking_weight) * _standardized(scores, filled)
+           + self._ranking_weight * _standardized(ratings, filled))
+    best = tf.math.top_k(tf.where(filled, key, tf.float32.min),
+                         k=tf.minimum(self._top_k, per_row)).indices
+    results = {**self._results(tf.gather(scores, best, batch_dims=1),
+                               tf.gather(positions, best, batch_dims=1)),
+               artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
+    return self._blanked(results, tf.gather(filled, best, batch_dims=1))
+
+  def serve_ranked_exclude_seen(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """serve_ranked over the movies that are not among each row's `exclude_movie_ids`."""
+    return self.serve_ranked(*self._split_exclusions(inputs))
 
   def signatures(self) -> Dict[str, Any]:
     """The serving signatures, their inputs from QUERY_SIGNATURE_INPUTS; the ranked ones
     (RANKED_TWINS) only with a ranking stage."""
     ranked = set(RANKED_TWINS.values())
-    methods = {SERVING_EXCLUDE_SEEN: self.serve_exclude_seen,
-               **{name: self.serve_ranked for name in ranked}}
-    extra_specs = {SERVING_EXCLUDE_SEEN: [_EXCLUDE_SPEC]}
+    methods = {**{name: self.serve_ranked for name in ranked},
+               SERVING_EXCLUDE_SEEN: self.serve_exclude_seen,
+               SERVING_RANKED_EXCLUDE_SEEN: self.serve_ranked_exclude_seen}
     return {name: query_signature(methods.get(name, self.serve), inputs,
-                                  extra_specs.get(name, ()))
+                                  [_EXCLUDE_SPEC] if name in EXCLUDING_SIGNATURES else ())
             for name, inputs in QUERY_SIGNATURE_INPUTS.items()
             if name not in ranked or self.rating_scorer is not None}
 

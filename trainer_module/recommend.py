@@ -7,8 +7,8 @@
 
 --ranked asks a model trained with a ranking stage (--ranking_model dcn) for its
 `serving_ranked` answer: the retrieved movies re-ordered by predicted rating, each shown
-with it. With --history or --timestamp it asks the ranked signature that takes them
-(`serving_ranked_with_context`, ...).
+with it. With --history, --timestamp or --exclude_seen it asks the ranked signature that
+takes them (`serving_ranked_with_context`, ..., `serving_ranked_exclude_seen`).
 
 --history gives the user's recent movies (ids, most recent first): a user never seen in
 training gets recommendations from them, without retraining, and a known user's stored
@@ -84,7 +84,7 @@ def resolve_model_dir(model_dir: str) -> str:
 
 def check_request(user_ids: Sequence[str], k: int,
                   history: Optional[Sequence[str]] = None, exclude_seen: bool = False,
-                  ranked: bool = False) -> None:
+                  timestamp: Optional[int] = None) -> None:
   """Raises ValueError naming the flag for requests no model can answer."""
   if not user_ids:
     raise ValueError("--user_id: give at least one user id.")
@@ -98,10 +98,8 @@ def check_request(user_ids: Sequence[str], k: int,
     if exclude_seen:
       raise ValueError("--history leaves the history's movies out already; --exclude_seen "
                        "would leave out the stored training history instead: use one.")
-  if ranked and exclude_seen:
-    raise ValueError("--ranked re-orders what retrieval returns and has no exclusion "
-                     "input: drop --exclude_seen (or give --history, whose movies are "
-                     "left out).")
+  if exclude_seen and timestamp is not None:
+    raise ValueError("--exclude_seen uses the model's reference time; drop --timestamp.")
 
 
 def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False,
@@ -125,7 +123,7 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   Fewer than k come back when the model returns fewer (its serving_top_k, or the catalog
   left after exclusions); blank slots are never returned.
   """
-  check_request(user_ids, k, history, exclude_seen, ranked)
+  check_request(user_ids, k, history, exclude_seen, timestamp)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   if ranked and export.SERVING_RANKED not in model.signatures:
@@ -140,15 +138,13 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   if exclude_seen:
     seen = export.read_seen_movies(model_dir)
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
-    result = model.signatures[export.SERVING_EXCLUDE_SEEN](
-        **query, **{export.EXCLUDE_MOVIE_IDS: exclude.to_tensor(default_value="")})
-  else:
-    name = _signature_for(query, ranked)
-    if name not in model.signatures:
-      # A model exported before the ranked signatures took a history or a time.
-      raise ValueError(f"{model_dir} has no {name} signature: train it again to "
-                       "serve this request ranked.")
-    result = model.signatures[name](**query)
+    query[export.EXCLUDE_MOVIE_IDS] = exclude.to_tensor(default_value="")
+  name = _signature_for(query, ranked)
+  if name not in model.signatures:
+    # A model exported before the ranked signatures took a history, a time or exclusions.
+    raise ValueError(f"{model_dir} has no {name} signature: train it again to serve this "
+                     "request ranked.")
+  result = model.signatures[name](**query)
   ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
                          result["score"].numpy())
   ratings = result.get(artifacts.PREDICTED_RATING_OUTPUT)
@@ -160,19 +156,20 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
           for row in range(len(user_ids))]
 
 
-def _signature_for(query: Mapping[str, tf.Tensor], ranked: bool = False) -> str:
-  """The retrieval signature whose inputs are exactly the query features given, or with
-  `ranked` its ranking-stage twin."""
+def _signature_for(request: Mapping[str, tf.Tensor], ranked: bool = False) -> str:
+  """The retrieval signature whose inputs are exactly the request's, or with `ranked` its
+  ranking-stage twin."""
+  excluding = export.EXCLUDE_MOVIE_IDS in request
+  query = set(request) - {export.EXCLUDE_MOVIE_IDS}
   for name, twin in export.RANKED_TWINS.items():
-    if set(export.QUERY_SIGNATURE_INPUTS[name]) == set(query):
+    if ((name in export.EXCLUDING_SIGNATURES) == excluding
+        and set(export.QUERY_SIGNATURE_INPUTS[name]) == query):
       return twin if ranked else name
-  raise ValueError(f"No serving signature takes exactly {sorted(query)}.")
+  raise ValueError(f"No serving signature takes exactly {sorted(request)}.")
 
 
 def main(argv):
   del argv
-  if FLAGS.exclude_seen and FLAGS.timestamp is not None:
-    raise app.UsageError("--exclude_seen uses the model's reference time; drop --timestamp.")
   try:
     rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
                      FLAGS.timestamp, FLAGS.history, FLAGS.ranked)
