@@ -300,6 +300,14 @@ def _standardized(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
   return (values - mean) / (tf.sqrt(variance) + artifacts.STD_EPSILON)
 
 
+def _blanked(results: Dict[str, tf.Tensor], filled: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """Unfilled slots of serving outputs as "" ids and titles, -inf scores (NaN for any
+  other float output)."""
+  blanks = {"movie_id": "", "movie_title": "", "score": float("-inf")}
+  return {name: tf.where(filled, value, blanks.get(name, float("nan")))
+          for name, value in results.items()}
+
+
 class ServingModel(tf.Module):
   """Raw user features in, top-k movies (ids, titles, scores) out, over the whole catalog."""
 
@@ -383,12 +391,6 @@ class ServingModel(tf.Module):
     return (tf.gather(scores, kept, batch_dims=1), tf.gather(positions, kept, batch_dims=1),
             ~tf.gather(is_excluded, kept, batch_dims=1))
 
-  def _blanked(self, results: Dict[str, tf.Tensor], filled: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Unfilled slots as "" ids and titles, -inf scores (NaN for any other float output)."""
-    blanks = {"movie_id": "", "movie_title": "", "score": float("-inf")}
-    return {name: tf.where(filled, value, blanks.get(name, float("nan")))
-            for name, value in results.items()}
-
   def _split_exclusions(self, inputs: Mapping[str, tf.Tensor]
                         ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     """(the query features, the excluded movies' catalog positions) of an exclude_seen
@@ -402,7 +404,7 @@ class ServingModel(tf.Module):
     query, excluded = self._split_exclusions(inputs)
     scores, positions, filled = self._retrieve(
         self.query_encoder.embed(self.complete_query(query)), self._top_k, excluded)
-    return self._blanked(self._results(scores, positions), filled)
+    return _blanked(self._results(scores, positions), filled)
 
   def serve_ranked(self, query: Dict[str, tf.Tensor],
                    excluded: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
@@ -429,7 +431,7 @@ class ServingModel(tf.Module):
     results = {**self._results(tf.gather(scores, best, batch_dims=1),
                                tf.gather(positions, best, batch_dims=1)),
                artifacts.PREDICTED_RATING_OUTPUT: tf.gather(ratings, best, batch_dims=1)}
-    return self._blanked(results, tf.gather(filled, best, batch_dims=1))
+    return _blanked(results, tf.gather(filled, best, batch_dims=1))
 
   def serve_ranked_exclude_seen(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """serve_ranked over the movies that are not among each row's `exclude_movie_ids`."""
