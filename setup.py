@@ -15,7 +15,8 @@ setuptools.setup(
                                                "pipeline.*", "components",
                                                "components.*", "trainer_module",
                                                "trainer_module.*", "movielens",
-                                               "movielens.*"]),
+                                               "movielens.*", "closed_form",
+                                               "closed_form.*"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow>=2.16,<2.17",
@@ -30,6 +31,8 @@ setuptools.setup(
         "kfp>=2.13,<3",
         "kfp-pipeline-spec>=0.6,<0.7",
         "numpy>=1.26,<2",
+        "scipy>=1.11,<1.13",
+        "scikit-learn>=1.5,<1.6",
         "matplotlib>=3.8,<4",
         "absl-py>=0.9,<2",
     ],

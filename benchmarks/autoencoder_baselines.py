@@ -29,7 +29,7 @@ from absl import flags
 
 import pipeline_outputs
 from components.retrieval_evaluator import data
-from components.retrieval_evaluator import ease
+from closed_form import ease
 
 import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from components.retrieval_evaluator import ease
+from closed_form import ease
 from components.retrieval_evaluator import metrics
 
 # 4 users x 3 items. Items 0 and 1 are rated together by users 0 and 1; user 2 rated
@@ -113,3 +113,19 @@ def test_fit_rejects_a_bad_penalty_and_empty_train():
     ease.fit(USERS, ITEMS, 4, counts, l2=0.0, max_items=10)
   with pytest.raises(ValueError, match="needs train ratings"):
     ease.fit(np.array([], int), np.array([], int), 0, np.zeros(3, int), l2=1.0, max_items=10)
+
+
+def test_factorize_reproduces_the_weights_at_full_rank_and_truncates_like_the_svd():
+  weights = np.random.default_rng(3).normal(size=(12, 12))
+  left, right = ease.factorize(weights, 12, seed=0)
+  np.testing.assert_allclose(left @ right.T, weights, atol=1e-4)
+  left, right = ease.factorize(weights, 3, seed=0)
+  assert left.shape == right.shape == (12, 3)
+  u, s, vt = np.linalg.svd(weights)
+  best = (u[:, :3] * s[:3]) @ vt[:3]
+  np.testing.assert_allclose(left @ right.T, best, atol=1e-3)
+  # The singular values are split evenly: both sides have the same column norms.
+  np.testing.assert_allclose(np.linalg.norm(left, axis=0), np.linalg.norm(right, axis=0),
+                             rtol=1e-4)
+  with pytest.raises(ValueError, match="rank must be >= 1"):
+    ease.factorize(weights, 0, seed=0)

@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLOORS: Dict[str, int] = {
     "contracts": 0,
     "movielens": 1,
+    "closed_form": 1,
     "components": 2,
     "trainer_module": 2,
     "pipeline": 3,
@@ -113,6 +114,19 @@ def test_every_package_is_on_a_floor():
   tops = {path.parent.name for path in ROOT.glob("*/__init__.py")}
   assert tops - {"tests", "benchmarks", "scripts"} <= set(FLOORS), (
       "A new top-level package needs a floor in FLOORS and in docs/architecture.md.")
+
+
+def test_every_package_is_installed_and_shipped_in_the_image():
+  """setup.py installs each layered package, and the component image copies it: a package
+  left out of either imports here (the source tree is on the path) and fails on a worker."""
+  packages = [top for top in FLOORS if (ROOT / top / "__init__.py").is_file()]
+  setup = (ROOT / "setup.py").read_text()
+  dockerfile = (ROOT / "Dockerfile").read_text()
+  allowed = (ROOT / ".dockerignore").read_text().splitlines()
+  for package in packages:
+    assert f'"{package}"' in setup and f'"{package}.*"' in setup, package
+    assert f"COPY {package} /tmp/tfrs-src/{package}" in dockerfile, package
+    assert f"!{package}/" in allowed, package
 
 
 def test_no_import_points_up_or_across():

@@ -26,7 +26,7 @@ from components.retrieval_evaluator import blessing as blessing_lib
 from components.retrieval_evaluator import component
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import executor
-from components.retrieval_evaluator import ease
+from closed_form import ease
 from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import results as results_lib

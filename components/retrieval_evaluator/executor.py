@@ -25,7 +25,7 @@ from tfx.types import artifact_utils
 from components import component_params
 from components.retrieval_evaluator import blessing
 from components.retrieval_evaluator import data
-from components.retrieval_evaluator import ease
+from closed_form import ease
 from components.retrieval_evaluator import examples
 from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import metrics
