@@ -25,9 +25,15 @@ relative to `model.uri`:
                                       rows padded with "" (an all-"" row: stored history).
   candidate_embeddings/movie_ids.txt  The whole catalog, one movie id a line (UTF-8).
   candidate_embeddings/embeddings.npy float32 [num_movies, d]; row i is line i above.
+                                      With an EASE factor, d is the towers' size + its
+                                      rank (the query model's embeddings likewise).
   training_history.json               Per-epoch lists: "mean_loss", "val_mean_loss",
                                       "examples_per_second"; with a ranking stage also
                                       "ranking_root_mean_squared_error" (and "val_...").
+                                      One-value lists: "epoch_kept", "ease_factor_weight"
+                                      (0: no EASE factor) and, when the validation slice
+                                      chose it, "ease_factor_validation_hit_rates" (one
+                                      per --ease_factor_weights entry).
   ranking_model/                      Only with a ranking stage (--ranking_model dcn):
                                       SavedModel of the rating model, Transform included.
       signature `serving_default`:    contracts.features.RANKING_FEATURES, raw, one rating

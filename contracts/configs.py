@@ -110,6 +110,31 @@ def parse_hidden_layers(spec: str) -> List[int]:
   return parse_int_list(spec, "hidden_layers")
 
 
+def parse_weights(spec: str, name: str) -> List[float]:
+  """'0,0.5,1' -> [0.0, 0.5, 1.0]. At least one entry; every entry a number >= 0.
+
+  Raises:
+    ValueError: Naming `name` (the flag), when the list is empty or an entry is not.
+  """
+  try:
+    values = [float(part) for part in spec.split(",") if part.strip()]
+  except ValueError as error:
+    raise ValueError(f"{name} must be comma-separated numbers, got {spec!r}.") from error
+  if not values or any(not value >= 0 for value in values):
+    raise ValueError(f"{name} must list numbers >= 0, got {spec!r}.")
+  return values
+
+
+def _weight_list(name: str) -> Check:
+  def check(value: str) -> Optional[str]:
+    try:
+      parse_weights(value, name)
+    except ValueError:
+      return "must be comma-separated numbers >= 0, at least one"
+    return None
+  return check
+
+
 def _int_list(name: str, allow_empty: bool = True) -> Check:
   def check(value: str) -> Optional[str]:
     try:
@@ -309,18 +334,46 @@ class TrainerConfig(_Config):
       "the validation RMSE may end sooner).", positive)
   ranking_learning_rate: float = _field(0.001, "Learning rate (Adam) of the ranking stage.",
                                         positive)
+  ease_factor_rank: int = _field(
+      0, "Rank of the EASE factor (off by default): EASE (the closed-form item-item model "
+      "the Evaluator also fits as a baseline) is fitted on the training ratings, "
+      "factorized to this rank (256 measured), and appended to both towers' embeddings, "
+      "so one dot product scores a movie by the towers' cosine + w x its low-rank EASE "
+      "score from the user's whole train history (w from --ease_factor_weights). It "
+      "raises the hit rates with train movies excluded but lowers top_k_accuracy, which "
+      "counts them (README, 'The EASE factor'). 0: the towers alone.", non_negative)
+  ease_factor_weights: str = _field(
+      "0,0.5,1,2,4,8", "Candidate weights w of the EASE factor; the validation slice "
+      "keeps the one with the best hit rate (0 drops the factor). Without a validation "
+      "slice (--validation_fraction 0) give exactly one.",
+      _weight_list("ease_factor_weights"))
+  ease_factor_l2: float = _field(
+      200.0, "L2 penalty (lambda) of the EASE factor's fit (the Evaluator's baseline has "
+      "its own, --ease_l2).", positive)
+  ease_factor_max_items: int = _field(
+      10_000, "The EASE factor models at most this many movies, the most rated (its fit "
+      "needs 12 x items^2 bytes); the others get a zero factor.", positive)
   seed: int = _field(42, "Seed of initialization and shuffling.")
 
   @property
   def hidden_layer_sizes(self) -> List[int]:
     return parse_hidden_layers(self.hidden_layers)
 
-  CONFLICT_FIELDS = ("query_tower", "num_interests")
+  @property
+  def ease_factor_weight_grid(self) -> List[float]:
+    return parse_weights(self.ease_factor_weights, "ease_factor_weights")
+
+  CONFLICT_FIELDS = ("query_tower", "num_interests", "ease_factor_rank",
+                     "ease_factor_weights", "validation_fraction")
 
   def conflict(self) -> Optional[str]:
     if self.num_interests and self.query_tower != HISTORY_TOWER:
       return (f"--num_interests applies to the {HISTORY_TOWER!r} query tower, not "
               f"--query_tower={self.query_tower!r}.")
+    if (self.ease_factor_rank and not self.validation_fraction
+        and len(self.ease_factor_weight_grid) > 1):
+      return ("--validation_fraction 0 leaves no validation slice to choose among "
+              f"--ease_factor_weights={self.ease_factor_weights!r}: give one weight.")
     return None
 
 

@@ -823,6 +823,78 @@ def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, 
                              rtol=1e-6)
 
 
+EASE_RANK = 4
+
+
+@pytest.fixture(scope="module")
+def ease_uri(fixture_data, tmp_path_factory):
+  """A Model artifact of the default towers with a rank-4 EASE factor at weight 1.5."""
+  return _run_fn(fixture_data, os.path.join(str(tmp_path_factory.mktemp("ease")), "model"),
+                 {**TRAINER_CONFIG, "ease_factor_rank": EASE_RANK,
+                  "ease_factor_weights": "1.5"})
+
+
+def _train_movies(fixture_data, user):
+  return sorted({m for u, m in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids)
+                 if u == user})
+
+
+def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_data,
+                                                                       ease_uri):
+  movie_ids, embeddings = _candidates(ease_uri)
+  assert embeddings.shape == (len(movie_ids), EMBEDDING_DIM + EASE_RANK)
+  np.testing.assert_allclose(np.linalg.norm(embeddings[:, :EMBEDDING_DIM], axis=1), 1.0,
+                             rtol=1e-5)
+  query_model = tf.saved_model.load(artifacts.query_model_path(ease_uri))
+  with_context = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE]
+  time = int(fixture_data.train.timestamps.max())
+
+  def factor_of(users, contexts):
+    width = max(len(row) for row in contexts)
+    return with_context(
+        user_id=tf.constant(users), timestamp=tf.constant([time] * len(users), tf.int64),
+        context_movie_ids=tf.constant([row + [""] * (width - len(row)) for row in contexts])
+    )[artifacts.EMBEDDING_OUTPUT].numpy()[:, EMBEDDING_DIM:]
+
+  # Without a context, a known user's factor reads every train movie of the user, not only
+  # the max_context stored ones: it is the sum of the factors of chunks of the history.
+  history = _train_movies(fixture_data, "1")
+  assert len(history) > fixture_data.max_context
+  chunks = [history[i:i + fixture_data.max_context]
+            for i in range(0, len(history), fixture_data.max_context)]
+  stored = factor_of(["1"], [[""]])[0]
+  np.testing.assert_allclose(factor_of(["new-user"] * len(chunks), chunks).sum(axis=0), stored,
+                             rtol=1e-4, atol=1e-5)
+  assert np.abs(stored).max() > 1e-3
+  # An unknown user without a context has no factor; with one, the factor of its movies.
+  unknown = factor_of(["new-user", "new-user"], [[""], history[:3]])
+  assert not unknown[0].any() and np.abs(unknown[1]).max() > 1e-4
+
+  # The serving model ranks by the same dot product, factor included.
+  users = ["1", "8", "no-such-user"]
+  queries = query_model.signatures[artifacts.QUERY_SIGNATURE](
+      user_id=tf.constant(users), timestamp=tf.constant([time] * 3, tf.int64)
+  )[artifacts.EMBEDDING_OUTPUT].numpy()
+  served = tf.saved_model.load(os.path.join(ease_uri, "Format-Serving")).signatures[
+      export.SERVING_DEFAULT](user_id=tf.constant(users))
+  scores = queries @ embeddings.T
+  expected = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+  assert _strings(served["movie_id"]) == [[movie_ids[p] for p in row] for row in expected]
+  np.testing.assert_allclose(served["score"].numpy(),
+                             np.take_along_axis(scores, expected, axis=1), rtol=1e-4,
+                             atol=1e-5)
+  with open(artifacts.training_history_path(ease_uri)) as f:
+    history_file = json.load(f)
+  assert history_file["ease_factor_weight"] == [1.5]
+  assert 0 <= history_file["ease_factor_validation_hit_rates"][0] <= 1
+
+
+def test_without_an_ease_factor_the_embeddings_are_the_towers(trained_uri):
+  with open(artifacts.training_history_path(trained_uri)) as f:
+    assert json.load(f)["ease_factor_weight"] == [0.0]
+  assert _candidates(trained_uri)[1].shape[1] == EMBEDDING_DIM
+
+
 def test_user_id_tower_ignores_the_context(user_id_serving):
   users = tf.constant(["1", "2"])
   default = user_id_serving.signatures[export.SERVING_DEFAULT](user_id=users)

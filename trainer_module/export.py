@@ -54,6 +54,7 @@ import tensorflow_transform as tft
 from contracts import artifacts
 from contracts import features
 from trainer_module import data
+from trainer_module import ease_factor as ease_factor_lib
 from trainer_module import layers
 from trainer_module import model as model_lib
 from trainer_module import ranking
@@ -147,21 +148,35 @@ def without_padding(values: tf.Tensor) -> tf.RaggedTensor:
   return tf.ragged.boolean_mask(values, tf.not_equal(values, ""))
 
 
+def _appended(queries: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
+  """`queries` ([batch, d] or [batch, H, d]) with `vectors` ([batch, r]) appended to each
+  of their vectors: a multi-vector query's best vector stays the same, its score gains
+  the same term."""
+  if queries.shape.rank == 3:
+    vectors = tf.tile(vectors[:, tf.newaxis, :], [1, tf.shape(queries)[1], 1])
+  return tf.concat([queries, vectors], axis=-1)
+
+
 class QueryEncoder(tf.Module):
   """Raw query features -> L2-normalized query embedding (Transform graph included).
 
   Holds each training user's history (movie indices, most recent first) for the context
-  query towers; a query without a context (or with an all-"" row) uses it.
+  query towers; a query without a context (or with an all-"" row) uses it. With an EASE
+  factor (trainer_module/ease_factor.py), the factor's vector is appended to the
+  embedding (to each vector of a multi-vector query): from the given context's movies, or
+  without one, the user's stored vector (their every train rating).
   """
 
   def __init__(self, tft_output: tft.TFTransformOutput,
-               retrieval_model: model_lib.RetrievalModel, user_histories: np.ndarray):
+               retrieval_model: model_lib.RetrievalModel, user_histories: np.ndarray,
+               ease_factor: Optional[ease_factor_lib.ServingFactor] = None):
     """Args:
       tft_output: The Transform output.
       retrieval_model: The trained model.
       user_histories: int64 [users (OOV buckets included), max_context], row u the movie
         indices of user index u's most recent train movies, padded with -1
         (`data.user_histories`).
+      ease_factor: The EASE factor to append, or None for the towers alone.
     """
     super().__init__()
     # Attributes, so the Transform graph's assets (vocabularies) are saved with the model.
@@ -182,6 +197,12 @@ class QueryEncoder(tf.Module):
       # A variable, not a constant: it is saved with the weights, not in the graph.
       self.user_histories = tf.Variable(tf.constant(user_histories, tf.int64),
                                         trainable=False, name="user_histories")
+    self._has_ease_factor = ease_factor is not None
+    if ease_factor is not None:
+      self.ease_query_rows = tf.Variable(ease_factor.query_rows, trainable=False,
+                                         name="ease_query_rows")
+      self.ease_user_vectors = tf.Variable(ease_factor.user_vectors, trainable=False,
+                                           name="ease_user_vectors")
 
   def _raw_context(self, context: tf.Tensor) -> Any:
     """[batch, n] strings padded with "" -> the Transform graph's context input.
@@ -191,20 +212,41 @@ class QueryEncoder(tf.Module):
     dense = without_padding(context).to_tensor(default_value="", shape=[None, self._max_context])
     return dense if self._raw_context_is_dense else tf.sparse.from_dense(dense)
 
-  def _context(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """The query's context indices [batch, max_context]: given, else the stored history."""
-    stored = tf.gather(self.user_histories,
-                       features.to_vector(transformed[features.USER_ID_INDEX]))
-    if features.CONTEXT_MOVIE_INDICES not in transformed:
-      return stored
+  def _given_context(self, transformed: Mapping[str, tf.Tensor]
+                     ) -> Optional[Tuple[tf.Tensor, tf.Tensor]]:
+    """(indices [batch, max_context] padded with PADDING, has_context [batch, 1]) of the
+    context the request gave, or None when it gave none."""
+    if not self._uses_context or features.CONTEXT_MOVIE_INDICES not in transformed:
+      return None
     given = transformed[features.CONTEXT_MOVIE_INDICES]
     if isinstance(given, tf.SparseTensor):
       given = tf.sparse.to_dense(given, default_value=model_lib.PADDING)
     given = given[:, :self._max_context]
     given = tf.pad(given, [[0, 0], [0, self._max_context - tf.shape(given)[1]]],
                    constant_values=model_lib.PADDING)
-    has_context = tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
-    return tf.where(has_context, given, stored)
+    return given, tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
+
+  def _context(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """The query's context indices [batch, max_context]: given, else the stored history."""
+    stored = tf.gather(self.user_histories,
+                       features.to_vector(transformed[features.USER_ID_INDEX]))
+    given = self._given_context(transformed)
+    return stored if given is None else tf.where(given[1], given[0], stored)
+
+  def _ease_vectors(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, r]: the EASE factor's vector of each query: the sum of its given context's
+    movie rows, else the user's stored vector."""
+    stored = tf.gather(self.ease_user_vectors,
+                       features.to_vector(transformed[features.USER_ID_INDEX]))
+    given = self._given_context(transformed)
+    if given is None:
+      return stored
+    indices, has_context = given
+    is_movie = tf.cast(indices != model_lib.PADDING, tf.float32)[:, :, tf.newaxis]
+    from_context = tf.reduce_sum(
+        tf.gather(self.ease_query_rows, tf.maximum(indices, 0)) * is_movie, axis=1)
+    return tf.where(has_context, from_context, stored)
+
 
   def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """Embeds raw query features: every REQUEST_QUERY_FEATURES name ([batch]) and,
@@ -214,9 +256,11 @@ class QueryEncoder(tf.Module):
     if self._uses_context and features.CONTEXT_MOVIE_IDS in query:
       raw[features.CONTEXT_MOVIE_IDS] = self._raw_context(query[features.CONTEXT_MOVIE_IDS])
     transformed = dict(self.tft_layer(raw))
+    ease_vectors = self._ease_vectors(transformed) if self._has_ease_factor else None
     if self._uses_context:
       transformed[features.CONTEXT_MOVIE_INDICES] = self._context(transformed)
-    return self.retrieval_model.query_embedding(transformed)
+    queries = self.retrieval_model.query_embedding(transformed)
+    return queries if ease_vectors is None else _appended(queries, ease_vectors)
 
   def serve(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {artifacts.EMBEDDING_OUTPUT: self.embed(query)}
@@ -272,15 +316,21 @@ class RatingScorer(tf.Module):
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
                          retrieval_model: model_lib.RetrievalModel,
                          raw_catalog: Mapping[str, tf.Tensor], max_title_tokens: int,
+                         ease_factor: Optional[ease_factor_lib.ServingFactor] = None,
                          batch_size: int = 8192) -> np.ndarray:
-  """Embeds every catalog movie from its raw features: float32 [num_movies, d]."""
+  """Embeds every catalog movie from its raw features: float32 [num_movies, d], with the
+  EASE factor's candidate row appended to each (d then includes its rank) when given."""
   tft_layer = tft_output.transform_features_layer()
   count = int(raw_catalog[features.MOVIE_ID].shape[0])
   parts = []
   for start in range(0, count, batch_size):
     raw = {name: _rows(value, start, start + batch_size) for name, value in raw_catalog.items()}
     transformed = data.pad_lists(tft_layer(raw), max_title_tokens)
-    parts.append(retrieval_model.candidate_embedding(transformed).numpy())
+    embedded = retrieval_model.candidate_embedding(transformed).numpy()
+    if ease_factor is not None:
+      movies = features.to_vector(transformed[features.MOVIE_ID_INDEX]).numpy()
+      embedded = np.concatenate([embedded, ease_factor.candidate_rows[movies]], axis=1)
+    parts.append(embedded)
   return np.concatenate(parts, axis=0)
 
 
@@ -455,7 +505,8 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
                max_title_tokens: int, top_k: int, reference_timestamp: int,
                seen_movies: Mapping[str, Sequence[str]], user_histories: np.ndarray,
                ranker: Optional[ranking.DcnRankingModel] = None,
-               ranking_candidates: int = 0, ranking_weight: float = 1.0) -> None:
+               ranking_candidates: int = 0, ranking_weight: float = 1.0,
+               ease_factor: Optional[ease_factor_lib.ServingFactor] = None) -> None:
   """Writes the serving model, the query model and the candidate embeddings.
 
   Args:
@@ -475,13 +526,16 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
       too and the serving model gains the ranked signatures (RANKED_TWINS).
     ranking_candidates: Movies retrieved for the ranking stage to re-order.
     ranking_weight: The predicted rating's share of serving_ranked's order.
+    ease_factor: The EASE factor appended to the query and candidate embeddings (every
+      export then scores with it), or None.
   """
-  embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens)
+  embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog, max_title_tokens,
+                                    ease_factor)
   movie_ids = features.to_vector(raw_catalog[features.MOVIE_ID]).numpy().tolist()
   titles = features.to_vector(raw_catalog[features.MOVIE_TITLE]).numpy().tolist()
   _write_candidates(model_uri, movie_ids, embeddings)
 
-  encoder = QueryEncoder(tft_output, retrieval_model, user_histories)
+  encoder = QueryEncoder(tft_output, retrieval_model, user_histories, ease_factor)
   tf.saved_model.save(encoder, artifacts.query_model_path(model_uri),
                       signatures=encoder.signatures())
   scorer, genres = None, None

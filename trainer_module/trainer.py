@@ -21,6 +21,7 @@ from contracts import configs
 from contracts import features
 from contracts import progress
 from trainer_module import data
+from trainer_module import ease_factor
 from trainer_module import export
 from trainer_module import model as model_lib
 from trainer_module import ranking
@@ -145,16 +146,23 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     self.best_epoch = 0
     self._best_weights = None
 
-  def hit_rate(self) -> float:
-    """The current model's validation hit rate @ self.k."""
+  def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None) -> float:
+    """The current model's validation hit rate @ self.k, with `factor`'s term added to
+    each score when one is given (its user vectors from the fitted rows)."""
     candidates = self.model.candidate_embedding(self._candidates).numpy()
     queries = self.model.query_embedding(self._queries).numpy()
+    if factor is not None:
+      user_vectors = factor.weight * factor.user_vectors(self._train_users, self._train_movies,
+                                                         len(queries))
+      movie_vectors = factor.candidate_rows[self._candidate_movies]
     column = np.full(int(self._candidate_movies.max()) + 1, -1)
     column[self._candidate_movies] = np.arange(len(self._candidate_movies))
     hits = 0
     for start in range(0, len(queries), _VALIDATION_BATCH):
       stop = start + _VALIDATION_BATCH
       scores = artifacts.query_scores(queries[start:stop], candidates.T)
+      if factor is not None:
+        scores += user_vectors[start:stop] @ movie_vectors.T
       seen = (self._train_users >= start) & (self._train_users < stop)
       scores[self._train_users[seen] - start, column[self._train_movies[seen]]] = -np.inf
       kth = -np.partition(-scores, self.k - 1, axis=1)[:, self.k - 1]
@@ -266,6 +274,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                len(validation.train) if validation else data.num_examples(train_data),
                data.num_examples(validation.validation) if validation else "none")
   history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
+  factor = fit_ease_factor(model, train_data, validation, trainer_config, sizes)
+  history["ease_factor_weight"] = [factor.weight if factor else 0.0]
+  if factor and "validation_hit_rates" in factor.info:
+    history["ease_factor_validation_hit_rates"] = factor.info["validation_hit_rates"]
   ranker = None
   if trainer_config.ranking_model != configs.NO_RANKING:
     ranker, ranking_history = train_ranking_stage(train_data, validation, trainer_config, sizes)
@@ -288,7 +300,37 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       seen_movies=seen_movies(train_data, tft_output),
       user_histories=data.user_histories(
           train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
-          max_context))
+          max_context),
+      ease_factor=factor and factor.for_serving(train_data[features.USER_ID_INDEX].numpy(),
+                                                train_data[features.MOVIE_ID_INDEX].numpy(),
+                                                sizes.users))
+
+
+def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
+                    validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
+                    sizes: model_lib.VocabularySizes) -> Optional[ease_factor.EaseFactor]:
+  """The EASE factor to export (trainer_module/ease_factor.py), or None: with
+  --ease_factor_rank 0, or when the validation slice scores the towers alone best.
+
+  EASE is fitted on the rows the towers were fitted on, so the validation slice judges the
+  sum fairly; with a slice, the weight is the best of --ease_factor_weights on it.
+  """
+  if not config.ease_factor_rank:
+    return None
+  users, movies = (train_data[name] if validation is None
+                   else tf.gather(validation.train.examples[name], validation.train.rows)
+                   for name in (features.USER_ID_INDEX, features.MOVIE_ID_INDEX))
+  factor = ease_factor.fit(users.numpy(), movies.numpy(), sizes.users, sizes.movies,
+                           config.ease_factor_rank, config.ease_factor_l2,
+                           config.ease_factor_max_items, config.seed)
+  weights = config.ease_factor_weight_grid
+  if validation:
+    checker = ValidationHitRate(validation, config.early_stopping_patience, config.seed)
+    checker.set_model(model)
+    factor = ease_factor.choose_weight(factor, weights, checker.hit_rate)
+  else:
+    factor = factor.with_weight(weights[0])
+  return factor if factor.weight > 0 else None
 
 
 def train_ranking_stage(train_data: Mapping[str, tf.Tensor],

@@ -1,0 +1,70 @@
+"""The EASE factor: low-rank EASE as an appendix to the towers' embeddings."""
+import numpy as np
+import pytest
+
+from closed_form import ease
+from trainer_module import ease_factor
+
+# 5 users x 6 movie indices; movie 5 is never rated (like an OOV bucket), user 4 rates
+# nothing. User 0 rates movie 1 twice (one interaction).
+USERS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3])
+MOVIES = np.array([0, 1, 1, 2, 0, 1, 3, 1, 2, 4, 3, 4])
+NUM_USERS, NUM_MOVIES = 5, 6
+
+
+def _ease_scores(l2):
+  fitted = ease.fit(USERS, MOVIES, NUM_USERS, np.bincount(MOVIES, minlength=NUM_MOVIES), l2,
+                    max_items=100)
+  return fitted.score_fn(USERS, MOVIES, NUM_USERS)(np.arange(NUM_USERS))
+
+
+def test_at_full_rank_the_dot_product_is_the_ease_score():
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=5, l2=0.5, max_items=100,
+                           seed=0)
+  scores = factor.user_vectors(USERS, MOVIES, NUM_USERS) @ factor.candidate_rows.T
+  expected = _ease_scores(0.5)
+  rated = np.isfinite(expected)
+  np.testing.assert_allclose(scores[rated], expected[rated], atol=1e-4)
+  # The never-rated movie and the user without ratings get zero vectors.
+  assert not factor.query_rows[5].any() and not factor.candidate_rows[5].any()
+  assert not factor.user_vectors(USERS, MOVIES, NUM_USERS)[4].any()
+  assert factor.weight == 0 and factor.rank == 5 and factor.info["rank"] == 5
+
+
+def test_a_lower_rank_caps_the_vectors_and_items_beyond_max_items_get_no_factor():
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=0.5, max_items=3,
+                           seed=0)
+  assert factor.query_rows.shape == factor.candidate_rows.shape == (NUM_MOVIES, 2)
+  # Ratings per movie: 1 has 4 (user 0's two count in the counts), 0, 2, 3 and 4 have 2;
+  # the 3 most rated keep the lower indices at the tie: 1, 0, 2. The rest get no factor.
+  assert not factor.query_rows[[3, 4, 5]].any() and not factor.candidate_rows[[3, 4, 5]].any()
+  assert factor.info["num_items"] == 3 and factor.info["truncated"]
+
+
+def test_serving_form_folds_the_weight_into_the_query_side():
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=4, l2=1.0,
+                           max_items=100, seed=0).with_weight(2.5)
+  served = factor.for_serving(USERS, MOVIES, NUM_USERS)
+  np.testing.assert_allclose(served.query_rows, 2.5 * factor.query_rows)
+  np.testing.assert_allclose(served.candidate_rows, factor.candidate_rows)
+  # A user's vector is the sum of its distinct movies' query rows, weighted.
+  np.testing.assert_allclose(served.user_vectors[0], served.query_rows[[0, 1, 2]].sum(axis=0),
+                             rtol=1e-5, atol=1e-6)
+  assert factor.info["weight"] == 2.5
+
+
+def test_choose_weight_keeps_the_best_validation_hit_rate_ties_to_the_earlier():
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=1.0,
+                           max_items=100, seed=0)
+  seen = []
+
+  def hit_rate(candidate):
+    seen.append(None if candidate is None else candidate.weight)
+    return {None: 0.30, 1.0: 0.35, 2.0: 0.35, 4.0: 0.31}[seen[-1]]
+
+  chosen = ease_factor.choose_weight(factor, [0.0, 1.0, 2.0, 4.0], hit_rate)
+  assert seen == [None, 1.0, 2.0, 4.0]  # Weight 0 is judged as the towers alone.
+  assert chosen.weight == 1.0
+  assert chosen.info["validation_hit_rates"] == [0.30, 0.35, 0.35, 0.31]
+  assert ease_factor.choose_weight(factor, [0.0, 1.0],
+                                   lambda c: 0.5 if c is None else 0.4).weight == 0.0
