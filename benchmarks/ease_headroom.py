@@ -19,6 +19,11 @@ modules), with each of these score functions:
                         SVD): what R-d query and candidate vectors can keep of them
   model + w x EASE      per user, both score rows standardized and summed: an ensemble,
                         which the serving model does not do
+  model + w x EASE rank R, raw
+                        the model's cosine + w x the rank-R EASE score, unstandardized
+                        (--factor_weights; R from --ranks, or "full"): what the Trainer's
+                        EASE factor serves (--ease_factor_rank, trainer_module/
+                        ease_factor.py), here with EASE fitted on the whole train split
   iALS d=D              implicit ALS (Hu et al. 2008) as tuned in Rendle et al. 2021: D-d
                         user and movie vectors, unobserved pairs weighted --ials_alpha0,
                         each row's penalty --ials_l2 x (alpha0 + its share of the other
@@ -34,7 +39,7 @@ modules), with each of these score functions:
                         queries summed (--history_chunks): can the model read the whole
                         history at serving time, as EASE does?
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
-hit_rate@100 (seen-excluded) per row, after the share of eval pairs whose movie no train
+hit_rate@100 (seen-excluded) and top_k_accuracy@100 (seen movies not excluded) per row, after the share of eval pairs whose movie no train
 rating has (no collaborative score can rank those: EASE never recommends them). Its
 figures on ml-latest-small are in docs/model_quality.md ("Where EASE's lead comes from").
 
@@ -56,7 +61,7 @@ from absl import flags
 import pipeline_outputs
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import data
-from components.retrieval_evaluator import ease
+from closed_form import ease
 from components.retrieval_evaluator import executor as evaluator
 from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import scoring
@@ -66,7 +71,6 @@ from contracts import features
 
 import numpy as np  # pylint: disable=g-bad-import-order
 from scipy import sparse  # pylint: disable=g-bad-import-order
-from sklearn.utils import extmath  # pylint: disable=g-bad-import-order  # Installed with TFX.
 
 _ROOT = flags.DEFINE_string("pipeline_root", "tfx_root", "Root of a finished local run.")
 _EASE_L2S = flags.DEFINE_list("ease_l2s", ["50", "100", "400", "800"],
@@ -79,6 +83,8 @@ _CONTEXT_SIZES = flags.DEFINE_list("context_sizes", ["50", "200"],
 _RANKS = flags.DEFINE_list("ranks", ["128", "512"], "R of the 'EASE rank R' rows.")
 _BLEND_WEIGHTS = flags.DEFINE_list("blend_weights", ["0.5", "1", "2"],
                                    "w of the 'model + w x EASE' rows.")
+_FACTOR_WEIGHTS = flags.DEFINE_list("factor_weights", ["1", "2", "4"],
+                                    "w of the 'model + w x EASE rank R, raw' rows.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random contexts and the SVD.")
 _IALS_DIMS = flags.DEFINE_list("ials_dims", ["128"], "D of the 'iALS d=D' rows.")
 _IALS_L2 = flags.DEFINE_float("ials_l2", 50.0, "iALS penalty scale (see the rows above).")
@@ -169,8 +175,8 @@ def _first_n_per_user(users: np.ndarray, order: np.ndarray, n: int) -> np.ndarra
 
 
 def _low_rank(fitted: ease.Ease, rank: int, seed: int) -> ease.Ease:
-  u, s, vt = extmath.randomized_svd(fitted.weights, rank, random_state=seed)
-  return dataclasses.replace(fitted, weights=((u * s) @ vt).astype(np.float32))
+  left, right = ease.factorize(fitted.weights, rank, seed)
+  return dataclasses.replace(fitted, weights=left @ right.T)
 
 
 def _random_walk(eval_data: data.EvalData, num_movies: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -287,6 +293,13 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"EASE rank {rank}"] = (
         lambda rank=rank: _low_rank(fitted, rank, _SEED.value).score_fn(
             **every_pair, num_users=num_users))
+  for rank in ["full"] + _RANKS.value:
+    low_rank = functools.cache(lambda rank=rank: full_ease if rank == "full" else _low_rank(
+        fitted, int(rank), _SEED.value).score_fn(**every_pair, num_users=num_users))
+    for weight in [float(value) for value in _FACTOR_WEIGHTS.value]:
+      rows[f"model + {weight:g} x EASE rank {rank}, raw"] = (
+          lambda weight=weight, low_rank=low_rank: lambda rows: (model(rows)
+                                                                 + weight * low_rank()(rows)))
   for weight in [float(value) for value in _BLEND_WEIGHTS.value]:
     rows[f"model + {weight:g} x EASE"] = (
         lambda weight=weight: lambda rows: (_standardized(model(rows))
@@ -318,12 +331,13 @@ def main(argv):
         f"{len(catalog)} movies; model {model_uri}")
   unrated = eval_data.train_counts[eval_data.eval_movies] == 0
   print(f"{unrated.mean():.1%} of the eval pairs are of movies with no train rating")
-  print(f"{'scores':<24} {'hit@10':>7} {'hit@100':>8} {'s':>6}")
+  print(f"{'scores':<36} {'hit@10':>7} {'hit@100':>8} {'top100':>7} {'s':>6}")
   for name, build in _score_functions(model_uri, catalog, eval_data, config).items():
     start = time.perf_counter()
     rates = pipeline_outputs.hit_rates(build(), eval_data, len(catalog))
-    print(f"{name:<24} {rates['hit_rate@10']:>7.4f} {rates['hit_rate@100']:>8.4f} "
-          f"{time.perf_counter() - start:>6.1f}", flush=True)
+    print(f"{name:<36} {rates['hit_rate@10']:>7.4f} {rates['hit_rate@100']:>8.4f} "
+          f"{rates['top_k_accuracy@100']:>7.4f} {time.perf_counter() - start:>6.1f}",
+          flush=True)
 
 
 if __name__ == "__main__":

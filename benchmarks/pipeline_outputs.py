@@ -54,9 +54,10 @@ def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalDat
 def hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData, num_movies: int,
               ks: Sequence[int] = (10, 100)) -> Dict[str, float]:
   """hit_rate@k of `score_fn` on the eval pairs, train movies excluded, as the Evaluator
-  ranks them."""
+  ranks them, and top_k_accuracy@k (train movies not excluded)."""
   ranked = metrics.rank(score_fn, num_movies, eval_data.eval_users, eval_data.eval_movies,
                         eval_data.train_users, eval_data.train_movies, depth=max(ks),
                         batch_size=512)
   summary = metrics.summarize(ranked, ks)
-  return {f"hit_rate@{k}": summary[f"hit_rate@{k}"] for k in ks}
+  return {f"{name}@{k}": summary[f"{name}@{k}"] for k in ks
+          for name in ("hit_rate", "top_k_accuracy")}
