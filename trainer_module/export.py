@@ -42,6 +42,12 @@ a known user who gives none gets their training history (the `max_context` most 
 train movies, stored in the model). The user_id tower ignores the context. An unknown
 user id maps to the out-of-vocabulary user embedding (trained on a random sample of
 examples) and an empty stored history, so the answer is a popularity-like list.
+
+With an EASE factor (--ease_factor_rank, trainer_module/ease_factor.py) every export
+appends it: the query model's embeddings and the candidate embeddings grow by its rank,
+and each signature scores the towers' cosine + w x the low-rank EASE score. A given
+context makes the query's factor from its movies; without one, a known user's stored
+factor reads their every train rating; an unknown user without a context has none.
 """
 import gzip
 import os
@@ -158,7 +164,8 @@ def _appended(queries: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
 
 
 class QueryEncoder(tf.Module):
-  """Raw query features -> L2-normalized query embedding (Transform graph included).
+  """Raw query features -> query embedding (Transform graph included): the query tower's
+  L2-normalized output, with the EASE factor's vector appended when there is one.
 
   Holds each training user's history (movie indices, most recent first) for the context
   query towers; a query without a context (or with an all-"" row) uses it. With an EASE
@@ -246,7 +253,6 @@ class QueryEncoder(tf.Module):
     from_context = tf.reduce_sum(
         tf.gather(self.ease_query_rows, tf.maximum(indices, 0)) * is_movie, axis=1)
     return tf.where(has_context, from_context, stored)
-
 
   def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """Embeds raw query features: every REQUEST_QUERY_FEATURES name ([batch]) and,
