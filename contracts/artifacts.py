@@ -31,9 +31,10 @@ relative to `model.uri`:
                                       "examples_per_second"; with a ranking stage also
                                       "ranking_root_mean_squared_error" (and "val_...").
                                       One-value lists: "epoch_kept", "ease_factor_weight"
-                                      (0: no EASE factor) and, when the validation slice
-                                      chose it, "ease_factor_validation_hit_rates" (one
-                                      per --ease_factor_weights entry).
+                                      (0: no EASE factor served) and with a factor
+                                      "ease_factor_rank"; when the validation slice chose
+                                      the weight, "ease_factor_weights" and
+                                      "ease_factor_validation_hit_rates" (one each).
   ranking_model/                      Only with a ranking stage (--ranking_model dcn):
                                       SavedModel of the rating model, Transform included.
       signature `serving_default`:    contracts.features.RANKING_FEATURES, raw, one rating

@@ -68,3 +68,16 @@ def test_choose_weight_keeps_the_best_validation_hit_rate_ties_to_the_earlier():
   assert chosen.info["validation_hit_rates"] == [0.30, 0.35, 0.35, 0.31]
   assert ease_factor.choose_weight(factor, [0.0, 1.0],
                                    lambda c: 0.5 if c is None else 0.4).weight == 0.0
+
+
+def test_history_entries_record_the_choice_even_when_the_factor_is_dropped():
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=1.0,
+                           max_items=100, seed=0)
+  dropped = ease_factor.choose_weight(factor, [0.0, 2.0],
+                                      lambda c: 0.5 if c is None else 0.4)
+  assert ease_factor.history_entries(dropped) == {
+      "ease_factor_weight": [0.0], "ease_factor_rank": [2.0],
+      "ease_factor_weights": [0.0, 2.0], "ease_factor_validation_hit_rates": [0.5, 0.4]}
+  assert ease_factor.history_entries(factor.with_weight(3.0)) == {
+      "ease_factor_weight": [3.0], "ease_factor_rank": [2.0]}
+  assert ease_factor.history_entries(None) == {"ease_factor_weight": [0.0]}

@@ -346,7 +346,10 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
   model_dir = tmp_path / "model_with_history"
   shutil.copytree(workdir["oracle"].uri, model_dir)
   history = {"mean_loss": [5.5, 4.25, 3.875], "val_mean_loss": [5.75, 5.0, 4.5],
-             "examples_per_second": [30123.5, 35210.25, 36000.0]}
+             "examples_per_second": [30123.5, 35210.25, 36000.0],
+             "ease_factor_weight": [0.5], "ease_factor_rank": [256.0],
+             "ease_factor_weights": [0.0, 0.5, 2.0],
+             "ease_factor_validation_hit_rates": [0.3696, 0.3774, 0.3755]}
   (model_dir / artifacts.TRAINING_HISTORY_FILE).write_text(json.dumps(history))
   model = standard_artifacts.Model()
   model.uri, model.id = str(model_dir), 21
@@ -383,6 +386,8 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
   assert example["last_rated"][0].startswith("Película")
   assert html.escape(example["last_rated"][0]) in page
   assert results["training_history"] == history
+  assert ("EASE factor (rank 256): served at weight 0.5, the best validation hit rate of the "
+          "weights tried (0.3696 at 0, 0.3774 at 0.5, 0.3755 at 2).") in page
 
 
 def test_html_report_says_when_the_training_history_is_missing(workdir):

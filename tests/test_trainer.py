@@ -886,6 +886,8 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
   with open(artifacts.training_history_path(ease_uri)) as f:
     history_file = json.load(f)
   assert history_file["ease_factor_weight"] == [1.5]
+  assert history_file["ease_factor_rank"] == [EASE_RANK]
+  assert history_file["ease_factor_weights"] == [1.5]
   assert 0 <= history_file["ease_factor_validation_hit_rates"][0] <= 1
 
 

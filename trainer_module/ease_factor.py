@@ -22,7 +22,7 @@ The fit uses the rows the towers were fitted on (the validation slice held out);
 exported user vectors x_u L use every train rating of the user, as the stored histories do.
 """
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -86,6 +86,18 @@ class ServingFactor:
   candidate_rows: np.ndarray
 
 
+def history_entries(factor: Optional[EaseFactor]) -> Dict[str, List[float]]:
+  """What training_history.json records of the factor (contracts/artifacts.py): its
+  weight (0: none served), rank, and the validation slice's choice when it made one."""
+  if factor is None:
+    return {"ease_factor_weight": [0.0]}
+  entries = {"ease_factor_weight": [factor.weight], "ease_factor_rank": [float(factor.rank)]}
+  if "validation_hit_rates" in factor.info:
+    entries["ease_factor_weights"] = [float(w) for w in factor.info["validation_weights"]]
+    entries["ease_factor_validation_hit_rates"] = list(factor.info["validation_hit_rates"])
+  return entries
+
+
 def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, rank: int,
         l2: float, max_items: int, seed: int) -> EaseFactor:
   """Fits EASE on (user index, movie index) pairs and factorizes it to `rank`.
@@ -121,5 +133,5 @@ def choose_weight(factor: EaseFactor, weights: Sequence[float],
                factor.rank, [round(rate, 4) for rate in rates], list(weights), weights[best])
   chosen = factor.with_weight(weights[best])
   return dataclasses.replace(chosen, info={
-      **chosen.info, "validation_weights": list(weights),
+      **chosen.info, "validation_weights": [float(w) for w in weights],
       "validation_hit_rates": [float(rate) for rate in rates]})

@@ -275,9 +275,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                data.num_examples(validation.validation) if validation else "none")
   history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
   factor = fit_ease_factor(model, train_data, validation, trainer_config, sizes)
-  history["ease_factor_weight"] = [factor.weight if factor else 0.0]
-  if factor and "validation_hit_rates" in factor.info:
-    history["ease_factor_validation_hit_rates"] = factor.info["validation_hit_rates"]
+  history.update(ease_factor.history_entries(factor))
   ranker = None
   if trainer_config.ranking_model != configs.NO_RANKING:
     ranker, ranking_history = train_ranking_stage(train_data, validation, trainer_config, sizes)
@@ -301,16 +299,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       user_histories=data.user_histories(
           train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
           max_context),
-      ease_factor=factor and factor.for_serving(train_data[features.USER_ID_INDEX].numpy(),
-                                                train_data[features.MOVIE_ID_INDEX].numpy(),
-                                                sizes.users))
+      ease_factor=factor.for_serving(train_data[features.USER_ID_INDEX].numpy(),
+                                     train_data[features.MOVIE_ID_INDEX].numpy(), sizes.users)
+      if factor and factor.weight else None)
 
 
 def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
                     validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
                     sizes: model_lib.VocabularySizes) -> Optional[ease_factor.EaseFactor]:
-  """The EASE factor to export (trainer_module/ease_factor.py), or None: with
-  --ease_factor_rank 0, or when the validation slice scores the towers alone best.
+  """The EASE factor (trainer_module/ease_factor.py), None with --ease_factor_rank 0. Its
+  weight is 0 (nothing to serve) when the validation slice scores the towers alone best.
 
   EASE is fitted on the rows the towers were fitted on, so the validation slice judges the
   sum fairly; with a slice, the weight is the best of --ease_factor_weights on it.
@@ -330,7 +328,7 @@ def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf
     factor = ease_factor.choose_weight(factor, weights, checker.hit_rate)
   else:
     factor = factor.with_weight(weights[0])
-  return factor if factor.weight > 0 else None
+  return factor
 
 
 def train_ranking_stage(train_data: Mapping[str, tf.Tensor],

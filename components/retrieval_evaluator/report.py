@@ -93,6 +93,7 @@ def html(results: Mapping[str, Any]) -> str:
       _image(plots.popularity_png(results), "popularity histogram"),
       "<h2>Training</h2>",
       (_image(plots.loss_png(history), "loss per epoch") + _history_table(history)
+       + _ease_factor_paragraph(history)
        if history else "<p>Training history: not available (the model artifact has no "
        "training_history.json).</p>"),
       "<h2>EASE baseline</h2>",
@@ -240,6 +241,22 @@ def _history_table(history: Mapping[str, Sequence[float]]) -> str:
                              f"{results_lib.HISTORY_FIELD}/{key}/{epoch}") for key in keys)
       + "</tr>" for epoch in range(epochs))
   return f"<table><tr><th></th>{header}</tr>{body}</table>"
+
+
+def _ease_factor_paragraph(history: Mapping[str, Sequence[float]]) -> str:
+  """What the Trainer did with the EASE factor (--ease_factor_rank), from its history."""
+  if not history.get("ease_factor_rank"):
+    return ("<p>No EASE factor: the served scores are the towers' alone "
+            "(--ease_factor_rank 0).</p>") if "ease_factor_weight" in history else ""
+  weight = history["ease_factor_weight"][0]
+  text = (f"EASE factor (rank {history['ease_factor_rank'][0]:g}): "
+          + (f"served at weight {weight:g}" if weight else "not served (weight 0)"))
+  rates = history.get("ease_factor_validation_hit_rates")
+  if rates:
+    grid = ", ".join(f"{rate:.4f} at {w:g}"
+                     for w, rate in zip(history["ease_factor_weights"], rates))
+    text += f", the best validation hit rate of the weights tried ({grid})"
+  return f"<p>{html_lib.escape(text)}.</p>"
 
 
 def _ease_table(ease: Mapping[str, Any]) -> str:
