@@ -4,8 +4,8 @@ TFMA's Evaluator scores given (query, label) examples; a retrieval model must in
 the whole catalog for each user. This executor reads the inputs (data.py), ranks the
 catalog for every eval user with the model and each baseline on the same users, pairs and
 exclusions (metrics.py), and hands the rankings to the parts that summarize them:
-  * baselines: popularity (scoring.py), EASE fitted on train (ease.py), and the last
-    blessed model (optional `baseline_model` input);
+  * baselines: popularity (scoring.py), EASE fitted on train (closed_form/ease.py), and
+    the last blessed model (optional `baseline_model` input);
   * slices and popularity bias (slices.py), curves (metrics.py), example users (examples.py);
   * when the model has a ranking stage, its predicted ratings on every eval rating against
     the global and per-movie mean train ratings (ranking.py);

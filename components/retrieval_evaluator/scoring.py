@@ -1,8 +1,8 @@
 """Score functions (`metrics.ScoreFn`) of a two-tower model and of the popularity baseline.
 
 Each maps user rows [B] to scores over the whole catalog [B, M]; EASE has its own in
-ease.py. A movie a model cannot score gets -inf, which the metrics never count as
-retrieved.
+closed_form/ease.py. A movie a model cannot score gets -inf, which the metrics never count
+as retrieved.
 """
 import numpy as np
 
