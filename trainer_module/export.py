@@ -233,19 +233,18 @@ class QueryEncoder(tf.Module):
                    constant_values=model_lib.PADDING)
     return given, tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
 
-  def _context(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """The query's context indices [batch, max_context]: given, else the stored history."""
-    stored = tf.gather(self.user_histories,
-                       features.to_vector(transformed[features.USER_ID_INDEX]))
-    given = self._given_context(transformed)
+  def _context(self, users: tf.Tensor,
+               given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
+    """The query's context indices [batch, max_context]: `given` (`_given_context`), else
+    the stored history of `users` (indices [batch])."""
+    stored = tf.gather(self.user_histories, users)
     return stored if given is None else tf.where(given[1], given[0], stored)
 
-  def _ease_vectors(self, transformed: Mapping[str, tf.Tensor]) -> tf.Tensor:
+  def _ease_vectors(self, users: tf.Tensor,
+                    given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
     """[batch, r]: the EASE factor's vector of each query: the sum of its given context's
-    movie rows, else the user's stored vector."""
-    stored = tf.gather(self.ease_user_vectors,
-                       features.to_vector(transformed[features.USER_ID_INDEX]))
-    given = self._given_context(transformed)
+    movie rows, else the stored vector of its user (`users`, indices [batch])."""
+    stored = tf.gather(self.ease_user_vectors, users)
     if given is None:
       return stored
     indices, has_context = given
@@ -262,9 +261,12 @@ class QueryEncoder(tf.Module):
     if self._uses_context and features.CONTEXT_MOVIE_IDS in query:
       raw[features.CONTEXT_MOVIE_IDS] = self._raw_context(query[features.CONTEXT_MOVIE_IDS])
     transformed = dict(self.tft_layer(raw))
-    ease_vectors = self._ease_vectors(transformed) if self._has_ease_factor else None
+    # Read once: both the towers' context and the EASE factor come from it.
+    given = self._given_context(transformed)
+    users = features.to_vector(transformed[features.USER_ID_INDEX])
+    ease_vectors = self._ease_vectors(users, given) if self._has_ease_factor else None
     if self._uses_context:
-      transformed[features.CONTEXT_MOVIE_INDICES] = self._context(transformed)
+      transformed[features.CONTEXT_MOVIE_INDICES] = self._context(users, given)
     queries = self.retrieval_model.query_embedding(transformed)
     return queries if ease_vectors is None else _appended(queries, ease_vectors)
 
