@@ -40,7 +40,12 @@ relative to `model.uri`:
       signature `serving_default`:    contracts.features.RANKING_FEATURES, raw, one rating
                                       a row: each [None], movie_genres [None, n] string
                                       padded with "" -> {"predicted_rating":
-                                      tf.float32 [None]}, in the data's stars.
+                                      tf.float32 [None]}, in the data's stars. A ranker
+                                      that reads the context reads the user's stored
+                                      history here.
+      signature `with_context`:       Only when the ranker reads the context: the same
+                                      and the context [None, n] string, rows padded
+                                      with "" (an all-"" row: stored history).
   ranking_config.json                 Only with a ranking stage: {"ranking_model": its
                                       family, "ranking_candidates": how many retrieved
                                       movies serving_ranked re-orders, "ranking_weight":
@@ -75,6 +80,7 @@ QUERY_WITH_CONTEXT_SIGNATURE = "with_context"
 EMBEDDING_OUTPUT = "embedding"
 RANKING_MODEL_DIR = "ranking_model"
 RANKING_SIGNATURE = "serving_default"
+RANKING_WITH_CONTEXT_SIGNATURE = "with_context"
 PREDICTED_RATING_OUTPUT = "predicted_rating"
 RANKING_CONFIG_FILE = "ranking_config.json"
 RANKING_MODEL_FIELD = "ranking_model"

@@ -1084,16 +1084,23 @@ def ranked_serving(ranked_uri):
   return tf.saved_model.load(os.path.join(ranked_uri, "Format-Serving"))
 
 
-def _predicted_ratings(ranked_uri, user_ids, movie_ids, timestamps, catalog):
-  """The ranking model export's predictions for (user, movie, time) triples."""
+def _predicted_ratings(ranked_uri, user_ids, movie_ids, timestamps, catalog, context=None):
+  """The ranking model export's predictions for (user, movie, time) triples: with
+  `context` (one history, padded with "", for every triple) from its with_context
+  signature, else from its default one (the stored histories)."""
   ranking_model = tf.saved_model.load(artifacts.ranking_model_path(ranked_uri))
   genres = [catalog[m].genres for m in movie_ids]
   width = max(len(g) for g in genres)
-  result = ranking_model.signatures[artifacts.RANKING_SIGNATURE](
+  inputs = dict(
       user_id=tf.constant(user_ids), timestamp=tf.constant(timestamps, tf.int64),
       movie_id=tf.constant(movie_ids),
       movie_title=tf.constant([catalog[m].title for m in movie_ids]),
       movie_genres=tf.constant([list(g) + [""] * (width - len(g)) for g in genres]))
+  signature = artifacts.RANKING_SIGNATURE
+  if context is not None:
+    signature = artifacts.RANKING_WITH_CONTEXT_SIGNATURE
+    inputs[features.CONTEXT_MOVIE_IDS] = tf.constant([list(context)] * len(movie_ids))
+  result = ranking_model.signatures[signature](**inputs)
   return result[artifacts.PREDICTED_RATING_OUTPUT].numpy()
 
 
@@ -1169,9 +1176,12 @@ def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
                            retrieved["score"].numpy()[row]))
     np.testing.assert_allclose(ranked["score"].numpy()[row],
                                [score_by_id[m] for m in ranked_ids], rtol=1e-5)
-    # The serving model's ratings are the ranking model export's, at the request's time.
+    # The serving model's ratings are the ranking model export's, at the request's time
+    # and with the request's context (else the stored history).
+    context = (_strings(request[features.CONTEXT_MOVIE_IDS])[row]
+               if features.CONTEXT_MOVIE_IDS in request else None)
     expected = _predicted_ratings(ranked_uri, [user] * TOP_K, ranked_ids,
-                                  [rating_time] * TOP_K, fixture_data.catalog)
+                                  [rating_time] * TOP_K, fixture_data.catalog, context)
     np.testing.assert_allclose(ratings[row], expected, rtol=1e-5)
 
 
@@ -1182,6 +1192,55 @@ def test_a_history_changes_the_ranked_list_of_an_unknown_user(fixture_data, rank
   without = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["new-user"]))
   assert sorted(_strings(with_history["movie_id"])[0]) != sorted(
       _strings(without["movie_id"])[0])
+
+
+def test_the_ranking_stage_rates_from_the_history_a_request_gives(fixture_data, ranked_uri):
+  catalog, movies = fixture_data.catalog, list(fixture_data.catalog)[:6]
+  times = [int(fixture_data.train.timestamps.max())] * len(movies)
+
+  def rated(user, context=None):
+    return _predicted_ratings(ranked_uri, [user] * len(movies), movies, times, catalog,
+                              context)
+
+  # An unknown user is rated from the history they give: two histories, two ratings.
+  history_a = _recent_train_movies(fixture_data, "5", 8)
+  history_b = _recent_train_movies(fixture_data, "7", 8)
+  assert not np.allclose(rated("new-user", history_a), rated("new-user", history_b),
+                         atol=1e-4)
+  # Without a history (or with an all-"" row) a user is rated from the stored one.
+  stored = _recent_train_movies(fixture_data, "1", fixture_data.max_context)
+  np.testing.assert_allclose(rated("1", [""] * 3), rated("1"), rtol=1e-6)
+  np.testing.assert_allclose(rated("1", stored), rated("1"), rtol=1e-5)
+  assert not np.allclose(rated("1", history_b), rated("1"), atol=1e-4)
+
+
+def test_a_user_id_tower_keeps_the_stored_histories_for_a_ranker_that_reads_them(
+    fixture_data, tft_output, transform_config, train_data, sizes, tmp_path):
+  # The user_id tower ignores the context; the ranking stage still rates from it.
+  config = configs.TrainerConfig.from_dict({**RANKING_CONFIG, "query_tower": "user_id"})
+  model_uri = str(tmp_path / "model")
+  export.export_all(
+      model_uri=model_uri, serving_model_dir=os.path.join(model_uri, "Format-Serving"),
+      tft_output=tft_output,
+      retrieval_model=trainer.build_model(tft_output, towers.resolve_config(config),
+                                          transform_config, fixture_data.max_context),
+      raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
+      max_title_tokens=config.max_title_tokens, top_k=TOP_K,
+      reference_timestamp=int(fixture_data.train.timestamps.max()),
+      seen_movies={}, ranker=ranking.build(sizes, config, 3.5, uses_context=True),
+      ranking_candidates=TOP_K, ranking_weight=0.5,
+      user_histories=data.user_histories(
+          train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
+          fixture_data.max_context))
+  served = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
+  ranked = served.signatures[export.SERVING_RANKED_WITH_CONTEXT]
+  lists = [ranked(user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant(
+      [_recent_train_movies(fixture_data, user, 8)])) for user in ("5", "7")]
+  # The same movies retrieved (the tower ignores the history), rated differently.
+  assert sorted(_strings(lists[0]["movie_id"])[0]) == sorted(_strings(lists[1]["movie_id"])[0])
+  rating = [dict(zip(_strings(result["movie_id"])[0],
+                     result[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0])) for result in lists]
+  assert any(abs(rating[0][m] - rating[1][m]) > 1e-4 for m in rating[0])
 
 
 def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, sizes):
@@ -1257,5 +1316,16 @@ def test_dcn_ranking_model_shapes_and_padding():
   wider = {**inputs, features.TITLE_TOKENS: tf.constant([[1, -1, -1], [2, 3, -1]]),
            features.GENRE_INDICES: tf.constant([[0, -1, -1, -1], [1, 2, -1, -1]])}
   np.testing.assert_allclose(ranker(wider).numpy(), predicted, rtol=1e-6)
+  # A ranker that reads the context: it changes the prediction, its padding does not.
+  with_context = ranking.build(sizes, configs.TrainerConfig(ranking_model="dcn"),
+                               mean_rating=3.5, uses_context=True)
+  context = {**inputs, features.CONTEXT_MOVIE_INDICES: tf.constant([[5, 6, -1], [6, -1, -1]])}
+  predicted = with_context(context).numpy()
+  padded = {**context, features.CONTEXT_MOVIE_INDICES: tf.constant([[5, 6, -1, -1],
+                                                                    [6, -1, -1, -1]])}
+  np.testing.assert_allclose(with_context(padded).numpy(), predicted, rtol=1e-6)
+  other = {**context, features.CONTEXT_MOVIE_INDICES: tf.constant([[1, -1, -1], [6, -1, -1]])}
+  changed = with_context(other).numpy()
+  assert changed[0] != pytest.approx(predicted[0]) and changed[1] == pytest.approx(predicted[1])
   with pytest.raises(ValueError, match="No ranking model 'none'"):
     ranking.build(sizes, configs.TrainerConfig(), mean_rating=3.5)

@@ -32,7 +32,8 @@ string and `score` [batch, k] float32, best first):
                         serving_with_context_at_time and serving_exclude_seen retrieve,
                         with their inputs (RANKED_TWINS); the ranking model rates each
                         movie at the request's time, for the user id (an unknown one as
-                        the OOV user: the ranking model does not read the context).
+                        the OOV user) and, when it reads the context, the context the
+                        retrieval read: the given one, else the stored history.
                         serving_ranked_exclude_seen re-orders the best
                         `ranking_candidates` movies that are not excluded, as the
                         Evaluator measures the ranked order with train movies excluded.
@@ -163,82 +164,102 @@ def _appended(queries: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
   return tf.concat([queries, vectors], axis=-1)
 
 
+class StoredHistories(tf.Module):
+  """Each training user's most recent train movies, and the context a request is read
+  with: the one it gives, else its user's stored history.
+
+  One module for the query encoder and the ranking stage's rating scorer, so that a
+  SavedModel holds the histories once and both read a request's context alike.
+  """
+
+  def __init__(self, tft_output: tft.TFTransformOutput, user_histories: np.ndarray):
+    """Args:
+      tft_output: The Transform output; its graph must take the context.
+      user_histories: int64 [users (OOV buckets included), max_context], row u the movie
+        indices of user index u's most recent train movies, padded with -1
+        (`data.user_histories`).
+    """
+    super().__init__()
+    raw_spec = tft_output.raw_feature_spec()
+    if features.CONTEXT_MOVIE_IDS not in raw_spec:
+      raise ValueError(f"The model reads {features.CONTEXT_MOVIE_IDS!r}, which the Transform "
+                       "graph does not take: run the UserContext component before Transform.")
+    # Transform takes the context as SchemaGen inferred it: a fixed width (UserContext
+    # pads to exactly max_context values) or, from a feature spec, a sparse list.
+    self._raw_context_is_dense = isinstance(raw_spec[features.CONTEXT_MOVIE_IDS],
+                                            tf.io.FixedLenFeature)
+    self.max_context = int(user_histories.shape[1])
+    # A variable, not a constant: it is saved with the weights, not in the graph.
+    self.user_histories = tf.Variable(tf.constant(user_histories, tf.int64),
+                                      trainable=False, name="user_histories")
+
+  def raw(self, context: tf.Tensor) -> Any:
+    """[batch, n] strings padded with "" -> the Transform graph's context input.
+
+    Padding anywhere in a row is dropped and the first `max_context` ids are kept.
+    """
+    dense = without_padding(context).to_tensor(default_value="", shape=[None, self.max_context])
+    return dense if self._raw_context_is_dense else tf.sparse.from_dense(dense)
+
+  def given(self, transformed: Mapping[str, tf.Tensor]
+            ) -> Optional[Tuple[tf.Tensor, tf.Tensor]]:
+    """(indices [batch, max_context] padded with PADDING, has_context [batch, 1]) of the
+    context the request gave, or None when it gave none."""
+    if features.CONTEXT_MOVIE_INDICES not in transformed:
+      return None
+    given = transformed[features.CONTEXT_MOVIE_INDICES]
+    if isinstance(given, tf.SparseTensor):
+      given = tf.sparse.to_dense(given, default_value=model_lib.PADDING)
+    given = given[:, :self.max_context]
+    given = tf.pad(given, [[0, 0], [0, self.max_context - tf.shape(given)[1]]],
+                   constant_values=model_lib.PADDING)
+    return given, tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
+
+  def resolve(self, users: tf.Tensor,
+              given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
+    """The context indices [batch, max_context] a request is read with: `given`
+    (`StoredHistories.given`) where a row gave one, else the stored history of `users`
+    (indices [batch])."""
+    stored = tf.gather(self.user_histories, users)
+    return stored if given is None else tf.where(given[1], given[0], stored)
+
+
 class QueryEncoder(tf.Module):
   """Raw query features -> query embedding (Transform graph included): the query tower's
   L2-normalized output, with the EASE factor's vector appended when there is one.
 
-  Holds each training user's history (movie indices, most recent first) for the context
-  query towers; a query without a context (or with an all-"" row) uses it. With an EASE
+  With stored histories, a query's context is the one it gives, else (no context, or an
+  all-"" row) its user's stored history; the context query towers read it. With an EASE
   factor (trainer_module/ease_factor.py), the factor's vector is appended to the
   embedding (to each vector of a multi-vector query): from the given context's movies, or
   without one, the user's stored vector (their every train rating).
   """
 
   def __init__(self, tft_output: tft.TFTransformOutput,
-               retrieval_model: model_lib.RetrievalModel, user_histories: np.ndarray,
+               retrieval_model: model_lib.RetrievalModel,
+               histories: Optional[StoredHistories] = None,
                ease_factor: Optional[ease_factor_lib.ServingFactor] = None):
     """Args:
       tft_output: The Transform output.
       retrieval_model: The trained model.
-      user_histories: int64 [users (OOV buckets included), max_context], row u the movie
-        indices of user index u's most recent train movies, padded with -1
-        (`data.user_histories`).
+      histories: The users' stored histories; required when the query tower reads the
+        context. Without them a request's context is ignored.
       ease_factor: The EASE factor to append, or None for the towers alone.
     """
     super().__init__()
+    if retrieval_model.uses_context and histories is None:
+      raise ValueError(f"The {retrieval_model.query_tower_name!r} query tower reads the "
+                       "context: the query encoder needs the stored histories.")
     # Attributes, so the Transform graph's assets (vocabularies) are saved with the model.
     self.tft_layer = tft_output.transform_features_layer()
     self.retrieval_model = retrieval_model
-    self._uses_context = retrieval_model.uses_context
-    self._max_context = int(user_histories.shape[1])
-    if self._uses_context:
-      raw_spec = tft_output.raw_feature_spec()
-      if features.CONTEXT_MOVIE_IDS not in raw_spec:
-        raise ValueError(f"The {retrieval_model.query_tower_name!r} query tower reads "
-                         f"{features.CONTEXT_MOVIE_IDS!r}, which the Transform graph does "
-                         "not take: run the UserContext component before Transform.")
-      # Transform takes the context as SchemaGen inferred it: a fixed width (UserContext
-      # pads to exactly max_context values) or, from a feature spec, a sparse list.
-      self._raw_context_is_dense = isinstance(raw_spec[features.CONTEXT_MOVIE_IDS],
-                                              tf.io.FixedLenFeature)
-      # A variable, not a constant: it is saved with the weights, not in the graph.
-      self.user_histories = tf.Variable(tf.constant(user_histories, tf.int64),
-                                        trainable=False, name="user_histories")
+    self.histories = histories
     self._has_ease_factor = ease_factor is not None
     if ease_factor is not None:
       self.ease_query_rows = tf.Variable(ease_factor.query_rows, trainable=False,
                                          name="ease_query_rows")
       self.ease_user_vectors = tf.Variable(ease_factor.user_vectors, trainable=False,
                                            name="ease_user_vectors")
-
-  def _raw_context(self, context: tf.Tensor) -> Any:
-    """[batch, n] strings padded with "" -> the Transform graph's context input.
-
-    Padding anywhere in a row is dropped and the first `max_context` ids are kept.
-    """
-    dense = without_padding(context).to_tensor(default_value="", shape=[None, self._max_context])
-    return dense if self._raw_context_is_dense else tf.sparse.from_dense(dense)
-
-  def _given_context(self, transformed: Mapping[str, tf.Tensor]
-                     ) -> Optional[Tuple[tf.Tensor, tf.Tensor]]:
-    """(indices [batch, max_context] padded with PADDING, has_context [batch, 1]) of the
-    context the request gave, or None when it gave none."""
-    if not self._uses_context or features.CONTEXT_MOVIE_INDICES not in transformed:
-      return None
-    given = transformed[features.CONTEXT_MOVIE_INDICES]
-    if isinstance(given, tf.SparseTensor):
-      given = tf.sparse.to_dense(given, default_value=model_lib.PADDING)
-    given = given[:, :self._max_context]
-    given = tf.pad(given, [[0, 0], [0, self._max_context - tf.shape(given)[1]]],
-                   constant_values=model_lib.PADDING)
-    return given, tf.reduce_any(given != model_lib.PADDING, axis=1, keepdims=True)
-
-  def _context(self, users: tf.Tensor,
-               given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
-    """The query's context indices [batch, max_context]: `given` (`_given_context`), else
-    the stored history of `users` (indices [batch])."""
-    stored = tf.gather(self.user_histories, users)
-    return stored if given is None else tf.where(given[1], given[0], stored)
 
   def _ease_vectors(self, users: tf.Tensor,
                     given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
@@ -253,22 +274,31 @@ class QueryEncoder(tf.Module):
         tf.gather(self.ease_query_rows, tf.maximum(indices, 0)) * is_movie, axis=1)
     return tf.where(has_context, from_context, stored)
 
-  def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Embeds raw query features: every REQUEST_QUERY_FEATURES name ([batch]) and,
-    optionally, the context ([batch, n] strings padded with "")."""
+  def encode(self, query: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """(the query embeddings, the context indices [batch, max_context] each query was
+    read with, None without stored histories) of raw query features: every
+    REQUEST_QUERY_FEATURES name ([batch]) and, optionally, the context ([batch, n]
+    strings padded with "")."""
     check_same_batch(query)
     raw = {name: features.to_column(query[name]) for name in features.REQUEST_QUERY_FEATURES}
-    if self._uses_context and features.CONTEXT_MOVIE_IDS in query:
-      raw[features.CONTEXT_MOVIE_IDS] = self._raw_context(query[features.CONTEXT_MOVIE_IDS])
+    if self.histories is not None and features.CONTEXT_MOVIE_IDS in query:
+      raw[features.CONTEXT_MOVIE_IDS] = self.histories.raw(query[features.CONTEXT_MOVIE_IDS])
     transformed = dict(self.tft_layer(raw))
-    # Read once: both the towers' context and the EASE factor come from it.
-    given = self._given_context(transformed)
     users = features.to_vector(transformed[features.USER_ID_INDEX])
-    ease_vectors = self._ease_vectors(users, given) if self._has_ease_factor else None
-    if self._uses_context:
-      transformed[features.CONTEXT_MOVIE_INDICES] = self._context(users, given)
+    # Read once: the towers' context, the EASE factor and the ranking stage use it.
+    given, context = None, None
+    if self.histories is not None:
+      given = self.histories.given(transformed)
+      context = self.histories.resolve(users, given)
+      transformed[features.CONTEXT_MOVIE_INDICES] = context
     queries = self.retrieval_model.query_embedding(transformed)
-    return queries if ease_vectors is None else _appended(queries, ease_vectors)
+    if self._has_ease_factor:
+      queries = _appended(queries, self._ease_vectors(users, given))
+    return queries, context
+
+  def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """The query embeddings of raw query features (as `encode` takes them)."""
+    return self.encode(query)[0]
 
   def serve(self, query: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {artifacts.EMBEDDING_OUTPUT: self.embed(query)}
@@ -282,27 +312,41 @@ class QueryEncoder(tf.Module):
 class RatingScorer(tf.Module):
   """Raw (request, movie) features -> the ranking model's predicted rating.
 
-  Its signature is the ranking model export the Evaluator reads
+  Its signatures are the ranking model export the Evaluator reads
   (`artifacts.ranking_model_path`); the serving model calls `predict` on the movies it
-  retrieved.
+  retrieved. A ranker that reads the context rates each pair with the request's context,
+  else its user's stored history, as the query encoder reads it.
   """
 
   def __init__(self, tft_layer: tf.keras.layers.Layer, ranker: ranking.DcnRankingModel,
-               max_title_tokens: int):
+               max_title_tokens: int, histories: Optional[StoredHistories] = None):
     """Args:
       tft_layer: The Transform graph's layer (shared with the query encoder when both are
         in one SavedModel, so its assets are saved once).
       ranker: The trained ranking model.
       max_title_tokens: As in training.
+      histories: The users' stored histories (shared with the query encoder likewise);
+        required when the ranker reads the context.
     """
     super().__init__()
+    if ranker.uses_context and histories is None:
+      raise ValueError("The ranking model reads the context: the rating scorer needs the "
+                       "stored histories.")
     self.tft_layer = tft_layer
     self.ranker = ranker
+    self.histories = histories if ranker.uses_context else None
     self._max_title_tokens = max_title_tokens
 
-  def predict(self, pairs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+  def predict(self, pairs: Mapping[str, tf.Tensor],
+              context: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Predicted ratings [batch] of `pairs`: every RANKING_FEATURES name, [batch] each,
-    list features [batch, n] strings padded with ""."""
+    list features [batch, n] strings padded with "", and optionally the context.
+
+    Args:
+      pairs: Raw features of each pair.
+      context: Context movie indices [batch, max_context] already read (the serving
+        model's, from `QueryEncoder.encode`); None to read it from `pairs`.
+    """
     check_same_batch(pairs)
     raw = {}
     for name in features.RANKING_FEATURES:
@@ -310,15 +354,29 @@ class RatingScorer(tf.Module):
         raw[name] = without_padding(pairs[name]).to_sparse()
       else:
         raw[name] = features.to_column(pairs[name])
+    read_context = self.histories is not None and context is None
+    if read_context and features.CONTEXT_MOVIE_IDS in pairs:
+      raw[features.CONTEXT_MOVIE_IDS] = self.histories.raw(pairs[features.CONTEXT_MOVIE_IDS])
     transformed = data.pad_lists(self.tft_layer(raw), self._max_title_tokens)
+    if read_context:
+      users = features.to_vector(transformed[features.USER_ID_INDEX])
+      context = self.histories.resolve(users, self.histories.given(transformed))
+    if self.histories is not None:
+      transformed[features.CONTEXT_MOVIE_INDICES] = context
     return self.ranker(transformed)
 
   def serve(self, pairs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {artifacts.PREDICTED_RATING_OUTPUT: self.predict(pairs)}
 
   def signatures(self) -> Dict[str, Any]:
-    return {artifacts.RANKING_SIGNATURE: query_signature(self.serve,
-                                                         features.RANKING_FEATURES)}
+    """The default signature (RANKING_FEATURES: the context is the stored history) and,
+    when the ranker reads the context, one that also takes it."""
+    signatures = {artifacts.RANKING_SIGNATURE: query_signature(self.serve,
+                                                               features.RANKING_FEATURES)}
+    if self.histories is not None:
+      signatures[artifacts.RANKING_WITH_CONTEXT_SIGNATURE] = query_signature(
+          self.serve, features.RANKING_FEATURES + features.CONTEXT_FEATURES)
+    return signatures
 
 
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
@@ -471,8 +529,8 @@ class ServingModel(tf.Module):
     ordered by `contracts.artifacts.ranked_order_key` of their scores and predicted
     ratings."""
     query = self.complete_query(query)
-    scores, positions, filled = self._retrieve(self.query_encoder.embed(query),
-                                               self._ranking_candidates, excluded)
+    queries, context = self.query_encoder.encode(query)
+    scores, positions, filled = self._retrieve(queries, self._ranking_candidates, excluded)
     # One (request, movie) pair per retrieved movie, row-major.
     per_row = tf.shape(positions)[1]
     flat = tf.reshape(positions, [-1])
@@ -481,7 +539,9 @@ class ServingModel(tf.Module):
     pairs.update({features.MOVIE_ID: tf.gather(self._movie_ids, flat),
                   features.MOVIE_TITLE: tf.gather(self._movie_titles, flat),
                   features.MOVIE_GENRES: tf.gather(self._movie_genres, flat)})
-    ratings = tf.reshape(self.rating_scorer.predict(pairs), tf.shape(positions))
+    # Each pair is rated with its request's context, read once by the query encoder.
+    pair_context = None if context is None else tf.repeat(context, per_row, axis=0)
+    ratings = tf.reshape(self.rating_scorer.predict(pairs, pair_context), tf.shape(positions))
     key = ((1 - self._ranking_weight) * _standardized(scores, filled)
            + self._ranking_weight * _standardized(ratings, filled))
     best = tf.math.top_k(tf.where(filled, key, tf.float32.min),
@@ -543,12 +603,14 @@ def export_all(model_uri: str, serving_model_dir: str, tft_output: tft.TFTransfo
   titles = features.to_vector(raw_catalog[features.MOVIE_TITLE]).numpy().tolist()
   _write_candidates(model_uri, movie_ids, embeddings)
 
-  encoder = QueryEncoder(tft_output, retrieval_model, user_histories, ease_factor)
+  reads_context = retrieval_model.uses_context or (ranker is not None and ranker.uses_context)
+  histories = StoredHistories(tft_output, user_histories) if reads_context else None
+  encoder = QueryEncoder(tft_output, retrieval_model, histories, ease_factor)
   tf.saved_model.save(encoder, artifacts.query_model_path(model_uri),
                       signatures=encoder.signatures())
   scorer, genres = None, None
   if ranker is not None:
-    scorer = RatingScorer(encoder.tft_layer, ranker, max_title_tokens)
+    scorer = RatingScorer(encoder.tft_layer, ranker, max_title_tokens, histories)
     tf.saved_model.save(scorer, artifacts.ranking_model_path(model_uri),
                         signatures=scorer.signatures())
     genres = tf.sparse.to_dense(raw_catalog[features.MOVIE_GENRES], default_value=b"").numpy()

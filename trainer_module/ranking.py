@@ -4,10 +4,13 @@ Retrieval (model.py) picks a few hundred movies out of the whole catalog; this m
 scores each retrieved (user, movie) pair, as in TFRS's DCN tutorial: the features'
 embeddings are concatenated, crossed explicitly (`tfrs.layers.dcn.Cross`) and passed
 through a deep ReLU stack, and `tfrs.tasks.Ranking` fits the rating with squared error.
-It reads transformed features (names from `contracts.features`), and only those of one
-request and one movie (`features.RANKING_FEATURES`): the user's context is not an input,
-so a user unknown to training is scored through the OOV user embedding, i.e. by the
-movie's appeal to users in general.
+It reads transformed features (names from `contracts.features`): those of one request
+and one movie (`features.RANKING_FEATURES`) and, when the training examples carry it, the
+user's context (their recent movies, as the history query tower reads it), embedded by a
+table of its own and mean-pooled. A user unknown to training is then rated from the
+history the request gives, through the OOV user embedding for the rest; without a context
+the ranker reads only the request and the movie, and such a user is rated by each movie's
+general appeal.
 """
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -26,12 +29,13 @@ RMSE = "root_mean_squared_error"
 
 
 class DcnRankingModel(tfrs.models.Model):
-  """User, time and movie features -> embeddings -> cross layers -> deep layers -> rating."""
+  """User, time, context and movie features -> embeddings -> cross layers -> deep layers
+  -> rating."""
 
   def __init__(self, sizes: model_lib.VocabularySizes, embedding_dim: int,
                mean_rating: float, num_cross_layers: int = 1,
                deep_layers: Sequence[int] = DEFAULT_DEEP_LAYERS, oov_user_rate: float = 0.0,
-               name: str = "dcn_ranking"):
+               uses_context: bool = False, name: str = "dcn_ranking"):
     """Args:
       sizes: Vocabulary sizes (with OOV buckets) from the Transform output.
       embedding_dim: Size of each feature's embedding.
@@ -41,6 +45,8 @@ class DcnRankingModel(tfrs.models.Model):
       deep_layers: ReLU layer sizes after the cross layers.
       oov_user_rate: Share of training examples whose user id is replaced by an OOV
         bucket, so unknown users at serving get a trained embedding.
+      uses_context: Whether the model reads `features.CONTEXT_MOVIE_INDICES` (movie
+        indices [batch, n] padded with PADDING; padding never changes a prediction).
       name: Keras name.
     """
     super().__init__(name=name)
@@ -56,6 +62,9 @@ class DcnRankingModel(tfrs.models.Model):
     self.movie = layers.embedding_table(sizes.movies, embedding_dim, 0.0, "movie_id")
     self.title = layers.MaskedMeanEmbedding(sizes.title_tokens, embedding_dim, name="title")
     self.genres = layers.MaskedMeanEmbedding(sizes.genres, embedding_dim, name="genres")
+    self.uses_context = uses_context
+    if uses_context:
+      self.context = layers.MaskedMeanEmbedding(sizes.movies, embedding_dim, name="context")
     self.cross = [tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform",
                                         name=f"cross_{i}") for i in range(num_cross_layers)]
     self.deep = [tf.keras.layers.Dense(size, activation="relu") for size in deep_layers]
@@ -67,13 +76,16 @@ class DcnRankingModel(tfrs.models.Model):
 
   def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """Predicted ratings, float32 [batch]."""
-    x = tf.concat([
+    embedded = [
         self.user(features.to_vector(inputs[features.USER_ID_INDEX])),
         self.time(features.to_vector(inputs[features.TIMESTAMP_BUCKET])),
         self.movie(features.to_vector(inputs[features.MOVIE_ID_INDEX])),
         self.title(inputs[features.TITLE_TOKENS]),
         self.genres(inputs[features.GENRE_INDICES]),
-    ], axis=1)
+    ]
+    if self.uses_context:
+      embedded.append(self.context(inputs[features.CONTEXT_MOVIE_INDICES]))
+    x = tf.concat(embedded, axis=1)
     crossed = x
     for cross in self.cross:
       crossed = cross(x, crossed)
@@ -89,14 +101,15 @@ class DcnRankingModel(tfrs.models.Model):
 
 
 def build(sizes: model_lib.VocabularySizes, config: configs.TrainerConfig,
-          mean_rating: float) -> DcnRankingModel:
-  """A compiled, untrained ranking model of `config.ranking_model`."""
+          mean_rating: float, uses_context: bool = False) -> DcnRankingModel:
+  """A compiled, untrained ranking model of `config.ranking_model`, reading the context
+  when `uses_context`."""
   if config.ranking_model != configs.DCN_RANKING:
     models = [name for name in configs.RANKING_MODELS if name != configs.NO_RANKING]
     raise ValueError(f"No ranking model {config.ranking_model!r} to build; the ranking "
                      f"models are {models}.")
   ranker = DcnRankingModel(sizes, config.embedding_dim, mean_rating,
-                           oov_user_rate=config.oov_user_rate)
+                           oov_user_rate=config.oov_user_rate, uses_context=uses_context)
   ranker.compile(optimizer=tf.keras.optimizers.Adam(config.ranking_learning_rate))
   return ranker
 

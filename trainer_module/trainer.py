@@ -345,8 +345,9 @@ def train_ranking_stage(train_data: Mapping[str, tf.Tensor],
   """
   ranking.check_has_ratings(train_data)
   mean_rating = float(tf.reduce_mean(train_data[features.RATING_LABEL]))
-  ranker = ranking.build(sizes, config, mean_rating)
   fitted = validation.train if validation else data.Rows(train_data)
+  ranker = ranking.build(sizes, config, mean_rating,
+                         uses_context=features.CONTEXT_MOVIE_INDICES in fitted.examples)
   logging.info("Training the %s ranking stage on %d examples (mean rating %.3f).",
                config.ranking_model, len(fitted), mean_rating)
   history = ranking.train(ranker, fitted, validation.validation if validation else None,
