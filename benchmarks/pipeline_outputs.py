@@ -32,6 +32,15 @@ def latest_output(pipeline_root: str, node_id: str, output_key: str) -> str:
   return max(paths, key=lambda path: int(os.path.basename(path)))
 
 
+def rating_examples(pipeline_root: str) -> standard_artifacts.Examples:
+  """The newest run's raw ratings (MovieLensExampleGen's output), train and eval splits."""
+  examples = standard_artifacts.Examples()
+  examples.uri = latest_output(pipeline_root, "MovieLensExampleGen", artifacts.EXAMPLES_KEY)
+  examples.split_names = artifact_utils.encode_split_names(
+      [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
+  return examples
+
+
 def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalData]:
   """The newest run's model and eval problem, read as the RetrievalEvaluator reads them.
 
@@ -39,10 +48,7 @@ def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalDat
     (the RetrievalTrainer's newest model uri, its catalog movie ids, the eval users, pairs
     and train exclusions with the Evaluator's default sampling).
   """
-  examples = standard_artifacts.Examples()
-  examples.uri = latest_output(pipeline_root, "MovieLensExampleGen", artifacts.EXAMPLES_KEY)
-  examples.split_names = artifact_utils.encode_split_names(
-      [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT])
+  examples = rating_examples(pipeline_root)
   model_uri = latest_output(pipeline_root, "RetrievalTrainer", "model")
   catalog = data.Candidates.load(model_uri).movie_ids
   config = configs.EvaluatorConfig()
