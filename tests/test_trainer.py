@@ -699,6 +699,20 @@ def test_every_oov_user_bucket_is_trained(sizes, trainer_config):  # pylint: dis
   assert set(dropped.tolist()) == {sizes3.users - 3, sizes3.users - 2, sizes3.users - 1}
 
 
+def test_the_ranker_trains_unknown_users_with_and_without_a_history(sizes):
+  # Every user dropped to the OOV bucket: about half of them lose their context, the
+  # others keep it whole; known users' contexts are never touched.
+  users = tf.constant([0] * 2000 + [sizes.users - 1] * 2000, tf.int64)
+  contexts = tf.tile(tf.constant([[3, 4, -1]], tf.int64), [4000, 1])
+  blanked = ranking.blank_some_unknown_contexts(
+      {features.USER_ID_INDEX: users, features.CONTEXT_MOVIE_INDICES: contexts},
+      sizes)[features.CONTEXT_MOVIE_INDICES].numpy()
+  is_blank = np.all(blanked == layers.PADDING, axis=1)
+  assert not is_blank[:2000].any()
+  assert 0.4 < is_blank[2000:].mean() < 0.6
+  assert (blanked[~is_blank] == [3, 4, -1]).all()
+
+
 def test_zero_oov_buckets_is_rejected():
   with pytest.raises(ValueError, match="num_oov_buckets"):
     configs.TransformConfig(num_oov_buckets=0)
