@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -927,6 +928,12 @@ def test_recommend_from_a_history(fixture_data, trained_uri):
   assert len(rows) == 5 and not {rec.movie_id for rec in rows} & set(history)
   [plain] = recommend.recommend(model_dir, ["new-user"], k=5)
   assert [rec.movie_id for rec in rows] != [rec.movie_id for rec in plain]
+  # An id the catalog lacks is named in a warning, not silently read as another movie.
+  with mock.patch.object(recommend.logging, "warning") as warning:
+    recommend.recommend(model_dir, ["new-user"], k=5, history=history)
+    warning.assert_not_called()
+    recommend.recommend(model_dir, ["new-user"], k=5, history=history + ["no-such-movie"])
+  assert "no-such-movie" in warning.call_args.args[-1]
   with pytest.raises(ValueError, match="--history"):
     recommend.recommend(model_dir, ["1"], history=["1", " "])
   with pytest.raises(ValueError, match="--exclude_seen"):

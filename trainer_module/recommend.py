@@ -29,6 +29,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_cor
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 from contracts import artifacts
@@ -133,6 +134,7 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   if timestamp is not None:
     query[features.TIMESTAMP] = tf.fill([len(user_ids)], tf.constant(timestamp, tf.int64))
   if history is not None:
+    _warn_unknown_movies(model, [m.strip() for m in history])
     query[features.CONTEXT_MOVIE_IDS] = tf.constant([[m.strip() for m in history]]
                                                     * len(user_ids))
   if exclude_seen:
@@ -154,6 +156,20 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
            for i, t, s, r in zip(ids[row], titles[row], scores[row], ratings[row])
            if i and i not in left_out][:k]
           for row in range(len(user_ids))]
+
+
+def _warn_unknown_movies(model, movie_ids: Sequence[str]) -> None:
+  """Logs a warning naming the history's movie ids the model's catalog lacks: the model
+  reads each as its out-of-vocabulary movie, not as the movie meant."""
+  # A restored StaticHashTable has no lookup method; its kernel takes the resource.
+  positions = tf.raw_ops.LookupTableFindV2(
+      table_handle=model.position_by_id.resource_handle,
+      keys=tf.constant(list(movie_ids)), default_value=tf.constant(-1)).numpy()
+  unknown = [m for m, position in zip(movie_ids, positions) if position < 0]
+  if unknown:
+    logging.warning("--history: %d of %d movie ids are not in the model's catalog and "
+                    "count as an unknown movie: %s", len(unknown), len(movie_ids),
+                    ", ".join(unknown[:10]))
 
 
 def _signature_for(request: Mapping[str, tf.Tensor], ranked: bool = False) -> str:
