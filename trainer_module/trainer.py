@@ -146,11 +146,20 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     self.best_epoch = 0
     self._best_weights = None
 
-  def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None) -> float:
+  def embeddings(self) -> Tuple[np.ndarray, np.ndarray]:
+    """(queries, candidates): the current model's embeddings of the validation queries and
+    candidates, for several `hit_rate` calls on one model."""
+    return (self.model.query_embedding(self._queries).numpy(),
+            self.model.candidate_embedding(self._candidates).numpy())
+
+  def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None,
+               embeddings: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> float:
     """The current model's validation hit rate @ self.k, with `factor`'s term added to
-    each score when one is given (its user vectors from the fitted rows)."""
-    candidates = self.model.candidate_embedding(self._candidates).numpy()
-    queries = self.model.query_embedding(self._queries).numpy()
+    each score when one is given (its user vectors from the fitted rows).
+
+    `embeddings` (from `embeddings()`) spares embedding again when the model has not
+    changed since."""
+    queries, candidates = embeddings if embeddings is not None else self.embeddings()
     if factor is not None:
       user_vectors = factor.weight * factor.user_vectors(self._train_users, self._train_movies,
                                                          len(queries))
@@ -325,7 +334,9 @@ def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf
   if validation:
     checker = ValidationHitRate(validation, config.early_stopping_patience, config.seed)
     checker.set_model(model)
-    factor = ease_factor.choose_weight(factor, weights, checker.hit_rate)
+    embedded = checker.embeddings()  # The towers stay as they are for every weight.
+    factor = ease_factor.choose_weight(factor, weights,
+                                       lambda f: checker.hit_rate(f, embedded))
   else:
     factor = factor.with_weight(weights[0])
   return factor
