@@ -16,6 +16,7 @@ from components.movielens_example_gen import component as example_gen_component
 from components.retrieval_evaluator import component as evaluator_component
 from components.user_context import component as user_context_component
 from components.user_context import executor as user_context_executor
+import closed_form
 import contracts
 from contracts import artifacts
 from contracts import configs
@@ -23,6 +24,7 @@ import trainer_module
 
 _TRAINER_MODULE_DIR = pathlib.Path(trainer_module.__file__).parent
 _CONTRACTS_DIR = pathlib.Path(contracts.__file__).parent
+_CLOSED_FORM_DIR = pathlib.Path(closed_form.__file__).parent
 
 
 def code_fingerprint(*paths: pathlib.Path) -> str:
@@ -37,15 +39,24 @@ def code_fingerprint(*paths: pathlib.Path) -> str:
   return digest.hexdigest()[:16]
 
 
+def transform_code_files() -> List[pathlib.Path]:
+  """The preprocessing_fn's module and every project module it imports."""
+  return [_TRAINER_MODULE_DIR / "preprocessing.py", *_CONTRACTS_DIR.glob("*.py")]
+
+
+def trainer_code_files() -> List[pathlib.Path]:
+  """run_fn's whole package (model, data, export, ...) and every project package it
+  imports: the contracts, and closed_form for the EASE factor."""
+  return [*_TRAINER_MODULE_DIR.glob("*.py"), *_CONTRACTS_DIR.glob("*.py"),
+          *_CLOSED_FORM_DIR.glob("*.py")]
+
+
 def transform_code_fingerprint() -> str:
-  """The preprocessing_fn and what it reads."""
-  return code_fingerprint(_TRAINER_MODULE_DIR / "preprocessing.py",
-                          *_CONTRACTS_DIR.glob("*.py"))
+  return code_fingerprint(*transform_code_files())
 
 
 def trainer_code_fingerprint() -> str:
-  """run_fn's whole package (model, data, export, ...) and the contracts."""
-  return code_fingerprint(*_TRAINER_MODULE_DIR.glob("*.py"), *_CONTRACTS_DIR.glob("*.py"))
+  return code_fingerprint(*trainer_code_files())
 
 
 def default_serving_dir(pipeline_root: str) -> str:

@@ -158,3 +158,29 @@ def test_the_checks_catch_what_they_look_for():
                                         ("contracts.features", "pipeline.pipeline")]
   assert find_cycle(graph) in (["trainer_module.y", "trainer_module.z", "trainer_module.y"],
                                ["trainer_module.z", "trainer_module.y", "trainer_module.z"])
+
+
+def imported_closure(graph: Dict[str, Set[str]], module: str) -> Set[str]:
+  """`module` and every project module it imports, directly or not."""
+  seen, todo = set(), [module]
+  while todo:
+    current = todo.pop()
+    if current not in seen:
+      seen.add(current)
+      todo.extend(graph.get(current, ()))
+  return seen
+
+
+def test_the_code_fingerprints_cover_what_the_user_code_imports():
+  """Transform and Trainer run user code by import path, so their cache keys hold a
+  fingerprint of it (pipeline/pipeline.py): a project module that run_fn or the
+  preprocessing_fn imports but the fingerprint leaves out would be edited without
+  re-running them."""
+  from pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  modules, graph = project_modules(), import_graph()
+  for entry, files in (("trainer_module.trainer", pipeline.trainer_code_files()),
+                       ("trainer_module.preprocessing", pipeline.transform_code_files())):
+    covered = {path.resolve() for path in files}
+    missing = sorted(m for m in imported_closure(graph, entry)
+                     if modules[m].resolve() not in covered)
+    assert not missing, f"{entry} imports {missing}, outside its code fingerprint."
