@@ -81,6 +81,10 @@ def main(argv):
   except locking.PipelineRootLockedError as e:
     print(f"ERROR: {e}", file=sys.stderr)
     return EXIT_ROOT_BUSY
+  except OSError as e:  # A file in the way, no permission, ...
+    print(f"ERROR: --pipeline_root {pipeline_root} cannot hold a run: "
+          f"{e.strerror or e}.", file=sys.stderr)
+    return EXIT_FAILED
   try:
     if _VERBOSE.value:
       return run(pipeline_root, sys.stdout)

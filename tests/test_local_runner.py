@@ -132,6 +132,16 @@ def test_a_second_run_on_a_held_root_exits_75_naming_the_holder(tmp_path):
   assert busy.stdout == ""
 
 
+def test_a_pipeline_root_that_is_a_file_fails_with_one_error_line(tmp_path):
+  a_file = tmp_path / "root"
+  a_file.write_text("not a directory")
+  failed = _local_runner(f"--pipeline_root={a_file}")
+  assert failed.returncode == 1
+  assert failed.stderr.splitlines() == [
+      f"ERROR: --pipeline_root {a_file} cannot hold a run: File exists."]
+  assert failed.stdout == ""
+
+
 class _Stop(Exception):
   """Raised in place of running the pipeline, once its definition is built."""
 

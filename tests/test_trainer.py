@@ -10,6 +10,8 @@ import collections
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -985,6 +987,11 @@ def test_serving_rejects_inputs_of_different_batch_sizes(serving):
                      match="exclude_movie_ids, user_id must have the same batch"):
     serving.signatures[export.SERVING_EXCLUDE_SEEN](
         user_id=tf.constant(["1", "2"]), exclude_movie_ids=tf.constant([["1"]]))
+  # The message names the request's inputs only, not the time the signature fills in.
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"inputs context_movie_ids, user_id must have the same batch"):
+    serving.signatures[export.SERVING_WITH_CONTEXT](
+        user_id=tf.constant(["1", "2"]), context_movie_ids=tf.constant([["1"]]))
 
 
 def test_signature_inputs_come_from_the_query_features(serving, query_model):
@@ -1018,6 +1025,25 @@ def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_ur
   # More than the model returns: all it has, no more, and no blank slots.
   [rows] = recommend.recommend(model_dir, ["1"], k=100_000)
   assert len(rows) == TOP_K and all(rec.movie_id for rec in rows)
+  # Another of the pipeline's SavedModels, or no model at all.
+  with pytest.raises(ValueError, match="query_model is not a serving model: its "
+                     "serving_default returns \\['embedding'\\]"):
+    recommend.recommend(artifacts.query_model_path(trained_uri), ["1"])
+  with pytest.raises(FileNotFoundError, match="No SavedModel in"):
+    recommend.recommend(trained_uri + "-missing", ["1"])
+
+
+def test_recommend_cli_reports_a_bad_model_dir_in_one_line(trained_uri):
+  missing = trained_uri + "-missing"
+  failed = subprocess.run(
+      [sys.executable, "-m", "trainer_module.recommend", "--model_dir", missing,
+       "--user_id", "1"], capture_output=True, text=True, check=False,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert failed.returncode == 1 and failed.stdout == ""
+  assert [line for line in failed.stderr.splitlines() if "ERROR" in line] == [
+      f"ERROR: No SavedModel in {missing} nor in a numeric version directory under it. Run "
+      "the pipeline (make run) and pass its --serving_dir, or a Trainer's Format-Serving dir."]
+  assert "Traceback" not in failed.stderr
 
 
 # ---------------------------------------------------------------------------- usefulness

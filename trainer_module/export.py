@@ -120,7 +120,9 @@ def query_signature(fn: QueryFn, names: Sequence[str],
                     extra_specs: Sequence[tf.TensorSpec] = ()) -> Any:
   """A serving signature taking the named raw features (and `extra_specs`) as inputs.
 
-  The signature's input keys are the feature names; `fn` receives them as one dict.
+  The signature's input keys are the feature names; `fn` receives them as one dict, once
+  their batch sizes are checked (`check_same_batch`: the request's inputs, before any
+  default is filled in).
 
   Returns:
     The concrete function, for `tf.saved_model.save(..., signatures=...)`.
@@ -130,7 +132,9 @@ def query_signature(fn: QueryFn, names: Sequence[str],
 
   @tf.function(input_signature=specs)
   def signature(*values):
-    return fn(dict(zip(keys, values)))
+    inputs = dict(zip(keys, values))
+    check_same_batch(inputs)
+    return fn(inputs)
 
   return signature.get_concrete_function()
 
@@ -279,7 +283,6 @@ class QueryEncoder(tf.Module):
     read with, None without stored histories) of raw query features: every
     REQUEST_QUERY_FEATURES name ([batch]) and, optionally, the context ([batch, n]
     strings padded with "")."""
-    check_same_batch(query)
     raw = {name: features.to_column(query[name]) for name in features.REQUEST_QUERY_FEATURES}
     if self.histories is not None and features.CONTEXT_MOVIE_IDS in query:
       raw[features.CONTEXT_MOVIE_IDS] = self.histories.raw(query[features.CONTEXT_MOVIE_IDS])
@@ -347,7 +350,6 @@ class RatingScorer(tf.Module):
       context: Context movie indices [batch, max_context] already read (the serving
         model's, from `QueryEncoder.encode`); None to read it from `pairs`.
     """
-    check_same_batch(pairs)
     raw = {}
     for name in features.RANKING_FEATURES:
       if features.RAW_FEATURES[name].multivalent:
@@ -511,7 +513,6 @@ class ServingModel(tf.Module):
                         ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     """(the query features, the excluded movies' catalog positions) of an exclude_seen
     request; unknown ids are ignored."""
-    check_same_batch(inputs)
     query = {name: value for name, value in inputs.items() if name != EXCLUDE_MOVIE_IDS}
     return query, self.position_by_id.lookup(inputs[EXCLUDE_MOVIE_IDS])
 

@@ -6,8 +6,9 @@
   python -m trainer_module.recommend --model_dir DIR --user_id 42 --ranked
 
 --ranked asks a model trained with a ranking stage (--ranking_model dcn) for its
-`serving_ranked` answer: the retrieved movies re-ordered by predicted rating, each shown
-with it. With --history, --timestamp or --exclude_seen it asks the ranked signature that
+`serving_ranked` answer: the retrieved movies re-ordered by the blend of retrieval score
+and predicted rating the model was trained with (--ranking_weight), each shown with its
+predicted rating. With --history, --timestamp or --exclude_seen it asks the ranked signature that
 takes them (`serving_ranked_with_context`, ..., `serving_ranked_exclude_seen`).
 
 --history gives the user's recent movies (ids, most recent first): a user never seen in
@@ -56,8 +57,9 @@ def _define_flags() -> None:
                     "history for every --user_id); default: the history stored in the "
                     "model for users seen in training.")
   flags.DEFINE_bool("ranked", False,
-                    "Re-order the retrieved movies by the ranking stage's predicted rating "
-                    "(models trained with --ranking_model dcn).")
+                    "Re-order the retrieved movies by the ranking stage: the blend of "
+                    "retrieval score and predicted rating set at training by "
+                    "--ranking_weight (models trained with --ranking_model dcn).")
   flags.mark_flags_as_required(["model_dir", "user_id"])
 
 
@@ -127,6 +129,7 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   check_request(user_ids, k, history, exclude_seen, timestamp)
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
+  _check_serving_model(model, model_dir)
   if ranked and export.SERVING_RANKED not in model.signatures:
     raise ValueError(f"--ranked: {model_dir} has no ranking stage; train with "
                      "--ranking_model dcn.")
@@ -158,6 +161,19 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
           for row in range(len(user_ids))]
 
 
+def _check_serving_model(model, model_dir: str) -> None:
+  """ValueError unless `model` answers serving_default with movies (a query model or a
+  ranking model, say, is another SavedModel of the pipeline)."""
+  signature = model.signatures.get(export.SERVING_DEFAULT)
+  outputs = sorted(signature.structured_outputs) if signature is not None else []
+  if not {"movie_id", "movie_title", "score"} <= set(outputs):
+    raise ValueError(
+        f"{model_dir} is not a serving model: its {export.SERVING_DEFAULT} returns "
+        f"{outputs or 'nothing'}, not movie_id, movie_title and score. Pass the Pusher's "
+        "--serving_dir (default <pipeline_root>/serving_model) or a Trainer model's "
+        "Format-Serving directory.")
+
+
 def _warn_unknown_movies(model, movie_ids: Sequence[str]) -> None:
   """Logs a warning naming the history's movie ids the model's catalog lacks: the model
   reads each as its out-of-vocabulary movie, not as the movie meant."""
@@ -184,13 +200,15 @@ def _signature_for(request: Mapping[str, tf.Tensor], ranked: bool = False) -> st
   raise ValueError(f"No serving signature takes exactly {sorted(request)}.")
 
 
-def main(argv):
+def main(argv) -> int:
   del argv
   try:
     rows = recommend(FLAGS.model_dir, FLAGS.user_id, FLAGS.k, FLAGS.exclude_seen,
                      FLAGS.timestamp, FLAGS.history, FLAGS.ranked)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
+  except (ValueError, FileNotFoundError) as error:
+    # A bad request or model directory: one line, not a traceback or the whole usage.
+    print(f"ERROR: {error}", file=sys.stderr)
+    return 1
   returned = max(len(recommendations) for recommendations in rows)
   if returned < FLAGS.k:
     print(f"Note: --k {FLAGS.k} asked for more movies than the model returns ({returned}: "
@@ -200,6 +218,7 @@ def main(argv):
     for rank, rec in enumerate(recommendations, start=1):
       rating = "" if rec.predicted_rating is None else f"  {rec.predicted_rating:4.2f} stars"
       print(f"  {rank:3d}. {rec.score:7.4f}{rating}  [{rec.movie_id}] {rec.title}")
+  return 0
 
 
 if __name__ == "__main__":
