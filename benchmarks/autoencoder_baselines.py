@@ -8,7 +8,7 @@ their whole train history (a multi-hot row, L2-normalized, dropout in training);
 output is a full softmax over the catalog (multinomial likelihood, no sampling).
 
   mult_dae     600 tanh units, a 200-d code, 600 tanh units, the catalog softmax
-  linear_dae   the same with no hidden layers and a 128-d code: the default history
+  linear_dae   the same with no hidden layers and a 128-d code: the history
                tower's shape (a pooled history, one projection, a dot product with
                movie vectors), trained on whole histories with the full softmax
   mult_vae     mult_dae with a Gaussian code and KL weight annealed to --vae_beta
