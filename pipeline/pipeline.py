@@ -89,13 +89,14 @@ def create_components(data_dir: str, serving_dir: str,
 
   statistics_gen = tfx.components.StatisticsGen(examples=ratings_with_context)
   # The schema is inferred from train only, so ExampleValidator's check of the eval split
-  # against it is a real check (new genres, missing features, type changes).
+  # against it is a real check (unknown genres, missing features, type changes).
   schema_gen = tfx.components.SchemaGen(
       statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
       exclude_splits=[artifacts.EVAL_SPLIT])
-  # Ids and titles are free text: their inferred value sets are dropped (genres keep
-  # theirs). Every reader of the schema reads the curated one.
-  curate_schema = schema_curation.CurateSchema(schema=schema_gen.outputs["schema"])
+  # Ids and titles are free text: their inferred value sets are dropped; genres get the
+  # catalog's. Every reader of the schema reads the curated one.
+  curate_schema = schema_curation.CurateSchema(
+      schema=schema_gen.outputs["schema"], movies=example_gen.outputs[artifacts.MOVIES_KEY])
   schema = curate_schema.outputs["curated_schema"]
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from components import anomalies_gate
+from components import schema_curation
 from components.movielens_example_gen import splits
 from contracts import configs
 from movielens import synthetic
@@ -147,12 +149,31 @@ def _write_ml_latest_with_eval_only_genre(folder):
     csv.writer(f).writerows([("userId", "movieId", "rating", "timestamp")] + rows)
 
 
-def test_eval_anomaly_stops_the_pipeline_before_transform(tmp_path):
+def test_a_genre_rated_only_in_eval_is_a_catalog_genre_not_an_anomaly(tmp_path):
+  # As new movies after a temporal cutoff are (ml-latest-small's "(no genres listed)").
   data_dir = str(tmp_path / "ml-latest-small")
   _write_ml_latest_with_eval_only_genre(data_dir)
   root = str(tmp_path / "root")
   components = pipeline.create_components(data_dir, str(tmp_path / "serving"), _CONFIG)
-  with pytest.raises(anomalies_gate.DataAnomaliesError, match=r"\[eval\] movie_genres"):
-    _run(components, root, name="anomaly")
+  transform = next(i for i, c in enumerate(components) if isinstance(c, tfx.components.Transform))
+  _run(components[:transform + 1], root, name="eval-only-genre")  # The data components.
+  # Past the gate: Transform ran, and its genre vocabulary, from train, lacks Western.
+  [vocabulary] = tf.io.gfile.glob(os.path.join(
+      root, "Transform", "transform_graph", "*", "transform_fn", "assets", "*genre*"))
+  with open(vocabulary, encoding="utf-8") as f:
+    genres = {line.rstrip("\n") for line in f}
+  assert "Action" in genres and "Western" not in genres
+
+
+def test_eval_anomaly_stops_the_pipeline_before_transform(tmp_path):
+  # A genre that the schema does not know: here the catalog's genres are withheld from
+  # CurateSchema, so the schema holds only the genres rated in train.
+  data_dir = str(tmp_path / "ml-latest-small")
+  _write_ml_latest_with_eval_only_genre(data_dir)
+  root = str(tmp_path / "root")
+  components = pipeline.create_components(data_dir, str(tmp_path / "serving"), _CONFIG)
+  with mock.patch.object(schema_curation, "catalog_genres", return_value=set()):
+    with pytest.raises(anomalies_gate.DataAnomaliesError, match=r"\[eval\] movie_genres"):
+      _run(components, root, name="anomaly")
   # Nothing after the gate ran.
   assert not os.path.exists(os.path.join(root, "Transform"))
