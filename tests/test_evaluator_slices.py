@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from components.retrieval_evaluator import metrics
+from components.retrieval_evaluator import report
+from components.retrieval_evaluator import results as results_lib
 from components.retrieval_evaluator import slices
 
 # 3 users, 6 movies. Everyone gets the same scores, movie 0 best. Train ratings over all
@@ -35,6 +37,17 @@ def test_activity_buckets_at_the_tertiles():
   np.testing.assert_array_equal(six.bucket_of_user, [0, 0, 1, 1, 2, 2])
   with pytest.raises(ValueError, match="at least one user"):
     slices.user_activity(np.array([], int))
+
+
+def test_the_report_calls_a_bucket_empty_when_its_tertiles_coincide():
+  # Most eval users without train ratings, as after a temporal cutoff: both tertiles are 0.
+  activity = slices.user_activity(np.array([0, 0, 0, 0, 5]))
+  assert tuple(activity.boundaries) == (0, 0)
+  sentence = report._activity_sentence({results_lib.SLICES_FIELD: {  # pylint: disable=protected-access
+      results_lib.SLICE_DEFINITIONS: {"user_activity": activity.describe()}}})
+  assert sentence == ("User activity (train ratings per eval user; boundaries at the "
+                      "tertiles): few_ratings = 0-0 (4 users), some_ratings empty (the "
+                      "tertiles coincide), many_ratings = 1-5 (1 users).")
 
 
 def test_long_tail_is_outside_the_most_rated_fifth_ties_included():

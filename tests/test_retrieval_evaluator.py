@@ -52,29 +52,29 @@ def workdir(tmp_path_factory):
   }
 
 
-def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100)):
+def _expected_metrics(score_matrix: np.ndarray, ks=(10, 50, 100), ratings=RATINGS):
   """Metrics of a [user, catalog column] score matrix, computed without the executor."""
-  train = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "train"]
-  eval_ = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "eval"]
+  train = [(u, catalog_column(m)) for u, m, _, s in ratings if s == "train"]
+  eval_ = [(u, catalog_column(m)) for u, m, _, s in ratings if s == "eval"]
   return metrics.evaluate_retrieval(
       lambda rows: score_matrix[rows], score_matrix.shape[1],
       np.array([u for u, _ in eval_]), np.array([m for _, m in eval_]),
       np.array([u for u, _ in train]), np.array([m for _, m in train]), ks=ks)
 
 
-def _ease_matrix(l2=200.0):
-  """EASE scores of every user and catalog column, fitted here from RATINGS' train pairs."""
-  train = [(u, catalog_column(m)) for u, m, _, s in RATINGS if s == "train"]
+def _ease_matrix(l2=200.0, ratings=RATINGS):
+  """EASE scores of every user and catalog column, fitted here from the train pairs."""
+  train = [(u, catalog_column(m)) for u, m, _, s in ratings if s == "train"]
   users, movies = np.array(train).T
   fitted = ease.fit(users, movies, len(USER_IDS), np.bincount(movies, minlength=NUM_MOVIES),
                     l2=l2, max_items=20_000)
   return fitted.score_fn(users, movies, len(USER_IDS))(np.arange(len(USER_IDS)))
 
 
-def _popularity_matrix():
+def _popularity_matrix(ratings=RATINGS):
   """Train counts of each catalog column, the same for every user."""
   counts = np.zeros([NUM_MOVIES])
-  for _, movie, _, split in RATINGS:
+  for _, movie, _, split in ratings:
     counts[catalog_column(movie)] += split == "train"
   return np.tile(counts, (len(USER_IDS), 1))
 
@@ -340,6 +340,27 @@ def test_ease_max_items_cuts_the_catalog_and_the_report_says_so(workdir):
     assert "covers the 100 most rated movies only (ease_max_items" in f.read()
   # EASE never recommends the movies it does not model: fewer than 100 are covered.
   assert results["baseline_ease"]["coverage@10"] <= 100 / NUM_MOVIES
+
+
+def test_eval_users_without_train_ratings_get_popularitys_list_from_ease(workdir, tmp_path):
+  # After a temporal cutoff most eval users are new. EASE, a model of the history, scores
+  # every movie 0 for them (a list in catalog order); they get the popularity baseline's.
+  cold = set(range(0, len(USER_IDS), 4))
+  ratings = [r for r in RATINGS if not (r[0] in cold and r[3] == "train")]
+  examples = write_examples(str(tmp_path / "examples"), ratings)
+  results, evaluation, _ = run_evaluator({**workdir, "examples": examples}, "cold_users",
+                                         workdir["oracle"])
+  assert results["ease"][results_lib.EASE_USERS_WITHOUT_HISTORY] == len(cold)
+  expected_scores = _ease_matrix(ratings=ratings)
+  expected_scores[sorted(cold)] = _popularity_matrix(ratings)[sorted(cold)]
+  expected = _expected_metrics(expected_scores, ratings=ratings)
+  assert {k: results["baseline_ease"][k] for k in expected} == pytest.approx(expected)
+  # Without the fallback the cold users' hits would be those of the catalog order.
+  assert expected != pytest.approx(_expected_metrics(_ease_matrix(ratings=ratings),
+                                                     ratings=ratings))
+  with open(os.path.join(evaluation.uri, results_lib.REPORT_FILE)) as f:
+    assert (f"The {len(cold)} eval users without train ratings get the popularity "
+            "baseline's list from it.") in f.read()
 
 
 def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir, tmp_path):

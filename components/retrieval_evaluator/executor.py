@@ -129,12 +129,16 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
   fitted = ease.fit(eval_data.all_train_users, eval_data.all_train_movies,
                     eval_data.num_train_users, eval_data.train_counts, config.ease_l2,
                     config.ease_max_items)
+  popularity = scoring.popularity_score_fn(eval_data.train_counts)
+  # Eval users without train ratings (most of them after a temporal cutoff) get
+  # popularity's list from EASE, the usual fallback of a model of the history.
+  has_history = np.bincount(eval_data.train_users, minlength=len(eval_data.user_ids)) > 0
   score_fns = {
       results_lib.MODEL_SECTION: model_scores,
-      results_lib.POPULARITY_SECTION: scoring.popularity_score_fn(eval_data.train_counts),
-      results_lib.EASE_SECTION: fitted.score_fn(eval_data.train_users,
-                                                eval_data.train_movies,
-                                                len(eval_data.user_ids)),
+      results_lib.POPULARITY_SECTION: popularity,
+      results_lib.EASE_SECTION: scoring.with_fallback(
+          fitted.score_fn(eval_data.train_users, eval_data.train_movies,
+                          len(eval_data.user_ids)), popularity, has_history),
   }
   if baseline is not None:
     score_fns[results_lib.BLESSED_SECTION] = model_score_fn(baseline.uri, catalog, eval_data)
@@ -144,7 +148,8 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
                                     eval_data.train_movies, depth=depth,
                                     batch_size=_SCORE_BATCH_SIZE)
               for section, score_fn in score_fns.items()}
-  return rankings, fitted.info
+  return rankings, {**fitted.info,
+                    results_lib.EASE_USERS_WITHOUT_HISTORY: int((~has_history).sum())}
 
 
 def _evaluate_ranking_stage(model: types.Artifact, model_scores: metrics.ScoreFn,

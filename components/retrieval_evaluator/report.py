@@ -334,7 +334,8 @@ def _activity_sentence(results: Mapping[str, Any]) -> str:
   definition = results[results_lib.SLICES_FIELD][results_lib.SLICE_DEFINITIONS]
   buckets = definition["user_activity"]["buckets"]
   parts = [f"{name} = {b['min_train_ratings']}-{b['max_train_ratings']} "
-           f"({b['num_users']} users)" for name, b in buckets.items()]
+           f"({b['num_users']} users)" if b["num_users"] else
+           f"{name} empty (the tertiles coincide)" for name, b in buckets.items()]
   return ("User activity (train ratings per eval user; boundaries at the tertiles): "
           + ", ".join(parts) + ".")
 
@@ -356,8 +357,11 @@ def _ease_sentence(ease: Mapping[str, Any]) -> str:
     scope = (f"covers the {ease['num_items']} movies rated in train (of "
              f"{ease['num_movies']} in the catalog; unrated ones cannot be scored and are "
              "never recommended by it)")
+  cold = ease.get(results_lib.EASE_USERS_WITHOUT_HISTORY, 0)
+  fallback = (f" The {cold} eval users without train ratings get the popularity "
+              "baseline's list from it." if cold else "")
   return (f"EASE (l2 {ease['l2']:g}; fitted in {ease['fit_seconds']:.1f} s with "
-          f"{ease['working_mib']:.0f} MiB of dense matrices) {scope}.")
+          f"{ease['working_mib']:.0f} MiB of dense matrices) {scope}.{fallback}")
 
 
 def _column_label(section: str) -> str:

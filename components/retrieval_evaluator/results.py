@@ -14,7 +14,9 @@ metrics.json, one JSON object:
   baseline_blessed    The same for the last blessed model, or null.
   blessed, reasons    The verdict and one line per check (blessing.decide_blessing).
   ease                How EASE was fitted: l2, num_items, num_movies, rated_movies,
-                      max_items, truncated, fit_seconds, working_mib, peak_rss_mib.
+                      max_items, truncated, fit_seconds, working_mib, peak_rss_mib; and
+                      users_without_history, the eval users without train ratings, to
+                      whom EASE gives popularity's list.
   slices              {"definitions": {"user_activity": ..., "long_tail": ...},
                        section: {slice: {metric: value}}} (see slices.py).
   curves              {"k": [1..100], section: {"hit_rate": [...], "recall": [...]}}.
@@ -58,6 +60,7 @@ SECTION_LABELS = {MODEL_SECTION: "model", POPULARITY_SECTION: "popularity",
 BLESSED_FIELD = "blessed"
 REASONS_FIELD = "reasons"
 EASE_FIELD = "ease"
+EASE_USERS_WITHOUT_HISTORY = "users_without_history"  # A key of EASE_FIELD.
 SLICES_FIELD = "slices"
 SLICE_DEFINITIONS = "definitions"
 CURVES_FIELD = "curves"

@@ -34,6 +34,22 @@ def embedding_score_fn(queries: np.ndarray, candidates: np.ndarray,
   return score
 
 
+def with_fallback(score_fn: metrics.ScoreFn, fallback: metrics.ScoreFn,
+                  has_history: np.ndarray) -> metrics.ScoreFn:
+  """`score_fn`'s scores, but `fallback`'s for the user rows without train ratings
+  (`has_history` False, bool [U]): a model of the history, such as EASE, scores every
+  movie 0 for them, a list in catalog order."""
+  def score(rows: np.ndarray) -> np.ndarray:
+    scores = score_fn(rows)
+    cold = ~has_history[rows]
+    if cold.any():
+      scores = np.array(scores, dtype=np.float32)  # Writable, whatever score_fn returned.
+      scores[cold] = fallback(rows[cold])
+    return scores
+
+  return score
+
+
 def popularity_score_fn(train_counts: np.ndarray) -> metrics.ScoreFn:
   """Every user gets the same scores: each movie's number of train ratings.
 
