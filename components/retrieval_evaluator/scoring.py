@@ -43,7 +43,7 @@ def with_fallback(score_fn: metrics.ScoreFn, fallback: metrics.ScoreFn,
     scores = score_fn(rows)
     cold = ~has_history[rows]
     if cold.any():
-      scores = np.array(scores, dtype=np.float32)  # Writable, whatever score_fn returned.
+      scores = np.array(scores)  # A writable copy, whatever score_fn returned.
       scores[cold] = fallback(rows[cold])
     return scores
 
