@@ -8,9 +8,9 @@
 A flag left unset falls back to the environment variable named in its help (TFRS_IMAGE,
 TFRS_PIPELINE_ROOT, ...); every knob of the pipeline's configs is a flag (see --helpfull;
 the synthetic data's --synthetic_* are local_runner.py's only, the cluster reads
---data_root). This
-script only parses the flags: compiling, submitting and the Beam arguments are
-pipeline/kubeflow.py. Details, Vertex AI submission and the image: docs/kubeflow.md.
+--data_root). This script only parses the flags: compiling, submitting and the Beam
+arguments are pipeline/kubeflow.py. Details, Vertex AI submission and the image:
+docs/kubeflow.md.
 """
 from typing import Sequence
 import warnings

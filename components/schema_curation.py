@@ -27,7 +27,6 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from contracts import artifacts
-
 from contracts import features
 
 # Identifiers and text: any value may appear, so the schema must not list their values.
