@@ -45,8 +45,9 @@ def check_anomalies(anomalies_artifact: standard_artifacts.ExampleAnomalies) -> 
         + "\n  ".join(problems)
         + f"\nFull report: {anomalies_artifact.uri}. The schema is inferred from the train "
         "split (SchemaGen, then components/schema_curation.py, which frees ids, titles and "
-        "list lengths), so a value seen only in eval is an anomaly: fix the data, or add a "
-        "feature whose values are open to schema_curation.FREE_TEXT_FEATURES.")
+        "list lengths and adds the catalog's genres), so another value seen only in eval "
+        "is an anomaly: fix the data, or add a feature whose values are open to "
+        "schema_curation.FREE_TEXT_FEATURES.")
 
 
 @component
