@@ -53,6 +53,9 @@ relative to `model.uri`:
                                       re-orders as serving_ranked does.
 
 ModelEvaluation artifact (RetrievalEvaluator): METRICS_FILE and REPORT_FILE at its root.
+
+Pushed models: <serving dir>/<version>/, TF Serving's layout; the serving dir defaults to
+<pipeline root>/DEFAULT_SERVING_DIR.
 """
 import os
 
@@ -68,6 +71,9 @@ EXAMPLES_KEY = "examples"
 MOVIES_KEY = "movies"
 # Every line skipped under the bad-line tolerance is listed here, in the examples artifact.
 BAD_LINES_FILE = "bad_lines.txt"
+
+# Under the pipeline root: where the Pusher writes when no serving dir is given.
+DEFAULT_SERVING_DIR = "serving_model"
 
 # Model artifact layout.
 QUERY_MODEL_DIR = "query_model"

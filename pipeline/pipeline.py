@@ -61,7 +61,7 @@ def trainer_code_fingerprint() -> str:
 
 def default_serving_dir(pipeline_root: str) -> str:
   """Where the Pusher writes when no serving dir is given (works for gs:// too)."""
-  return pipeline_root.rstrip("/") + "/serving_model"
+  return pipeline_root.rstrip("/") + "/" + artifacts.DEFAULT_SERVING_DIR
 
 
 def create_components(data_dir: str, serving_dir: str,

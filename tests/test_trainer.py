@@ -1016,7 +1016,7 @@ def test_signature_inputs_come_from_the_query_features(serving, query_model):
   assert features.CONTEXT_MOVIE_IDS not in features.REQUIRED_QUERY_FEATURES
 
 
-def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_uri):
+def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_uri, tmp_path):
   model_dir = os.path.join(trained_uri, "Format-Serving")
   for user_ids, k, flag in (([""], 5, "--user_id"), ([" "], 5, "--user_id"),
                             ([], 5, "--user_id"), (["1"], 0, "--k"), (["1"], -5, "--k")):
@@ -1029,8 +1029,15 @@ def test_recommend_rejects_bad_requests_and_never_returns_blank_slots(trained_ur
   with pytest.raises(ValueError, match="query_model is not a serving model: its "
                      "serving_default returns \\['embedding'\\]"):
     recommend.recommend(artifacts.query_model_path(trained_uri), ["1"])
-  with pytest.raises(FileNotFoundError, match="No SavedModel in"):
+  with pytest.raises(FileNotFoundError, match="No SavedModel in") as missing:
     recommend.recommend(trained_uri + "-missing", ["1"])
+  assert "pipeline root" not in str(missing.value)
+  # A pipeline root, whose pushed models are in serving_model/: the message points there.
+  root = tmp_path / "root"
+  (root / artifacts.DEFAULT_SERVING_DIR).mkdir(parents=True)
+  with pytest.raises(FileNotFoundError, match=(
+      f"{root} looks like a pipeline root: pass {root}/{artifacts.DEFAULT_SERVING_DIR}.")):
+    recommend.recommend(str(root), ["1"])
 
 
 def test_recommend_cli_reports_a_bad_model_dir_in_one_line(trained_uri):

@@ -79,9 +79,13 @@ def resolve_model_dir(model_dir: str) -> str:
                      and tf.io.gfile.exists(f"{model_dir}/{name.rstrip('/')}/saved_model.pb")),
                     reverse=True) if tf.io.gfile.isdir(model_dir) else []
   if not versions:
+    pushed = f"{model_dir.rstrip('/')}/{artifacts.DEFAULT_SERVING_DIR}"
+    hint = (f" {model_dir} looks like a pipeline root: pass {pushed}."
+            if tf.io.gfile.isdir(pushed) else "")
     raise FileNotFoundError(
         f"No SavedModel in {model_dir} nor in a numeric version directory under it. Run the "
-        "pipeline (make run) and pass its --serving_dir, or a Trainer's Format-Serving dir.")
+        "pipeline (make run) and pass its --serving_dir, or a Trainer's Format-Serving dir."
+        + hint)
   return f"{model_dir}/{versions[0]}"
 
 
