@@ -74,6 +74,11 @@ BAD_LINES_FILE = "bad_lines.txt"
 
 # Under the pipeline root: where the Pusher writes when no serving dir is given.
 DEFAULT_SERVING_DIR = "serving_model"
+# The serving model's outputs, each [batch, k]: the top-k movies' ids, titles and scores.
+MOVIE_ID_OUTPUT = "movie_id"
+MOVIE_TITLE_OUTPUT = "movie_title"
+SCORE_OUTPUT = "score"
+SERVING_OUTPUTS = (MOVIE_ID_OUTPUT, MOVIE_TITLE_OUTPUT, SCORE_OUTPUT)
 
 # Model artifact layout.
 QUERY_MODEL_DIR = "query_model"

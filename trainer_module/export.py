@@ -421,7 +421,8 @@ def _standardized(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 def _blanked(results: Dict[str, tf.Tensor], filled: tf.Tensor) -> Dict[str, tf.Tensor]:
   """Unfilled slots of serving outputs as "" ids and titles, -inf scores (NaN for any
   other float output)."""
-  blanks = {"movie_id": "", "movie_title": "", "score": float("-inf")}
+  blanks = {artifacts.MOVIE_ID_OUTPUT: "", artifacts.MOVIE_TITLE_OUTPUT: "",
+            artifacts.SCORE_OUTPUT: float("-inf")}
   return {name: tf.where(filled, value, blanks.get(name, float("nan")))
           for name, value in results.items()}
 
@@ -470,9 +471,9 @@ class ServingModel(tf.Module):
       self._ranking_weight = float(ranking_weight)
 
   def _results(self, scores: tf.Tensor, positions: tf.Tensor) -> Dict[str, tf.Tensor]:
-    return {"movie_id": tf.gather(self._movie_ids, positions),
-            "movie_title": tf.gather(self._movie_titles, positions),
-            "score": scores}
+    return {artifacts.MOVIE_ID_OUTPUT: tf.gather(self._movie_ids, positions),
+            artifacts.MOVIE_TITLE_OUTPUT: tf.gather(self._movie_titles, positions),
+            artifacts.SCORE_OUTPUT: scores}
 
   def complete_query(self, query: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Fills the optional query features a request left out.

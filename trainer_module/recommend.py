@@ -8,8 +8,9 @@
 --ranked asks a model trained with a ranking stage (--ranking_model dcn) for its
 `serving_ranked` answer: the retrieved movies re-ordered by the blend of retrieval score
 and predicted rating the model was trained with (--ranking_weight), each shown with its
-predicted rating. With --history, --timestamp or --exclude_seen it asks the ranked signature that
-takes them (`serving_ranked_with_context`, ..., `serving_ranked_exclude_seen`).
+predicted rating. With --history, --timestamp or --exclude_seen it asks the ranked
+signature that takes them (`serving_ranked_with_context`, ...,
+`serving_ranked_exclude_seen`).
 
 --history gives the user's recent movies (ids, most recent first): a user never seen in
 training gets recommendations from them, without retraining, and a known user's stored
@@ -154,8 +155,7 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     raise ValueError(f"{model_dir} has no {name} signature: train it again to serve this "
                      "request ranked.")
   result = model.signatures[name](**query)
-  ids, titles, scores = (result["movie_id"].numpy(), result["movie_title"].numpy(),
-                         result["score"].numpy())
+  ids, titles, scores = (result[name].numpy() for name in artifacts.SERVING_OUTPUTS)
   ratings = result.get(artifacts.PREDICTED_RATING_OUTPUT)
   ratings = ratings.numpy() if ratings is not None else np.full(scores.shape, np.nan)
   left_out = {m.strip().encode() for m in history or ()}
@@ -170,12 +170,12 @@ def _check_serving_model(model, model_dir: str) -> None:
   ranking model, say, is another SavedModel of the pipeline)."""
   signature = model.signatures.get(export.SERVING_DEFAULT)
   outputs = sorted(signature.structured_outputs) if signature is not None else []
-  if not {"movie_id", "movie_title", "score"} <= set(outputs):
+  if not set(artifacts.SERVING_OUTPUTS) <= set(outputs):
     raise ValueError(
         f"{model_dir} is not a serving model: its {export.SERVING_DEFAULT} returns "
-        f"{outputs or 'nothing'}, not movie_id, movie_title and score. Pass the Pusher's "
-        "--serving_dir (default <pipeline_root>/serving_model) or a Trainer model's "
-        "Format-Serving directory.")
+        f"{outputs or 'nothing'}, not {', '.join(artifacts.SERVING_OUTPUTS)}. Pass the "
+        f"Pusher's --serving_dir (default <pipeline_root>/{artifacts.DEFAULT_SERVING_DIR}) "
+        "or a Trainer model's Format-Serving directory.")
 
 
 def _warn_unknown_movies(model, movie_ids: Sequence[str]) -> None:
