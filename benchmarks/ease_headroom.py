@@ -38,6 +38,10 @@ modules), with each of these score functions:
                         train movies, one query per chunk of max_context, the normalized
                         queries summed (--history_chunks): can the model read the whole
                         history at serving time, as EASE does?
+  model, N random       the model queried from N random train movies of each user, and
+  EASE, N random        EASE scored from the same N (--short_histories): how each maps a
+                        short history, as a new user brings one, to a list. Both were
+                        fitted on these users' whole train rows, so it flatters both
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
 hit_rate@100 (seen-excluded) and top_k_accuracy@100 (seen movies not excluded) per row, after the share of eval pairs whose movie no train
 rating has (no collaborative score can rank those: EASE never recommends them). Its
@@ -92,6 +96,10 @@ _IALS_ALPHA0 = flags.DEFINE_float("ials_alpha0", 0.1, "iALS weight of unobserved
 _IALS_EPOCHS = flags.DEFINE_integer("ials_epochs", 12, "iALS alternations.")
 _HISTORY_CHUNKS = flags.DEFINE_list("history_chunks", ["2", "4"],
                                     "C of the 'model, C chunks' rows.")
+_SHORT_HISTORIES = flags.DEFINE_list(
+    "short_histories", ["5", "10", "20"],
+    "N of the 'model, N random' and 'EASE, N random' rows: both scored from N random "
+    "train movies of each user, as for a new user who brings a short history.")
 _CORATED_WINDOWS = flags.DEFINE_list("corated_windows", ["5"],
                                      "W of the 'co-rated W' rows.")
 
@@ -124,6 +132,26 @@ def _recent_first(eval_data: data.EvalData, catalog: Sequence[str]) -> np.ndarra
 def _recent(eval_data: data.EvalData, catalog: Sequence[str], n: int) -> np.ndarray:
   """Bool mask over the eval users' train pairs: each user's n most recent."""
   return _first_n_per_user(eval_data.train_users, _recent_first(eval_data, catalog), n)
+
+
+def _model_from(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
+                keep: np.ndarray, size: int) -> metrics.ScoreFn:
+  """The model's scores with each user's context made of the kept train pairs only.
+
+  `keep` is a mask over the eval users' train pairs (at most `size` a user); a user's kept
+  movies fill the context most recent first, and a user with none gets an empty one.
+  """
+  order = _recent_first(eval_data, catalog)
+  order = order[keep[order]]
+  users = eval_data.train_users[order]
+  place = np.arange(len(order)) - np.searchsorted(users, users, "left")
+  contexts = np.full((len(eval_data.user_ids), size), "", dtype=object)
+  contexts[users, place] = np.asarray(catalog, dtype=object)[eval_data.train_movies[order]]
+  queries = data.query_embeddings(
+      model_uri, {**eval_data.queries, features.CONTEXT_MOVIE_IDS: contexts},
+      artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+  embeddings, present = data.Candidates.load(model_uri).aligned_to(list(catalog))
+  return scoring.embedding_score_fn(queries, embeddings, present)
 
 
 def _model_from_chunks(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
@@ -314,6 +342,14 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"model, {chunks} chunks"] = (
         lambda chunks=chunks: _model_from_chunks(model_uri, catalog, eval_data, chunks,
                                                  configs.ContextConfig().max_context))
+  max_context = configs.ContextConfig().max_context
+  for n in [int(value) for value in _SHORT_HISTORIES.value]:
+    short = functools.cache(lambda n=n: _random(eval_data, min(n, max_context), _SEED.value))
+    rows[f"model, {n} random"] = (
+        lambda short=short: _model_from(model_uri, catalog, eval_data, short(), max_context))
+    rows[f"EASE, {n} random"] = (
+        lambda short=short: fitted.score_fn(**_subset(eval_data, short()),
+                                            num_users=num_users))
   for window in [int(value) for value in _CORATED_WINDOWS.value]:
     co_rated = _co_rated(eval_data, len(catalog), window)
     rows[f"co-rated {window}"] = lambda co_rated=co_rated: co_rated
