@@ -107,6 +107,57 @@ def test_fit_and_score_rank_like_the_hand_computed_weights():
   assert result["hit_rate@5"] == 0.5  # Movie 4 is never retrieved, even at k = 5.
 
 
+def _random_ratings(seed, num_users=40, num_items=15, density=0.3):
+  rng = np.random.default_rng(seed)
+  users, items = np.nonzero(rng.random([num_users, num_items]) < density)
+  return users, items, np.bincount(items, minlength=num_items)
+
+
+def test_leave_user_out_scores_equal_a_refit_without_the_user():
+  users, items, counts = _random_ratings(0)
+  model = ease.fit(users, items, 40, counts, l2=2.0, max_items=100)
+  scores = model.score_fn(users, items, 40, leave_user_out=True)(np.arange(40))
+  in_sample = model.score_fn(users, items, 40)(np.arange(40))
+  for user in (0, 7, 39):
+    refit = ease.fit(users[users != user], items[users != user], 40, counts, l2=2.0,
+                     max_items=100)
+    assert np.array_equal(refit.items, model.items)
+    row = np.isin(model.items, items[users == user]).astype(np.float64)
+    np.testing.assert_allclose(scores[user, model.items], row @ refit.weights, atol=1e-5)
+    # The user's own row no longer lifts their own movies: they score lower than in-sample.
+    own = model.items[row > 0]
+    assert np.all(scores[user, own] < in_sample[user, own])
+
+
+def test_leave_user_out_scores_a_longer_row_than_the_fitted_one():
+  # Serving scores every train rating of a user, the fit only some of them: the refit
+  # leaves out the fitted row and scores the whole one.
+  users, items, counts = _random_ratings(1)
+  fitted = np.arange(len(users)) % 5 != 0
+  model = ease.fit(users[fitted], items[fitted], 40, counts, l2=3.0, max_items=100)
+  whole = ease.binary_matrix(users, items, 40, counts.size, np.float64).toarray()[:, model.items]
+  part = ease.binary_matrix(users[fitted], items[fitted], 40, counts.size,
+                            np.float64).toarray()[:, model.items]
+  scores = ease.leave_user_out_scores(whole, whole @ model.weights, part,
+                                      part @ model.weights, model.precision_diagonal)
+  user = 3
+  keep = fitted & (users != user)
+  refit = ease.fit(users[keep], items[keep], 40, counts, l2=3.0, max_items=100)
+  np.testing.assert_allclose(scores[user], whole[user] @ refit.weights, atol=1e-5)
+  # A row the fit never saw (all-zero fitted row) keeps its in-sample scores.
+  unseen = ease.leave_user_out_scores(whole[:1], whole[:1] @ model.weights,
+                                      np.zeros_like(whole[:1]), np.zeros_like(whole[:1]),
+                                      model.precision_diagonal)
+  np.testing.assert_allclose(unseen, whole[:1] @ model.weights, atol=1e-6)
+
+
+def test_leave_user_out_needs_the_fits_precision_diagonal():
+  model = ease.Ease(items=np.arange(3), weights=np.zeros([3, 3], np.float32), num_movies=3,
+                    info={})
+  with pytest.raises(ValueError, match="diag"):
+    model.score_fn(USERS, ITEMS, 4, leave_user_out=True)
+
+
 def test_fit_rejects_a_bad_penalty_and_empty_train():
   counts = np.bincount(ITEMS, minlength=3)
   with pytest.raises(ValueError, match="l2"):

@@ -136,9 +136,15 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
   score_fns = {
       results_lib.MODEL_SECTION: model_scores,
       results_lib.POPULARITY_SECTION: popularity,
+      # The eval users' train pairs are their rows of the fit: each user's own train
+      # movies are scored as if the user had been left out of it (closed_form/ease.py),
+      # as the Trainer's EASE factor scores them. The order of the other movies, and so
+      # every hit_rate, is the in-sample one; top_k_accuracy no longer sees the train
+      # movies lifted by their own row.
       results_lib.EASE_SECTION: scoring.with_fallback(
           fitted.score_fn(eval_data.train_users, eval_data.train_movies,
-                          len(eval_data.user_ids)), popularity, has_history),
+                          len(eval_data.user_ids), leave_user_out=True),
+          popularity, has_history),
   }
   if baseline is not None:
     score_fns[results_lib.BLESSED_SECTION] = model_score_fn(baseline.uri, catalog, eval_data)
@@ -148,7 +154,7 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
                                     eval_data.train_movies, depth=depth,
                                     batch_size=_SCORE_BATCH_SIZE)
               for section, score_fn in score_fns.items()}
-  return rankings, {**fitted.info,
+  return rankings, {**fitted.info, "leave_user_out": True,
                     results_lib.EASE_USERS_WITHOUT_HISTORY: int((~has_history).sum())}
 
 

@@ -360,8 +360,11 @@ def _ease_sentence(ease: Mapping[str, Any]) -> str:
   cold = ease.get(results_lib.EASE_USERS_WITHOUT_HISTORY, 0)
   fallback = (f" The {cold} eval users without train ratings get the popularity "
               "baseline's list from it." if cold else "")
+  own = (" A user's own train movies are scored as if the user had been left out of the "
+         "fit (top_k_accuracy counts them; the hit rates exclude them)."
+         if ease.get("leave_user_out") else "")
   return (f"EASE (l2 {ease['l2']:g}; fitted in {ease['fit_seconds']:.1f} s with "
-          f"{ease['working_mib']:.0f} MiB of dense matrices) {scope}.{fallback}")
+          f"{ease['working_mib']:.0f} MiB of dense matrices) {scope}.{fallback}{own}")
 
 
 def _column_label(section: str) -> str:
