@@ -109,9 +109,7 @@ def train_family(upstream: Upstream, model_uri: str, config: configs.PipelineCon
       transform_output=upstream.transform_graph,
       serving_model_dir=os.path.join(model_uri, "Format-Serving"),
       model_run_dir=model_uri + "_run",
-      custom_config={configs.TRAINER_KEY: dataclasses.asdict(config.trainer),
-                     configs.TRANSFORM_KEY: dataclasses.asdict(config.transform),
-                     configs.CONTEXT_KEY: dataclasses.asdict(config.context),
+      custom_config={**pipeline.trainer_custom_config(config),
                      configs.CATALOG_FILES_KEY: [upstream.catalog_pattern]})
   start = time.perf_counter()
   trainer.run_fn(fn_args)

@@ -41,12 +41,14 @@ def direct_runner_args(num_workers: int) -> List[str]:
 LOCAL_BEAM_PIPELINE_ARGS = tuple(direct_runner_args(1))
 
 # Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig fields, TRANSFORM_KEY:
-# TransformConfig fields, CONTEXT_KEY: ContextConfig fields, CATALOG_FILES_KEY: catalog
+# TransformConfig fields, CONTEXT_KEY: ContextConfig fields, DATA_KEY: DataConfig fields
+# (the Trainer reads the eval split's share, which its validation mimics), CATALOG_FILES_KEY: catalog
 # file patterns (added at run time by components.retrieval_trainer),
 # CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
 TRAINER_KEY = "trainer"
 TRANSFORM_KEY = "transform"
 CONTEXT_KEY = "context"
+DATA_KEY = "data"
 CATALOG_FILES_KEY = "catalog_files"
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 
@@ -335,17 +337,19 @@ class TrainerConfig(_Config):
   ranking_learning_rate: float = _field(0.001, "Learning rate (Adam) of the ranking stage.",
                                         positive)
   ease_factor_rank: int = _field(
-      0, "Rank of the EASE factor (off by default): EASE (the closed-form item-item model "
-      "the Evaluator also fits as a baseline) is fitted on the training ratings, "
-      "factorized to this rank (256 measured), and appended to both towers' embeddings, "
-      "so one dot product scores a movie by the towers' cosine + w x its low-rank EASE "
-      "score from the user's whole train history (w from --ease_factor_weights). It "
-      "raises the hit rates with train movies excluded but lowers top_k_accuracy, which "
-      "counts them (README, 'The EASE factor'). 0: the towers alone.", non_negative)
+      256, "Rank of the EASE factor: EASE (the closed-form item-item model the Evaluator "
+      "also fits as a baseline) is fitted on the training ratings, factorized to this "
+      "rank, and appended to both towers' embeddings, so one dot product scores a movie by "
+      "the towers' cosine + w x its low-rank EASE score from the user's whole train "
+      "history (w from --ease_factor_weights); a user's own train movies are scored as if "
+      "the user had been left out of the fit. It reads the whole history where the towers "
+      "read --max_context movies (README, 'The EASE factor'). 0: the towers alone.",
+      non_negative)
   ease_factor_weights: str = _field(
       "0,0.5,1,2,4,8", "Candidate weights w of the EASE factor; the validation slice "
       "keeps the one with the best hit rate (0 drops the factor). Without a validation "
-      "slice (--validation_fraction 0) give exactly one.",
+      "slice (--validation_fraction 0) a single weight is used as given, and a list "
+      "serves the factor at w = 1.",
       _weight_list("ease_factor_weights"))
   ease_factor_l2: float = _field(
       200.0, "L2 penalty (lambda) of the EASE factor's fit (the Evaluator's baseline has "
@@ -363,17 +367,12 @@ class TrainerConfig(_Config):
   def ease_factor_weight_grid(self) -> List[float]:
     return parse_weights(self.ease_factor_weights, "ease_factor_weights")
 
-  CONFLICT_FIELDS = ("query_tower", "num_interests", "ease_factor_rank",
-                     "ease_factor_weights", "validation_fraction")
+  CONFLICT_FIELDS = ("query_tower", "num_interests")
 
   def conflict(self) -> Optional[str]:
     if self.num_interests and self.query_tower != HISTORY_TOWER:
       return (f"--num_interests applies to the {HISTORY_TOWER!r} query tower, not "
               f"--query_tower={self.query_tower!r}.")
-    if (self.ease_factor_rank and not self.validation_fraction
-        and len(self.ease_factor_weight_grid) > 1):
-      return ("--validation_fraction 0 leaves no validation slice to choose among "
-              f"--ease_factor_weights={self.ease_factor_weights!r}: give one weight.")
     return None
 
 

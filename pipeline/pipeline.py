@@ -120,7 +120,7 @@ def create_components(data_dir: str, serving_dir: str,
       transform_graph=transform.outputs["transform_graph"],
       schema=schema,
       movies=example_gen.outputs[artifacts.MOVIES_KEY],
-      run_fn=configs.RUN_FN, custom_config=_trainer_custom_config(config),
+      run_fn=configs.RUN_FN, custom_config=trainer_custom_config(config),
       train_args=tfx.proto.TrainArgs(splits=[artifacts.TRAIN_SPLIT]),
       eval_args=tfx.proto.EvalArgs(splits=[artifacts.EVAL_SPLIT]))
 
@@ -147,10 +147,13 @@ def create_components(data_dir: str, serving_dir: str,
           example_validator, gate, transform, trainer, latest_blessed, evaluator, pusher]
 
 
-def _trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
+def trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:
+  """The Trainer's custom_config (contracts/configs.py lists its keys), which
+  RetrievalTrainer completes with the catalog's files at run time."""
   return {configs.TRAINER_KEY: dataclasses.asdict(config.trainer),
           configs.TRANSFORM_KEY: dataclasses.asdict(config.transform),
           configs.CONTEXT_KEY: dataclasses.asdict(config.context),
+          configs.DATA_KEY: dataclasses.asdict(config.data),
           configs.CODE_FINGERPRINT_KEY: trainer_code_fingerprint()}
 
 

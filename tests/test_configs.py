@@ -74,16 +74,15 @@ def test_flags_that_conflict_are_refused_when_parsed():
     flag_values(["prog", "--query_tower=user_id", "--num_interests=2"])
   with pytest.raises(ValueError, match="--num_interests applies to the 'history' query tower"):
     configs.TrainerConfig(query_tower="user_id", num_interests=2)
-  # Several EASE factor weights need a validation slice to choose among them.
+  # Without a validation slice the factor's weight list is no conflict (run_fn serves
+  # one weight then).
   flag_values = flags.FlagValues()
   config_flags.define_pipeline_flags(flag_values)
-  with pytest.raises(flags.IllegalFlagValueError, match="leaves no validation slice"):
-    flag_values(["prog", "--ease_factor_rank=64", "--validation_fraction=0"])
   flag_values(["prog", "--ease_factor_rank=64", "--validation_fraction=0",
                "--ease_factor_weights=2"])
   config = config_flags.pipeline_config_from_flags(flag_values)
   assert config.trainer.ease_factor_weight_grid == [2.0]
-  configs.TrainerConfig(validation_fraction=0.0)  # No factor, no conflict.
+  configs.TrainerConfig(validation_fraction=0.0)  # The default grid, no conflict.
   with pytest.raises(ValueError, match="--ease_factor_weights must be comma-separated numbers"):
     configs.TrainerConfig(ease_factor_weights="1,-2")
 

@@ -12,23 +12,36 @@ MOVIES = np.array([0, 1, 1, 2, 0, 1, 3, 1, 2, 4, 3, 4])
 NUM_USERS, NUM_MOVIES = 5, 6
 
 
-def _ease_scores(l2):
-  fitted = ease.fit(USERS, MOVIES, NUM_USERS, np.bincount(MOVIES, minlength=NUM_MOVIES), l2,
-                    max_items=100)
-  return fitted.score_fn(USERS, MOVIES, NUM_USERS)(np.arange(NUM_USERS))
+def _ease(l2):
+  return ease.fit(USERS, MOVIES, NUM_USERS, np.bincount(MOVIES, minlength=NUM_MOVIES), l2,
+                  max_items=100)
 
 
-def test_at_full_rank_the_dot_product_is_the_ease_score():
+def test_at_full_rank_a_fitted_users_dot_product_is_the_leave_user_out_ease_score():
   factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=5, l2=0.5, max_items=100,
                            seed=0)
   scores = factor.user_vectors(USERS, MOVIES, NUM_USERS) @ factor.candidate_rows.T
-  expected = _ease_scores(0.5)
+  expected = _ease(0.5).score_fn(USERS, MOVIES, NUM_USERS, leave_user_out=True)(
+      np.arange(NUM_USERS))
   rated = np.isfinite(expected)
   np.testing.assert_allclose(scores[rated], expected[rated], atol=1e-4)
+  # Not the in-sample scores, which rank a user's own movies from their own row.
+  in_sample = _ease(0.5).score_fn(USERS, MOVIES, NUM_USERS)(np.arange(NUM_USERS))
+  assert np.abs(scores[rated] - in_sample[rated]).max() > 0.1
   # The never-rated movie and the user without ratings get zero vectors.
   assert not factor.query_rows[5].any() and not factor.candidate_rows[5].any()
   assert not factor.user_vectors(USERS, MOVIES, NUM_USERS)[4].any()
   assert factor.weight == 0 and factor.rank == 5 and factor.info["rank"] == 5
+
+
+def test_a_history_outside_the_fit_is_the_sum_of_its_movies_query_rows():
+  # User 4 rated nothing in the fit: a history it brings is scored as EASE scores any
+  # new row, x_u L, which is what a context given at serving gets.
+  factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=4, l2=1.0,
+                           max_items=100, seed=0)
+  vectors = factor.user_vectors(np.array([4, 4]), np.array([0, 3]), NUM_USERS)
+  np.testing.assert_allclose(vectors[4], factor.query_rows[[0, 3]].sum(axis=0), rtol=1e-4,
+                             atol=1e-5)
 
 
 def test_a_lower_rank_caps_the_vectors_and_items_beyond_max_items_get_no_factor():
@@ -47,9 +60,14 @@ def test_serving_form_folds_the_weight_into_the_query_side():
   served = factor.for_serving(USERS, MOVIES, NUM_USERS)
   np.testing.assert_allclose(served.query_rows, 2.5 * factor.query_rows)
   np.testing.assert_allclose(served.candidate_rows, factor.candidate_rows)
-  # A user's vector is the sum of its distinct movies' query rows, weighted.
-  np.testing.assert_allclose(served.user_vectors[0], served.query_rows[[0, 1, 2]].sum(axis=0),
-                             rtol=1e-5, atol=1e-6)
+  # The user vectors are the weighted leave-user-out ones, from every pair given: here
+  # one more than the fit saw (user 4's movie 2), as serving has the validation slice's.
+  users, movies = np.append(USERS, 4), np.append(MOVIES, 2)
+  served = factor.for_serving(users, movies, NUM_USERS)
+  np.testing.assert_allclose(served.user_vectors,
+                             2.5 * factor.user_vectors(users, movies, NUM_USERS), rtol=1e-6)
+  np.testing.assert_allclose(served.user_vectors[4], served.query_rows[2], rtol=1e-4,
+                             atol=1e-5)
   assert factor.info["weight"] == 2.5
 
 

@@ -37,9 +37,10 @@ from trainer_module import trainer
 
 EMBEDDING_DIM = 16
 TOP_K = 10
+# The towers alone: the EASE factor (on by default) has its own fixture, `ease_uri`.
 TRAINER_CONFIG = {
     "embedding_dim": EMBEDDING_DIM, "batch_size": 128, "epochs": 5, "serving_top_k": TOP_K,
-    "max_title_tokens": 16, "seed": 7,
+    "max_title_tokens": 16, "seed": 7, "ease_factor_rank": 0,
 }
 HIT_RATE_K = 20
 
@@ -553,6 +554,21 @@ def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
   assert callback.hit_rate() == 0.0
 
 
+def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(train_data, sizes):
+  # The defaults: the slice holds 5% of the train split (80% of the ratings), the eval
+  # split 20% of the ratings: a fifth as many held-out movies per user, a fifth the cutoff.
+  assert trainer.validation_targets_ratio(0.05, 0.2) == pytest.approx(0.2)
+  assert trainer.validation_targets_ratio(0.1, 0.5) == pytest.approx(0.1)
+  assert trainer.validation_k(9125) == 100 and trainer.validation_k(9125, 0.2) == 20
+  assert trainer.validation_k(500) == 50 and trainer.validation_k(500, 0.2) == 10
+  assert trainer.validation_k(9125, 3.0) == 100  # Never above the Evaluator's cutoff.
+  assert trainer.validation_k(30, 0.01) == 1
+  validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
+  whole = trainer.ValidationHitRate(validation, patience=1, seed=0)
+  half = trainer.ValidationHitRate(validation, patience=1, seed=0, targets_ratio=0.5)
+  assert half.k == trainer.validation_k(len(whole._candidate_movies), 0.5) < whole.k  # pylint: disable=protected-access
+
+
 def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
   with pytest.raises(ValueError, match="catalog_files"):
     trainer.run_fn(_fn_args(fixture_data, str(tmp_path / "model"), {
@@ -874,15 +890,19 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
     )[artifacts.EMBEDDING_OUTPUT].numpy()[:, EMBEDDING_DIM:]
 
   # Without a context, a known user's factor reads every train movie of the user, not only
-  # the max_context stored ones: it is the sum of the factors of chunks of the history.
+  # the max_context stored ones, and as if the user had been left out of EASE's fit: not
+  # the sum of the factors of chunks of the history (EASE from the user's own row, which
+  # scores the user's train movies higher).
   history = _train_movies(fixture_data, "1")
   assert len(history) > fixture_data.max_context
   chunks = [history[i:i + fixture_data.max_context]
             for i in range(0, len(history), fixture_data.max_context)]
   stored = factor_of(["1"], [[""]])[0]
-  np.testing.assert_allclose(factor_of(["new-user"] * len(chunks), chunks).sum(axis=0), stored,
-                             rtol=1e-4, atol=1e-5)
+  in_sample = factor_of(["new-user"] * len(chunks), chunks).sum(axis=0)
   assert np.abs(stored).max() > 1e-3
+  own = np.isin(movie_ids, history)
+  factor_scores = lambda vector: embeddings[:, EMBEDDING_DIM:] @ vector
+  assert factor_scores(stored)[own].mean() < factor_scores(in_sample)[own].mean()
   # An unknown user without a context has no factor; with one, the factor of its movies.
   unknown = factor_of(["new-user", "new-user"], [[""], history[:3]])
   assert not unknown[0].any() and np.abs(unknown[1]).max() > 1e-4

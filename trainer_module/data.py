@@ -184,6 +184,7 @@ class ValidationSlice:
       user's held-out times, `artifacts.query_time_rows`) are that user's query.
     users, movies: Held-out (user index, movie index) pairs; `users` are positions in
       `query_rows`.
+    query_users: The user index (vocabulary) of each position.
     train_users, train_movies: Pairs the users rated in `train` (excluded from rankings,
       as the Evaluator excludes train movies); `train_users` are positions likewise.
   """
@@ -194,6 +195,7 @@ class ValidationSlice:
   movies: np.ndarray
   train_users: np.ndarray
   train_movies: np.ndarray
+  query_users: np.ndarray
 
 
 def _pair_hash(users: np.ndarray, movies: np.ndarray, seed: int) -> np.ndarray:
@@ -268,7 +270,8 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
       query_rows=query_rows, users=user_positions,
       movies=movies[validation_rows],
       train_users=position[is_validation_user],
-      train_movies=movies[train_rows][is_validation_user])
+      train_movies=movies[train_rows][is_validation_user],
+      query_users=validation_users)
 
 
 def user_histories(tensors: Mapping[str, tf.Tensor], movie_vocabulary: List[bytes],

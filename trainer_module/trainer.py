@@ -1,10 +1,12 @@
 """The Trainer's run_fn: train the two-tower model, then export it for serving.
 
 The Trainer's `custom_config` carries {"trainer": TrainerConfig fields, "transform":
-TransformConfig fields, "context": ContextConfig fields} from contracts/configs.py, and
+TransformConfig fields, "context": ContextConfig fields, "data": DataConfig fields} from
+contracts/configs.py (`pipeline.trainer_custom_config`), and
 `catalog_files` (the movie catalog examples), which components.retrieval_trainer adds at
 run time.
 """
+import dataclasses
 import json
 import os
 import time
@@ -101,9 +103,25 @@ _MAX_VALIDATION_USERS = 5000
 _VALIDATION_BATCH = 512
 
 
-def validation_k(num_candidates: int) -> int:
-  """Cutoff of the validation hit rate: 100, or a tenth of a catalog under 1,000 movies."""
-  return max(1, min(100, num_candidates // 10))
+def validation_k(num_candidates: int, targets_ratio: float = 1.0) -> int:
+  """Cutoff of the validation hit rate: the Evaluator's gate cutoff (100, or a tenth of a
+  catalog under 1,000 movies) times `targets_ratio` (at most 1).
+
+  A user's hits in a top-k list are at most k, so hit_rate@k weighs a list's precision
+  against its recall by how many held-out movies each user has per list slot. The slice
+  holds fewer per user than the eval split (`validation_targets_ratio`); cutting its lists
+  in the same ratio keeps the trade-off the Evaluator's hit_rate@100 makes. At @100 the
+  slice of ml-latest-small preferred a smaller EASE factor weight than the eval split.
+  """
+  return max(1, round(min(100, num_candidates // 10) * min(1.0, targets_ratio)))
+
+
+def validation_targets_ratio(validation_fraction: float, eval_fraction: float) -> float:
+  """Held-out pairs per user in the validation slice over those in the eval split: the
+  slice holds `validation_fraction` of the train split, which is (1 - eval_fraction) of
+  the ratings, where the eval split holds eval_fraction of them (0.05 x 0.8 / 0.2 = 0.2
+  with the defaults)."""
+  return validation_fraction * (1.0 - eval_fraction) / eval_fraction
 
 
 class ValidationHitRate(tf.keras.callbacks.Callback):
@@ -116,7 +134,14 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
   training stops after `patience` epochs without a better hit rate.
   """
 
-  def __init__(self, validation: data.ValidationSlice, patience: int, seed: int):
+  def __init__(self, validation: data.ValidationSlice, patience: int, seed: int,
+               targets_ratio: float = 1.0):
+    """Args:
+      validation: The slice.
+      patience: Epochs without a better hit rate before training stops.
+      seed: Seed of the sample of validation users (above `_MAX_VALIDATION_USERS`).
+      targets_ratio: `validation_targets_ratio`, which scales the cutoff (`validation_k`).
+    """
     super().__init__()
     self._patience = patience
     self._queries = data.select_rows(validation.validation, validation.query_rows)
@@ -132,6 +157,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     keep_train = position[validation.train_users] >= 0
     self._train_users = position[validation.train_users[keep_train]]
     self._train_movies = validation.train_movies[keep_train]
+    self._query_users = validation.query_users[users]  # User index of each position.
     # Candidates: every movie of the train split (fitted and held-out rows), with its
     # features.
     examples = validation.train.examples
@@ -141,7 +167,8 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
         {name: examples[name] for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
                                            features.GENRE_INDICES) if name in examples},
         first)
-    self.k = validation_k(len(self._candidate_movies))
+    self.k = validation_k(len(self._candidate_movies), targets_ratio)
+    self._factor_cache = (None, None)
     self.hit_rates = []
     self.best_epoch = 0
     self._best_weights = None
@@ -152,6 +179,17 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     return (self.model.query_embedding(self._queries).numpy(),
             self.model.candidate_embedding(self._candidates).numpy())
 
+  def _factor_vectors(self, factor: ease_factor.EaseFactor) -> np.ndarray:
+    """The factor's unweighted user vector of each position, kept for the factor's other
+    weights (a weight grid scores one fit several times)."""
+    fit, vectors = self._factor_cache
+    if fit is not factor.ease:
+      # The factor indexes users by their user index (its fit's rows), not by position.
+      vectors = factor.user_vectors(self._query_users[self._train_users], self._train_movies,
+                                    int(self._query_users.max()) + 1)[self._query_users]
+      self._factor_cache = (factor.ease, vectors)
+    return vectors
+
   def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None,
                embeddings: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> float:
     """The current model's validation hit rate @ self.k, with `factor`'s term added to
@@ -161,8 +199,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     changed since."""
     queries, candidates = embeddings if embeddings is not None else self.embeddings()
     if factor is not None:
-      user_vectors = factor.weight * factor.user_vectors(self._train_users, self._train_movies,
-                                                         len(queries))
+      user_vectors = factor.weight * self._factor_vectors(factor)
       movie_vectors = factor.candidate_rows[self._candidate_movies]
     column = np.full(int(self._candidate_movies.max()) + 1, -1)
     column[self._candidate_movies] = np.arange(len(self._candidate_movies))
@@ -202,7 +239,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
 
 def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
           validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
-          log_dir: str) -> Dict[str, Any]:
+          log_dir: str, targets_ratio: float = 1.0) -> Dict[str, Any]:
   """Fits `model`; returns the Keras history plus throughput per epoch.
 
   Args:
@@ -212,6 +249,7 @@ def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
       to train every epoch without validation.
     config: Hyperparameters, family defaults resolved or not.
     log_dir: TensorBoard logs.
+    targets_ratio: Scales the validation cutoff (`validation_targets_ratio`).
 
   Returns:
     Per-epoch lists: "mean_loss", "examples_per_second", and with validation
@@ -227,7 +265,7 @@ def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
                                             config.seed, shuffle=False)
     # Before the throughput callback, whose one line per epoch then shows the hit rate.
     callbacks.append(ValidationHitRate(validation, config.early_stopping_patience,
-                                       config.seed))
+                                       config.seed, targets_ratio))
   callbacks += [throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
   history = model.fit(data.training_dataset(fitted, config.batch_size, config.seed),
                       validation_data=validation_data, epochs=config.epochs, verbose=2,
@@ -252,6 +290,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       configs.TrainerConfig.from_dict(custom_config.get(configs.TRAINER_KEY)))
   transform_config = configs.TransformConfig.from_dict(custom_config.get(configs.TRANSFORM_KEY))
   context_config = configs.ContextConfig.from_dict(custom_config.get(configs.CONTEXT_KEY))
+  data_config = configs.DataConfig.from_dict(custom_config.get(configs.DATA_KEY))
+  targets_ratio = validation_targets_ratio(trainer_config.validation_fraction,
+                                           data_config.eval_fraction)
   if configs.CATALOG_FILES_KEY not in custom_config:
     raise ValueError(f"custom_config has no {configs.CATALOG_FILES_KEY!r}: use "
                      "components.retrieval_trainer.RetrievalTrainer, which adds the catalog.")
@@ -282,8 +323,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "to the Evaluator).", trainer_config.query_tower, trainer_config.candidate_tower,
                len(validation.train) if validation else data.num_examples(train_data),
                data.num_examples(validation.validation) if validation else "none")
-  history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir)
-  factor = fit_ease_factor(model, train_data, validation, trainer_config, sizes)
+  history = train(model, train_data, validation, trainer_config, fn_args.model_run_dir,
+                  targets_ratio)
+  factor = fit_ease_factor(model, train_data, validation, trainer_config, sizes,
+                           targets_ratio)
   history.update(ease_factor.history_entries(factor))
   ranker = None
   if trainer_config.ranking_model != configs.NO_RANKING:
@@ -315,31 +358,45 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
                     validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
-                    sizes: model_lib.VocabularySizes) -> Optional[ease_factor.EaseFactor]:
+                    sizes: model_lib.VocabularySizes, targets_ratio: float = 1.0
+                    ) -> Optional[ease_factor.EaseFactor]:
   """The EASE factor (trainer_module/ease_factor.py), None with --ease_factor_rank 0. Its
   weight is 0 (nothing to serve) when the validation slice scores the towers alone best.
 
-  EASE is fitted on the rows the towers were fitted on, so the validation slice judges the
-  sum fairly; with a slice, the weight is the best of --ease_factor_weights on it.
+  Without a validation slice, the factor is served at the one weight given, or at
+  `ease_factor.WEIGHT_WITHOUT_VALIDATION` when --ease_factor_weights lists several. With a
+  validation slice, EASE is first fitted on the rows the towers were fitted on, so
+  the slice judges the sum fairly, and the weight is the best of --ease_factor_weights on
+  it. A closed form costs seconds to fit again, so the factor that is served is then
+  refitted on the whole train split, the slice included, as the towers cannot be.
   """
   if not config.ease_factor_rank:
     return None
-  users, movies = (train_data[name] if validation is None
-                   else tf.gather(validation.train.examples[name], validation.train.rows)
-                   for name in (features.USER_ID_INDEX, features.MOVIE_ID_INDEX))
-  factor = ease_factor.fit(users.numpy(), movies.numpy(), sizes.users, sizes.movies,
+  def fit(users: tf.Tensor, movies: tf.Tensor) -> ease_factor.EaseFactor:
+    return ease_factor.fit(users.numpy(), movies.numpy(), sizes.users, sizes.movies,
                            config.ease_factor_rank, config.ease_factor_l2,
                            config.ease_factor_max_items, config.seed)
+
+  every_rating = [train_data[name] for name in (features.USER_ID_INDEX,
+                                                features.MOVIE_ID_INDEX)]
   weights = config.ease_factor_weight_grid
-  if validation:
-    checker = ValidationHitRate(validation, config.early_stopping_patience, config.seed)
-    checker.set_model(model)
-    embedded = checker.embeddings()  # The towers stay as they are for every weight.
-    factor = ease_factor.choose_weight(factor, weights,
-                                       lambda f: checker.hit_rate(f, embedded))
-  else:
-    factor = factor.with_weight(weights[0])
-  return factor
+  if not validation:
+    return fit(*every_rating).with_weight(
+        weights[0] if len(weights) == 1 else ease_factor.WEIGHT_WITHOUT_VALIDATION)
+  fitted_rows = [tf.gather(validation.train.examples[name], validation.train.rows)
+                 for name in (features.USER_ID_INDEX, features.MOVIE_ID_INDEX)]
+  checker = ValidationHitRate(validation, config.early_stopping_patience, config.seed,
+                              targets_ratio)
+  checker.set_model(model)
+  embedded = checker.embeddings()  # The towers stay as they are for every weight.
+  chosen = ease_factor.choose_weight(fit(*fitted_rows), weights,
+                                     lambda f: checker.hit_rate(f, embedded))
+  if not chosen.weight:
+    return chosen
+  refitted = fit(*every_rating)
+  return dataclasses.replace(refitted, weight=chosen.weight,
+                             info={**chosen.info, **refitted.info, "weight": chosen.weight,
+                                   "refitted_on_every_train_rating": True})
 
 
 def train_ranking_stage(train_data: Mapping[str, tf.Tensor],
