@@ -95,9 +95,14 @@ class EaseFactor:
     for start in range(0, len(has_rows), _USER_BLOCK):
       rows = has_rows[start:start + _USER_BLOCK]
       x_rows, fitted_rows = x[rows], fitted[rows]
-      scores = ease.leave_user_out_scores(
-          x_rows.toarray(), np.asarray(x_rows @ self.ease.weights), fitted_rows.toarray(),
-          np.asarray(fitted_rows @ self.ease.weights), self.ease.precision_diagonal)
+      x_dense, xb = x_rows.toarray(), np.asarray(x_rows @ self.ease.weights)
+      if (x_rows != fitted_rows).nnz == 0:  # The rows are the fit's: one product serves.
+        fitted_dense, fitted_b = x_dense, xb
+      else:
+        fitted_dense = fitted_rows.toarray()
+        fitted_b = np.asarray(fitted_rows @ self.ease.weights)
+      scores = ease.leave_user_out_scores(x_dense, xb, fitted_dense, fitted_b,
+                                          self.ease.precision_diagonal)
       vectors[rows] = scores @ basis
     return vectors
 
