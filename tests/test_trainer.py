@@ -557,8 +557,12 @@ def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
 def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(train_data, sizes):
   # The defaults: the slice holds 5% of the train split (80% of the ratings), the eval
   # split 20% of the ratings: a fifth as many held-out movies per user, a fifth the cutoff.
-  assert trainer.validation_targets_ratio(0.05, 0.2) == pytest.approx(0.2)
-  assert trainer.validation_targets_ratio(0.1, 0.5) == pytest.approx(0.1)
+  assert trainer.validation_targets_ratio(0.05, configs.DataConfig()) == pytest.approx(0.2)
+  assert trainer.validation_targets_ratio(
+      0.1, configs.DataConfig(eval_fraction=0.5)) == pytest.approx(0.1)
+  # A temporal split's eval users are mostly new: no per-user share to match.
+  assert trainer.validation_targets_ratio(
+      0.05, configs.DataConfig(split_method=configs.TEMPORAL_SPLIT)) == 1.0
   assert trainer.validation_k(9125) == 100 and trainer.validation_k(9125, 0.2) == 20
   assert trainer.validation_k(500) == 50 and trainer.validation_k(500, 0.2) == 10
   assert trainer.validation_k(9125, 3.0) == 100  # Never above the Evaluator's cutoff.

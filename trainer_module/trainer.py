@@ -116,11 +116,19 @@ def validation_k(num_candidates: int, targets_ratio: float = 1.0) -> int:
   return max(1, round(min(100, num_candidates // 10) * min(1.0, targets_ratio)))
 
 
-def validation_targets_ratio(validation_fraction: float, eval_fraction: float) -> float:
-  """Held-out pairs per user in the validation slice over those in the eval split: the
-  slice holds `validation_fraction` of the train split, which is (1 - eval_fraction) of
-  the ratings, where the eval split holds eval_fraction of them (0.05 x 0.8 / 0.2 = 0.2
-  with the defaults)."""
+def validation_targets_ratio(validation_fraction: float,
+                             data_config: configs.DataConfig) -> float:
+  """Held-out pairs per user in the validation slice over those in the eval split.
+
+  Under the random split, the slice holds `validation_fraction` of the train split, which
+  is (1 - eval_fraction) of each user's ratings, where the eval split holds eval_fraction
+  of them: 0.05 x 0.8 / 0.2 = 0.2 with the defaults. Under the temporal split the eval
+  split holds no share of a user's ratings (most of its users have no train rating at
+  all), so there is no density to match: 1, the Evaluator's own cutoff.
+  """
+  if data_config.split_method != configs.RANDOM_SPLIT:
+    return 1.0
+  eval_fraction = data_config.eval_fraction
   return validation_fraction * (1.0 - eval_fraction) / eval_fraction
 
 
@@ -291,8 +299,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   transform_config = configs.TransformConfig.from_dict(custom_config.get(configs.TRANSFORM_KEY))
   context_config = configs.ContextConfig.from_dict(custom_config.get(configs.CONTEXT_KEY))
   data_config = configs.DataConfig.from_dict(custom_config.get(configs.DATA_KEY))
-  targets_ratio = validation_targets_ratio(trainer_config.validation_fraction,
-                                           data_config.eval_fraction)
+  targets_ratio = validation_targets_ratio(trainer_config.validation_fraction, data_config)
   if configs.CATALOG_FILES_KEY not in custom_config:
     raise ValueError(f"custom_config has no {configs.CATALOG_FILES_KEY!r}: use "
                      "components.retrieval_trainer.RetrievalTrainer, which adds the catalog.")
