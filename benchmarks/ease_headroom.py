@@ -4,7 +4,10 @@ Reads a finished local pipeline run and ranks the RetrievalEvaluator's eval user
 as the Evaluator does (the same users, eval pairs and train exclusions, with its own
 modules), with each of these score functions:
 
-  model                 the run's newest trained two-tower model (RetrievalTrainer)
+  model                 the run's newest trained two-tower model (RetrievalTrainer), as
+                        served: with the EASE factor, on by default, included (run the
+                        pipeline with --ease_factor_rank 0 for the towers alone, which
+                        the "model + w x EASE" rows assume)
   EASE λ=L              the baseline at each penalty of --ease_l2s: is the Evaluator's
                         (configs.EvaluatorConfig.ease_l2) near EASE's best?
   EDLAE p=P             EASE with the input-dropout penalty of Steck 2020 (ease.py), p in
