@@ -14,8 +14,9 @@ and of the EASE paper) and asks what a new user gets from `serving_with_context`
   EASE                  the Evaluator's EASE (fitted on the run's train split) scored from
                         the whole given history
   model                 the run's query model (its with_context signature, under an id it
-                        never saw) from the given history's `max_context` most recent
-                        movies: what a client sending the recent history gets
+                        never saw) from the whole given history, most recent first: the
+                        towers read its `max_context` most recent movies, the EASE
+                        factor all of them
   model / EASE, N random
                         both from N random movies of the given history (--short_histories)
 
@@ -148,12 +149,12 @@ def _first_n_per_user(users: np.ndarray, order: np.ndarray, n: int) -> np.ndarra
 
 def _model_scores(model_uri: str, catalog: List[str], user_ids: List[str],
                   users: np.ndarray, movies: np.ndarray, timestamps: np.ndarray,
-                  query_times: np.ndarray, max_context: int) -> ScoreFn:
-  """The query model from each user's most recent given movies, as a new user's request."""
+                  query_times: np.ndarray) -> ScoreFn:
+  """The query model from each user's given movies, most recent first, as a new user's
+  request (the towers read the first max_context, the EASE factor all of them)."""
   order = np.lexsort((-timestamps, users))
-  order = order[_first_n_per_user(users, order, max_context)[order]]
   place = np.arange(len(order)) - np.searchsorted(users[order], users[order])
-  contexts = np.full((len(user_ids), max_context), "", dtype=object)
+  contexts = np.full((len(user_ids), max(int(place.max()) + 1, 1)), "", dtype=object)
   contexts[users[order], place] = np.asarray(catalog, dtype=object)[movies[order]]
   queries = {features.USER_ID: np.array([f"never-seen-{user}" for user in user_ids],
                                         dtype=object),
@@ -182,17 +183,16 @@ def evaluate(output_dir: str, pipeline_root: str, given_fraction: float,
   config = configs.EvaluatorConfig()
   fitted = ease.fit(train.all_train_users, train.all_train_movies, train.num_train_users,
                     train.train_counts, config.ease_l2, config.ease_max_items)
-  max_context = configs.ContextConfig().max_context
 
   def model_from(keep: np.ndarray) -> ScoreFn:
     return _model_scores(model_uri, catalog, user_ids, users[keep], movies[keep],
-                         timestamps[keep], query_times, max_context)
+                         timestamps[keep], query_times)
 
   rows: Dict[str, Callable[[], ScoreFn]] = {
       "popularity": lambda: scoring.popularity_score_fn(train.train_counts),
       "EASE, whole given history": lambda: fitted.score_fn(users[given], movies[given],
                                                            num_users),
-      f"model, {max_context} most recent given": lambda: model_from(given),
+      "model, whole given history": lambda: model_from(given),
   }
   random_order = np.lexsort((rng.random(len(users)), users))
   for n in short_histories:

@@ -907,9 +907,14 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
   own = np.isin(movie_ids, history)
   factor_scores = lambda vector: embeddings[:, EMBEDDING_DIM:] @ vector
   assert factor_scores(stored)[own].mean() < factor_scores(in_sample)[own].mean()
-  # An unknown user without a context has no factor; with one, the factor of its movies.
+  # An unknown user without a context has no factor; with one, the factor of its movies:
+  # all of them, also past max_context (the towers read the first max_context).
   unknown = factor_of(["new-user", "new-user"], [[""], history[:3]])
   assert not unknown[0].any() and np.abs(unknown[1]).max() > 1e-4
+  np.testing.assert_allclose(factor_of(["new-user"], [history])[0], in_sample, rtol=1e-4,
+                             atol=1e-5)
+  assert np.abs(factor_of(["new-user"], [history[:fixture_data.max_context]])[0]
+                - in_sample).max() > 1e-4
 
   # The serving model ranks by the same dot product, factor included.
   users = ["1", "8", "no-such-user"]

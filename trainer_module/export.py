@@ -12,8 +12,9 @@ string and `score` [batch, k] float32, best first):
   serving_at_time       user_id, timestamp [batch] int64 (Unix seconds; outside the
                         training range it counts as the nearest trained time).
   serving_with_context  user_id, context_movie_ids [batch, n] string: the user's recent
-                        movies, most recent first, rows padded with "" (at most
-                        max_context are read). A row of only "" uses the stored history.
+                        movies, most recent first, rows padded with "" (the towers
+                        read the first max_context, the EASE factor every one). A row
+                        of only "" uses the stored history.
   serving_with_context_at_time  every query feature.
   serving_exclude_seen  user_id [batch] string, exclude_movie_ids [batch, n] string (pad
                         rows with ""; unknown ids are ignored): these movies never appear.
@@ -235,8 +236,9 @@ class QueryEncoder(tf.Module):
   With stored histories, a query's context is the one it gives, else (no context, or an
   all-"" row) its user's stored history; the context query towers read it. With an EASE
   factor (trainer_module/ease_factor.py), the factor's vector is appended to the
-  embedding (to each vector of a multi-vector query): from the given context's movies, or
-  without one, the user's stored vector (their every train rating).
+  embedding (to each vector of a multi-vector query): from every movie the given context
+  holds (the towers read its first max_context), or without one, the user's stored
+  vector (their every train rating).
   """
 
   def __init__(self, tft_output: tft.TFTransformOutput,
@@ -264,19 +266,29 @@ class QueryEncoder(tf.Module):
                                          name="ease_query_rows")
       self.ease_user_vectors = tf.Variable(ease_factor.user_vectors, trainable=False,
                                            name="ease_user_vectors")
+      # The factor reads every movie a request gives, where the towers read the first
+      # max_context through the Transform graph: its own lookup of the movie vocabulary
+      # (an id outside it, or "" padding, gets -1 and no row).
+      vocabulary = tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
+      self.movie_index = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(
+              tf.constant(vocabulary, tf.string),
+              tf.range(len(vocabulary), dtype=tf.int64)), default_value=-1)
 
-  def _ease_vectors(self, users: tf.Tensor,
+  def _ease_vectors(self, users: tf.Tensor, context_ids: Optional[tf.Tensor],
                     given: Optional[Tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
-    """[batch, r]: the EASE factor's vector of each query: the sum of its given context's
-    movie rows, else the stored vector of its user (`users`, indices [batch])."""
+    """[batch, r]: the EASE factor's vector of each query: the sum of the movie rows of
+    every movie its context gives (`context_ids`, [batch, n] strings padded with "", any
+    n: EASE reads a whole history), else the stored vector of its user (`users`, indices
+    [batch])."""
     stored = tf.gather(self.ease_user_vectors, users)
-    if given is None:
+    if given is None or context_ids is None:
       return stored
-    indices, has_context = given
-    is_movie = tf.cast(indices != model_lib.PADDING, tf.float32)[:, :, tf.newaxis]
+    indices = self.movie_index.lookup(context_ids)
+    is_movie = tf.cast(indices >= 0, tf.float32)[:, :, tf.newaxis]
     from_context = tf.reduce_sum(
         tf.gather(self.ease_query_rows, tf.maximum(indices, 0)) * is_movie, axis=1)
-    return tf.where(has_context, from_context, stored)
+    return tf.where(given[1], from_context, stored)
 
   def encode(self, query: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """(the query embeddings, the context indices [batch, max_context] each query was
@@ -296,7 +308,8 @@ class QueryEncoder(tf.Module):
       transformed[features.CONTEXT_MOVIE_INDICES] = context
     queries = self.retrieval_model.query_embedding(transformed)
     if self._has_ease_factor:
-      queries = _appended(queries, self._ease_vectors(users, given))
+      queries = _appended(queries, self._ease_vectors(
+          users, query.get(features.CONTEXT_MOVIE_IDS), given))
     return queries, context
 
   def embed(self, query: Mapping[str, tf.Tensor]) -> tf.Tensor:
