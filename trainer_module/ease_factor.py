@@ -57,7 +57,7 @@ class EaseFactor:
     candidate_rows: float32 [movies, r], R's row of each movie, likewise.
     weight: w, the factor's share of the score (0: not used).
     info: How it was fitted and chosen (written to the Trainer's history).
-    ease: The fitted EASE weights (columns are movie indices), which `user_vectors` scores
+    ease_model: The fitted EASE weights (columns are movie indices), which `user_vectors` scores
       with.
     fitted: Binary [users, items of `ease`], each user's row of the fit.
     singular_values: float64 [r], R's column norms squared (R = V·diag(s)^½).
@@ -66,7 +66,7 @@ class EaseFactor:
   candidate_rows: np.ndarray
   weight: float
   info: Dict[str, object]
-  ease: ease.Ease
+  ease_model: ease.Ease
   fitted: sparse.csr_matrix
   singular_values: np.ndarray
 
@@ -85,24 +85,24 @@ class EaseFactor:
     train movies scored from their own row, which in-sample EASE ranks above every
     held-out movie.
     """
-    items = self.ease.item_columns(movies)
+    items = self.ease_model.item_columns(movies)
     x = ease.binary_matrix(np.asarray(users, np.int64).reshape(-1), items.reshape(-1),
-                           num_users, len(self.ease.items), np.float32)
+                           num_users, len(self.ease_model.items), np.float32)
     fitted = _rows(self.fitted, num_users)
-    basis = self.candidate_rows[self.ease.items].astype(np.float64) / self.singular_values
+    basis = self.candidate_rows[self.ease_model.items].astype(np.float64) / self.singular_values
     vectors = np.zeros([num_users, self.rank], np.float32)
     has_rows = np.flatnonzero(np.diff(x.indptr) > 0)
     for start in range(0, len(has_rows), _USER_BLOCK):
       rows = has_rows[start:start + _USER_BLOCK]
       x_rows, fitted_rows = x[rows], fitted[rows]
-      x_dense, xb = x_rows.toarray(), np.asarray(x_rows @ self.ease.weights)
+      x_dense, xb = x_rows.toarray(), np.asarray(x_rows @ self.ease_model.weights)
       if (x_rows != fitted_rows).nnz == 0:  # The rows are the fit's: one product serves.
         fitted_dense, fitted_b = x_dense, xb
       else:
         fitted_dense = fitted_rows.toarray()
-        fitted_b = np.asarray(fitted_rows @ self.ease.weights)
+        fitted_b = np.asarray(fitted_rows @ self.ease_model.weights)
       scores = ease.leave_user_out_scores(x_dense, xb, fitted_dense, fitted_b,
-                                          self.ease.precision_diagonal)
+                                          self.ease_model.precision_diagonal)
       vectors[rows] = scores @ basis
     return vectors
 
@@ -170,7 +170,7 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, 
   candidate_rows[fitted.items] = right
   return EaseFactor(
       query_rows=query_rows, candidate_rows=candidate_rows, weight=0.0,
-      info={**fitted.info, "rank": int(left.shape[1])}, ease=fitted,
+      info={**fitted.info, "rank": int(left.shape[1])}, ease_model=fitted,
       fitted=ease.binary_matrix(users, fitted.item_columns(movies), num_users,
                                 len(fitted.items), np.float32),
       singular_values=np.sum(np.square(right.astype(np.float64)), axis=0))

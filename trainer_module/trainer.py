@@ -191,11 +191,11 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     """The factor's unweighted user vector of each position, kept for the factor's other
     weights (a weight grid scores one fit several times)."""
     fit, vectors = self._factor_cache
-    if fit is not factor.ease:
+    if fit is not factor.ease_model:
       # The factor indexes users by their user index (its fit's rows), not by position.
       vectors = factor.user_vectors(self._query_users[self._train_users], self._train_movies,
                                     int(self._query_users.max()) + 1)[self._query_users]
-      self._factor_cache = (factor.ease, vectors)
+      self._factor_cache = (factor.ease_model, vectors)
     return vectors
 
   def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None,
