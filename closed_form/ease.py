@@ -91,9 +91,10 @@ class Ease:
     covers_catalog = len(self.items) == self.num_movies
 
     def score(rows: np.ndarray) -> np.ndarray:
-      item_scores = np.asarray(x[rows] @ self.weights)
+      x_rows = x[rows]
+      item_scores = np.asarray(x_rows @ self.weights)
       if leave_user_out:
-        dense = x[rows].toarray()
+        dense = x_rows.toarray()
         item_scores = leave_user_out_scores(dense, item_scores, dense, item_scores,
                                             self.precision_diagonal).astype(np.float32)
       if covers_catalog:
