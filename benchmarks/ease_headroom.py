@@ -37,6 +37,18 @@ modules), with each of these score functions:
                         train history (the eval users'), counts over (n_i n_j)^0.5: an
                         item-item model of rating sessions (--corated_windows)
   EASE + 0.3 x co-rated W
+  EASE, session rows W:γ
+                        EASE with session rows (closed_form/ease.py, ease.Sessions): each
+                        run of W consecutive ratings of an eval user's time-ordered train
+                        history one more row of the fit, weighted γ (--session_rows, W:γ;
+                        the fit reads the eval users' train rows, every train user when
+                        the Evaluator does not sample them, as on ml-latest-small)
+  EASE, session rows W:γ rank R
+                        the same truncated to rank R (--ranks): what the Trainer's EASE
+                        factor serves by default
+  EASE, session diagonal W:γ
+                        the session rows' diagonal alone added to the fit (a penalty that
+                        grows with each movie's ratings, as EDLAE's): is the gain theirs?
   model, C chunks       the model queried from each user's C x max_context most recent
                         train movies, one query per chunk of max_context, the normalized
                         queries summed (--history_chunks): can the model read the whole
@@ -105,6 +117,8 @@ _SHORT_HISTORIES = flags.DEFINE_list(
     "train movies of each user, as for a new user who brings a short history.")
 _CORATED_WINDOWS = flags.DEFINE_list("corated_windows", ["5"],
                                      "W of the 'co-rated W' rows.")
+_SESSION_ROWS = flags.DEFINE_list("session_rows", ["8:0.25"],
+                                  "W:γ of the 'EASE, session rows W:γ' rows.")
 
 
 
@@ -359,7 +373,41 @@ def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.Eva
     rows[f"EASE + 0.3 x co-rated {window}"] = (
         lambda co_rated=co_rated: lambda rows: (_standardized(full_ease(rows))
                                                 + 0.3 * _standardized(co_rated(rows))))
+  for spec in _SESSION_ROWS.value:
+    window, weight = spec.split(":")
+    sessions = ease.Sessions(eval_data.train_timestamps, int(window), float(weight))
+    session_fit = functools.cache(lambda sessions=sessions: ease.fit(
+        eval_data.train_users, eval_data.train_movies, num_users, eval_data.train_counts,
+        config.ease_l2, config.ease_max_items, sessions=sessions))
+    rows[f"EASE, session rows {spec}"] = (
+        lambda session_fit=session_fit: session_fit().score_fn(**every_pair,
+                                                               num_users=num_users))
+    for rank in [int(value) for value in _RANKS.value]:
+      rows[f"EASE, session rows {spec} rank {rank}"] = (
+          lambda session_fit=session_fit, rank=rank: _low_rank(
+              session_fit(), rank, _SEED.value).score_fn(**every_pair, num_users=num_users))
+    rows[f"EASE, session diagonal {spec}"] = (
+        lambda sessions=sessions: _session_diagonal_ease(eval_data, sessions, config)
+        .score_fn(**every_pair, num_users=num_users))
   return rows
+
+
+def _session_diagonal_ease(eval_data: data.EvalData, sessions: ease.Sessions,
+                           config: configs.EvaluatorConfig) -> ease.Ease:
+  """EASE on the eval users' rows with only the diagonal of γ·WᵀW added to XᵀX + λI."""
+  items, _ = ease.select_items(eval_data.train_counts, config.ease_max_items)
+  item_of = np.full(len(eval_data.train_counts), -1, np.int64)
+  item_of[items] = np.arange(len(items))
+  columns = item_of[eval_data.train_movies]
+  gram = ease.gram_matrix(ease.binary_matrix(eval_data.train_users, columns,
+                                             len(eval_data.user_ids), len(items)))
+  rows = ease.session_matrix(eval_data.train_users, columns, eval_data.train_timestamps,
+                             len(items), sessions.window)
+  gram[np.diag_indices_from(gram)] += sessions.weight * np.asarray(rows.sum(axis=0)).ravel()
+  weights, diagonal = ease.weights_and_precision_diagonal(gram, config.ease_l2)
+  return ease.Ease(items=items, weights=weights.astype(np.float32),
+                   num_movies=len(eval_data.train_counts), info={},
+                   precision_diagonal=diagonal)
 
 
 def main(argv):

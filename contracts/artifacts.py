@@ -32,9 +32,14 @@ relative to `model.uri`:
                                       "ranking_root_mean_squared_error" (and "val_...").
                                       One-value lists: "epoch_kept", "ease_factor_weight"
                                       (0: no EASE factor served) and with a factor
-                                      "ease_factor_rank"; when the validation slice chose
-                                      the weight, "ease_factor_weights" and
-                                      "ease_factor_validation_hit_rates" (one each).
+                                      "ease_factor_rank" and
+                                      "ease_factor_session_weight" (0: plain EASE); when
+                                      the validation slice chose the weight,
+                                      "ease_factor_weights" and
+                                      "ease_factor_validation_hit_rates" (one each), and
+                                      "ease_factor_session_weights" and
+                                      "ease_factor_session_validation_hit_rates" (one
+                                      each: the best over the weights).
   ranking_model/                      Only with a ranking stage (--ranking_model dcn):
                                       SavedModel of the rating model, Transform included.
       signature `serving_default`:    contracts.features.RANKING_FEATURES, raw, one rating

@@ -85,6 +85,11 @@ def test_flags_that_conflict_are_refused_when_parsed():
   configs.TrainerConfig(validation_fraction=0.0)  # The default grid, no conflict.
   with pytest.raises(ValueError, match="--ease_factor_weights must be comma-separated numbers"):
     configs.TrainerConfig(ease_factor_weights="1,-2")
+  with pytest.raises(ValueError, match="--ease_factor_session_weights must be comma-separated"):
+    configs.TrainerConfig(ease_factor_session_weights="0,x")
+  with pytest.raises(ValueError, match="--ease_factor_session_window"):
+    configs.TrainerConfig(ease_factor_session_window=1)
+  assert configs.TrainerConfig().ease_factor_session_weight_grid == [0.0, 0.25]
 
 
 @pytest.mark.parametrize("flag, expected", [("--batch_size=-5", "--batch_size"),

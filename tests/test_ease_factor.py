@@ -95,7 +95,9 @@ def test_history_entries_record_the_choice_even_when_the_factor_is_dropped():
                                       lambda c: 0.5 if c is None else 0.4)
   assert ease_factor.history_entries(dropped) == {
       "ease_factor_weight": [0.0], "ease_factor_rank": [2.0],
+      "ease_factor_session_weight": [0.0],
       "ease_factor_weights": [0.0, 2.0], "ease_factor_validation_hit_rates": [0.5, 0.4]}
   assert ease_factor.history_entries(factor.with_weight(3.0)) == {
-      "ease_factor_weight": [3.0], "ease_factor_rank": [2.0]}
+      "ease_factor_weight": [3.0], "ease_factor_rank": [2.0],
+      "ease_factor_session_weight": [0.0]}
   assert ease_factor.history_entries(None) == {"ease_factor_weight": [0.0]}

@@ -107,6 +107,49 @@ def test_fit_and_score_rank_like_the_hand_computed_weights():
   assert result["hit_rate@5"] == 0.5  # Movie 4 is never retrieved, even at k = 5.
 
 
+def test_session_rows_follow_each_users_time_order_and_stop_at_the_user():
+  # User 0 rated items 3, 1, 2, 0 at times 10, 30, 20, 40 (time order 3, 2, 1, 0); user 1
+  # rated item 4 and, at one time, items 2 and 1 (a tie: item 1 first). Item -1 (not
+  # modelled) keeps its place in the order but is in no row.
+  users = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+  items = np.array([3, 1, 2, 0, 4, 2, 1, -1])
+  times = np.array([10, 30, 20, 40, 5, 7, 7, 6])
+  rows = ease.session_matrix(users, items, times, num_items=5, window=2).toarray()
+  # One row per rating, in (user, time, item) order: user 0: 3 2 1 0; user 1: 4 -1 1 2.
+  np.testing.assert_array_equal(rows, [
+      [0, 0, 1, 1, 0], [0, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0],
+      [0, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 0, 0]])
+  wide = ease.session_matrix(users, items, times, num_items=5, window=3).toarray()
+  np.testing.assert_array_equal(wide[0], [0, 1, 1, 1, 0])  # 3, 2, 1.
+  np.testing.assert_array_equal(wide[3], [1, 0, 0, 0, 0])  # The last rating of user 0.
+  with pytest.raises(ValueError, match="at least 2"):
+    ease.session_matrix(users, items, times, num_items=5, window=1)
+
+
+def test_session_rows_join_the_fit_as_weighted_rows():
+  # EASE with session rows weighted γ is EASE fitted on X stacked over √γ·W.
+  users, items, counts = _random_ratings(seed=7)
+  times = np.random.default_rng(7).permutation(len(users))
+  sessions = ease.Sessions(timestamps=times, window=3, weight=0.5)
+  model = ease.fit(users, items, 40, counts, l2=5.0, max_items=100, sessions=sessions)
+  x = ease.binary_matrix(users, items, 40, 15).toarray()
+  w = ease.session_matrix(users, items, times, 15, window=3).toarray()
+  gram = x.T @ x + 0.5 * w.T @ w
+  rated = counts > 0
+  precision = np.linalg.inv(gram[np.ix_(rated, rated)] + 5.0 * np.eye(rated.sum()))
+  expected = np.eye(rated.sum()) - precision / np.diag(precision)[None, :]
+  np.fill_diagonal(expected, 0)
+  np.testing.assert_allclose(model.weights, expected, atol=1e-5)
+  assert model.info["session_window"] == 3 and model.info["session_weight"] == 0.5
+  # Weight 0 is plain EASE, and says nothing of sessions.
+  plain = ease.fit(users, items, 40, counts, l2=5.0, max_items=100,
+                   sessions=ease.Sessions(timestamps=times, window=3, weight=0.0))
+  reference = ease.fit(users, items, 40, counts, l2=5.0, max_items=100)
+  np.testing.assert_array_equal(plain.weights, reference.weights)
+  assert "session_weight" not in plain.info
+  assert not np.allclose(model.weights, reference.weights, atol=1e-3)
+
+
 def _random_ratings(seed, num_users=40, num_items=15, density=0.3):
   rng = np.random.default_rng(seed)
   users, items = np.nonzero(rng.random([num_users, num_items]) < density)

@@ -146,23 +146,31 @@ def history_entries(factor: Optional[EaseFactor]) -> Dict[str, List[float]]:
   weight (0: none served), rank, and the validation slice's choice when it made one."""
   if factor is None:
     return {"ease_factor_weight": [0.0]}
-  entries = {"ease_factor_weight": [factor.weight], "ease_factor_rank": [float(factor.rank)]}
+  entries = {"ease_factor_weight": [factor.weight], "ease_factor_rank": [float(factor.rank)],
+             "ease_factor_session_weight": [float(factor.info.get("session_weight", 0.0))]}
   if "validation_hit_rates" in factor.info:
     entries["ease_factor_weights"] = [float(w) for w in factor.info["validation_weights"]]
     entries["ease_factor_validation_hit_rates"] = list(factor.info["validation_hit_rates"])
+  if "session_validation_hit_rates" in factor.info:
+    entries["ease_factor_session_weights"] = list(factor.info["session_validation_weights"])
+    entries["ease_factor_session_validation_hit_rates"] = list(
+        factor.info["session_validation_hit_rates"])
   return entries
 
 
 def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, rank: int,
-        l2: float, max_items: int, seed: int) -> EaseFactor:
+        l2: float, max_items: int, seed: int,
+        sessions: Optional[ease.Sessions] = None) -> EaseFactor:
   """Fits EASE on (user index, movie index) pairs and factorizes it to `rank`.
 
-  Returns the factor with weight 0 (`choose_weight` or `with_weight` sets it).
+  `sessions` (timestamps aligned with the pairs) adds session rows to the fit
+  (closed_form/ease.py). Returns the factor with weight 0 (`choose_weight` or
+  `with_weight` sets it).
   """
   users = np.asarray(users, np.int64).reshape(-1)
   movies = np.asarray(movies, np.int64).reshape(-1)
   fitted = ease.fit(users, movies, num_users, np.bincount(movies, minlength=num_movies), l2,
-                    max_items)
+                    max_items, sessions=sessions)
   left, right = ease.factorize(fitted.weights, rank, seed)
   query_rows = np.zeros([num_movies, left.shape[1]], np.float32)
   candidate_rows = np.zeros_like(query_rows)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from closed_form import ease
 from contracts import artifacts
 from contracts import configs
 from contracts import features
@@ -370,39 +371,63 @@ def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf
   """The EASE factor (trainer_module/ease_factor.py), None with --ease_factor_rank 0. Its
   weight is 0 (nothing to serve) when the validation slice scores the towers alone best.
 
-  Without a validation slice, the factor is served at the one weight given, or at
-  `ease_factor.WEIGHT_WITHOUT_VALIDATION` when --ease_factor_weights lists several. With a
-  validation slice, EASE is first fitted on the rows the towers were fitted on, so
-  the slice judges the sum fairly, and the weight is the best of --ease_factor_weights on
-  it. A closed form costs seconds to fit again, so the factor that is served is then
-  refitted on the whole train split, the slice included, as the towers cannot be.
+  Without a validation slice, the factor is fitted with the largest session weight and
+  served at the one weight given, or at `ease_factor.WEIGHT_WITHOUT_VALIDATION` when
+  --ease_factor_weights lists several. With a validation slice, EASE is first fitted on
+  the rows the towers were fitted on, once per session weight, so the slice judges the
+  sum fairly; the pair (session weight, w) with the best hit rate is kept, ties going to
+  the earlier of each list. A closed form costs seconds to fit again, so the factor that
+  is served is then refitted on the whole train split, the slice included, as the towers
+  cannot be.
   """
   if not config.ease_factor_rank:
     return None
-  def fit(users: tf.Tensor, movies: tf.Tensor) -> ease_factor.EaseFactor:
+  def fit(users: tf.Tensor, movies: tf.Tensor, times: tf.Tensor,
+          session_weight: float) -> ease_factor.EaseFactor:
+    sessions = ease.Sessions(times.numpy(), config.ease_factor_session_window,
+                             session_weight) if session_weight else None
     return ease_factor.fit(users.numpy(), movies.numpy(), sizes.users, sizes.movies,
                            config.ease_factor_rank, config.ease_factor_l2,
-                           config.ease_factor_max_items, config.seed)
+                           config.ease_factor_max_items, config.seed, sessions)
 
-  every_rating = [train_data[name] for name in (features.USER_ID_INDEX,
-                                                features.MOVIE_ID_INDEX)]
+  columns = (features.USER_ID_INDEX, features.MOVIE_ID_INDEX, features.TIMESTAMP_SECONDS)
+  every_rating = [train_data[name] for name in columns]
   weights = config.ease_factor_weight_grid
+  session_weights = config.ease_factor_session_weight_grid
   if not validation:
-    return fit(*every_rating).with_weight(
+    return fit(*every_rating, max(session_weights)).with_weight(
         weights[0] if len(weights) == 1 else ease_factor.WEIGHT_WITHOUT_VALIDATION)
   fitted_rows = [tf.gather(validation.train.examples[name], validation.train.rows)
-                 for name in (features.USER_ID_INDEX, features.MOVIE_ID_INDEX)]
+                 for name in columns]
   checker = ValidationHitRate(validation, config.early_stopping_patience, config.seed,
                               targets_ratio)
   checker.set_model(model)
   embedded = checker.embeddings()  # The towers stay as they are for every weight.
-  chosen = ease_factor.choose_weight(fit(*fitted_rows), weights,
-                                     lambda f: checker.hit_rate(f, embedded))
+  # One fit per session weight; only the best so far is kept (each holds dense [n, n]).
+  best, best_rates = None, []
+  for session_weight in session_weights:
+    candidate = ease_factor.choose_weight(fit(*fitted_rows, session_weight), weights,
+                                          lambda f: checker.hit_rate(f, embedded))
+    best_rates.append(max(candidate.info["validation_hit_rates"]))
+    if best is None or best_rates[-1] > max(best_rates[:-1]):
+      best = candidate
+    del candidate
+  del checker  # It caches the last fit's user vectors and weights.
+  session_weight = session_weights[int(np.argmax(best_rates))]
+  logging.info("EASE factor: best validation hit rates %s at session weights %s; keeping "
+               "%g.", [round(rate, 4) for rate in best_rates], session_weights, session_weight)
+  chosen = dataclasses.replace(best, info={
+      **best.info, "session_weight": float(session_weight),
+      "session_validation_weights": [float(w) for w in session_weights],
+      "session_validation_hit_rates": [float(rate) for rate in best_rates]})
+  del best
   if not chosen.weight:
     return chosen
-  refitted = fit(*every_rating)
-  return dataclasses.replace(refitted, weight=chosen.weight,
-                             info={**chosen.info, **refitted.info, "weight": chosen.weight,
+  weight, info = chosen.weight, chosen.info
+  del chosen  # Its fit on the fitted rows is not served: free it before the refit.
+  refitted = fit(*every_rating, session_weight)
+  return dataclasses.replace(refitted, weight=weight,
+                             info={**info, **refitted.info, "weight": weight,
                                    "refitted_on_every_train_rating": True})
 
 

@@ -256,6 +256,14 @@ def _ease_factor_paragraph(history: Mapping[str, Sequence[float]]) -> str:
     grid = ", ".join(f"{rate:.4f} at {w:g}"
                      for w, rate in zip(history["ease_factor_weights"], rates))
     text += f", the best validation hit rate of the weights tried ({grid})"
+  session_weight = history.get("ease_factor_session_weight", [0.0])[0]
+  text += (f"; EASE fitted with session rows weighted {session_weight:g}" if session_weight
+           else "; plain EASE (no session rows)")
+  session_rates = history.get("ease_factor_session_validation_hit_rates")
+  if session_rates:
+    grid = ", ".join(f"{rate:.4f} at {w:g}" for w, rate in
+                     zip(history["ease_factor_session_weights"], session_rates))
+    text += f", the best of the session weights tried ({grid})"
   return f"<p>{html_lib.escape(text)}.</p>"
 
 
