@@ -27,10 +27,10 @@ together more than the rest of a long history says. Each run of `window` consecu
 ratings of a user's time-ordered train history is added to the fit as one more binary
 row, weighted γ: the Gram matrix becomes XᵀX + γ·WᵀW, still positive semi-definite, so
 the closed form is unchanged. On ml-latest-small (random 80/20 split) a window of 8 at
-γ = 0.25 lifts this EASE from hit_rate@100 0.3798 to 0.39 (docs/model_quality.md, "Session
-rows"); adding γ·WᵀW's diagonal alone (a popularity-scaled penalty) gains nothing, so the
-gain is the sittings' co-occurrence. On the synthetic data, which has no sittings, it is
-level. The order only shapes the fit: scoring still reads the set x_u. A leave-user-out
+γ = 0.25 lifts this EASE from hit_rate@100 0.3798 to 0.3926 (docs/model_quality.md,
+"Session rows"); adding γ·WᵀW's diagonal alone (a popularity-scaled penalty) gains
+nothing, so the gain is the sittings' co-occurrence. The synthetic data has no sittings,
+and the Trainer's validation slice keeps plain EASE there. The order only shapes the fit: scoring still reads the set x_u. A leave-user-out
 score (below) removes the user's row of X, not their session rows.
 
 `dropout` p > 0 gives the full-rank EDLAE of Steck 2020 ("Autoencoders that don't overfit
