@@ -30,8 +30,9 @@ the closed form is unchanged. On ml-latest-small (random 80/20 split) a window o
 γ = 0.25 lifts this EASE from hit_rate@100 0.3798 to 0.3926 (docs/model_quality.md,
 "Session rows"); adding γ·WᵀW's diagonal alone (a popularity-scaled penalty) gains
 nothing, so the gain is the sittings' co-occurrence. The synthetic data has no sittings,
-and the Trainer's validation slice keeps plain EASE there. The order only shapes the fit: scoring still reads the set x_u. A leave-user-out
-score (below) removes the user's row of X, not their session rows.
+and the Trainer's validation slice keeps plain EASE there. The order only shapes the fit:
+scoring still reads the set x_u. A leave-user-out score (below) removes the user's row of
+X, not their session rows.
 
 `dropout` p > 0 gives the full-rank EDLAE of Steck 2020 ("Autoencoders that don't overfit
 towards the identity"): the penalty of item i becomes λ + p/(1-p)·(XᵀX)[i, i], as if
@@ -316,7 +317,8 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int,
   weights = weights.astype(np.float32)
   del gram
   info = {
-      "l2": float(l2), **_session_info(sessions), "num_items": int(len(items)), "num_movies": int(len(train_counts)),
+      "l2": float(l2), **_session_info(sessions), "num_items": int(len(items)),
+      "num_movies": int(len(train_counts)),
       "rated_movies": int((np.asarray(train_counts) > 0).sum()), "max_items": int(max_items),
       "truncated": bool(truncated), "fit_seconds": round(time.perf_counter() - started, 2),
       "working_mib": round(12 * len(items) ** 2 / 2**20, 1),
