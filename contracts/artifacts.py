@@ -36,7 +36,9 @@ relative to `model.uri`:
                                       "ease_factor_session_weight" (0: plain EASE); when
                                       the validation slice chose the weight,
                                       "ease_factor_weights" and
-                                      "ease_factor_validation_hit_rates" (one each), and
+                                      "ease_factor_validation_hit_rates" (one each),
+                                      "ease_factor_level_weights" (those level with the
+                                      best, the middle one served), and
                                       "ease_factor_session_weights" and
                                       "ease_factor_session_validation_hit_rates" (one
                                       each: the best over the weights).

@@ -349,8 +349,10 @@ class TrainerConfig(_Config):
       "0.0014 lower hit_rate@100 on ml-latest-small. 0: the towers alone.",
       non_negative)
   ease_factor_weights: str = _field(
-      "0,0.5,1,2,4,8", "Candidate weights w of the EASE factor; the validation slice "
-      "keeps the one with the best hit rate (0 drops the factor). Without a validation "
+      "0,0.5,1,2,4,8", "Candidate weights w of the EASE factor (0 drops the factor). The "
+      "validation slice keeps the middle one of the weights whose hit rate is within one "
+      "standard error of the best's, so noise in a small slice does not pick an edge "
+      "of a flat curve (trainer_module/ease_factor.py). Without a validation "
       "slice (--validation_fraction 0) a single weight is used as given, and a list "
       "serves the factor at w = 1.",
       _weight_list("ease_factor_weights"))

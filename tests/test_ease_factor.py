@@ -71,32 +71,71 @@ def test_serving_form_folds_the_weight_into_the_query_side():
   assert factor.info["weight"] == 2.5
 
 
-def test_choose_weight_keeps_the_best_validation_hit_rate_ties_to_the_earlier():
+def _hits(rate: float, pairs: int = 1000, shift: int = 0) -> np.ndarray:
+  """A hit pattern of `rate` over `pairs` pairs; `shift` moves which pairs are hits."""
+  hits = np.zeros(pairs, bool)
+  hits[np.arange(round(rate * pairs)) + shift] = True
+  return hits
+
+
+def test_level_with_best_keeps_those_within_one_paired_standard_error():
+  best = _hits(0.30)  # Hits on pairs 0-299 of 1000.
+  # 5 of the best's hits fewer: a gap of 0.005 against a standard error of the paired
+  # difference of sqrt(5 / 999) / sqrt(1000) ~ 0.0022. Not level.
+  fewer = _hits(0.295)
+  # 3 fewer: 0.003 against ~0.0017. Not level: a small gap on few pairs is still clear.
+  close = _hits(0.297)
+  # 30 of the best's hits lost, 10 others gained: 0.02 against ~0.0063. Not level.
+  elsewhere = _hits(0.28, shift=30)
+  # 151 of the best's hits lost, 150 others gained: 0.001 against ~0.017. Level.
+  spread = best.copy()
+  spread[:151], spread[300:450] = False, True
+  assert ease_factor.level_with_best([best]) == [0]
+  assert ease_factor.level_with_best([fewer, best, spread]) == [1, 2]
+  assert ease_factor.level_with_best([best, elsewhere, close]) == [0]
+  # Equal rates are level whatever their pairs; the first of them is the best.
+  assert ease_factor.level_with_best([best, _hits(0.30, shift=500)]) == [0, 1]
+
+
+def test_choose_weight_keeps_the_middle_weight_level_with_the_best():
   factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=1.0,
                            max_items=100, seed=0)
   seen = []
+  # Weights 1, 2 and 4 are level (each differs from the best, 2, on a few hundred pairs
+  # by a gap within the noise); 0 (the towers alone) and 8 are clearly below.
+  noisy = {1.0: _hits(0.35, shift=100), 2.0: _hits(0.355), 4.0: _hits(0.352, shift=200)}
+  hits = {None: _hits(0.20), 8.0: _hits(0.25), **noisy}
 
-  def hit_rate(candidate):
+  def validation_hits(candidate):
     seen.append(None if candidate is None else candidate.weight)
-    return {None: 0.30, 1.0: 0.35, 2.0: 0.35, 4.0: 0.31}[seen[-1]]
+    return hits[seen[-1]]
 
-  chosen = ease_factor.choose_weight(factor, [0.0, 1.0, 2.0, 4.0], hit_rate)
-  assert seen == [None, 1.0, 2.0, 4.0]  # Weight 0 is judged as the towers alone.
-  assert chosen.weight == 1.0
-  assert chosen.info["validation_hit_rates"] == [0.30, 0.35, 0.35, 0.31]
+  chosen = ease_factor.choose_weight(factor, [8.0, 0.0, 2.0, 1.0, 4.0], validation_hits)
+  assert seen == [None, 1.0, 2.0, 4.0, 8.0]  # Ascending; weight 0 is the towers alone.
+  assert chosen.info["validation_weights"] == [0.0, 1.0, 2.0, 4.0, 8.0]
+  assert chosen.info["validation_hit_rates"] == pytest.approx([0.20, 0.35, 0.355, 0.352,
+                                                               0.25])
+  assert chosen.info["validation_level_weights"] == [1.0, 2.0, 4.0]
+  assert chosen.weight == 2.0
+  # Of an even count, the larger middle one; a clear best is kept alone.
+  del hits[1.0]
+  assert ease_factor.choose_weight(factor, [0.0, 2.0, 4.0, 8.0],
+                                   lambda c: hits[None if c is None else c.weight]
+                                   ).weight == 4.0
   assert ease_factor.choose_weight(factor, [0.0, 1.0],
-                                   lambda c: 0.5 if c is None else 0.4).weight == 0.0
+                                   lambda c: _hits(0.5 if c is None else 0.4)).weight == 0.0
 
 
 def test_history_entries_record_the_choice_even_when_the_factor_is_dropped():
   factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=1.0,
                            max_items=100, seed=0)
   dropped = ease_factor.choose_weight(factor, [0.0, 2.0],
-                                      lambda c: 0.5 if c is None else 0.4)
+                                      lambda c: _hits(0.5 if c is None else 0.4))
   assert ease_factor.history_entries(dropped) == {
       "ease_factor_weight": [0.0], "ease_factor_rank": [2.0],
       "ease_factor_session_weight": [0.0],
-      "ease_factor_weights": [0.0, 2.0], "ease_factor_validation_hit_rates": [0.5, 0.4]}
+      "ease_factor_weights": [0.0, 2.0], "ease_factor_validation_hit_rates": [0.5, 0.4],
+      "ease_factor_level_weights": [0.0]}
   assert ease_factor.history_entries(factor.with_weight(3.0)) == {
       "ease_factor_weight": [3.0], "ease_factor_rank": [2.0],
       "ease_factor_session_weight": [0.0]}

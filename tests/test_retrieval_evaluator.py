@@ -383,6 +383,7 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
              "ease_factor_weight": [0.5], "ease_factor_rank": [256.0],
              "ease_factor_weights": [0.0, 0.5, 2.0],
              "ease_factor_validation_hit_rates": [0.3696, 0.3774, 0.3755],
+             "ease_factor_level_weights": [0.5],
              "ease_factor_session_weight": [0.25], "ease_factor_session_weights": [0.0, 0.25],
              "ease_factor_session_validation_hit_rates": [0.3701, 0.3774]}
   (model_dir / artifacts.TRAINING_HISTORY_FILE).write_text(json.dumps(history))
@@ -421,8 +422,9 @@ def test_html_report_images_decode_and_every_number_matches_metrics_json(workdir
   assert example["last_rated"][0].startswith("Película")
   assert html.escape(example["last_rated"][0]) in page
   assert results["training_history"] == history
-  assert ("EASE factor (rank 256): served at weight 0.5, the best validation hit rate of the "
-          "weights tried (0.3696 at 0, 0.3774 at 0.5, 0.3755 at 2); EASE fitted with session "
+  assert ("EASE factor (rank 256): served at weight 0.5, the middle one of the weights whose "
+          "validation hit rate is level with the best (0.5; the weights tried: 0.3696 at 0, "
+          "0.3774 at 0.5, 0.3755 at 2); EASE fitted with session "
           "rows weighted 0.25, the best of the session weights tried (0.3701 at 0, 0.3774 at "
           "0.25).") in page
 

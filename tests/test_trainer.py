@@ -935,6 +935,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
   assert history_file["ease_factor_rank"] == [EASE_RANK]
   assert history_file["ease_factor_weights"] == [1.5]
   assert 0 <= history_file["ease_factor_validation_hit_rates"][0] <= 1
+  assert history_file["ease_factor_level_weights"] == [1.5]  # One weight: level with itself.
   # The session rows' weight is chosen on the validation slice too, from the default list.
   assert history_file["ease_factor_session_weights"] == [0.0, 0.25]
   rates = history_file["ease_factor_session_validation_hit_rates"]

@@ -199,10 +199,11 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
       self._factor_cache = (factor.ease_model, vectors)
     return vectors
 
-  def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None,
-               embeddings: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> float:
-    """The current model's validation hit rate @ self.k, with `factor`'s term added to
-    each score when one is given (its user vectors from the fitted rows).
+  def hits(self, factor: Optional[ease_factor.EaseFactor] = None,
+           embeddings: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """bool [held-out pairs]: whether the current model ranks each held-out pair's movie
+    in its user's top self.k, with `factor`'s term added to each score when one is given
+    (its user vectors from the fitted rows).
 
     `embeddings` (from `embeddings()`) spares embedding again when the model has not
     changed since."""
@@ -212,7 +213,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
       movie_vectors = factor.candidate_rows[self._candidate_movies]
     column = np.full(int(self._candidate_movies.max()) + 1, -1)
     column[self._candidate_movies] = np.arange(len(self._candidate_movies))
-    hits = 0
+    hits = np.zeros(len(self._users), bool)
     for start in range(0, len(queries), _VALIDATION_BATCH):
       stop = start + _VALIDATION_BATCH
       scores = artifacts.query_scores(queries[start:stop], candidates.T)
@@ -221,10 +222,16 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
       seen = (self._train_users >= start) & (self._train_users < stop)
       scores[self._train_users[seen] - start, column[self._train_movies[seen]]] = -np.inf
       kth = -np.partition(-scores, self.k - 1, axis=1)[:, self.k - 1]
-      pairs = (self._users >= start) & (self._users < stop)
+      pairs = np.flatnonzero((self._users >= start) & (self._users < stop))
       rows, columns = self._users[pairs] - start, column[self._movies[pairs]]
-      hits += int(np.sum(scores[rows, columns] >= kth[rows]))
-    return hits / len(self._users)
+      hits[pairs] = scores[rows, columns] >= kth[rows]
+    return hits
+
+  def hit_rate(self, factor: Optional[ease_factor.EaseFactor] = None,
+               embeddings: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> float:
+    """The share of `hits(factor, embeddings)`: the validation hit rate @ self.k."""
+    hits = self.hits(factor, embeddings)
+    return float(np.mean(hits)) if len(hits) else 0.0
 
   def on_epoch_end(self, epoch, logs=None):
     rate = self.hit_rate()
@@ -375,8 +382,9 @@ def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf
   served at the one weight given, or at `ease_factor.WEIGHT_WITHOUT_VALIDATION` when
   --ease_factor_weights lists several. With a validation slice, EASE is first fitted on
   the rows the towers were fitted on, once per session weight, so the slice judges the
-  sum fairly; the pair (session weight, w) with the best hit rate is kept, ties going to
-  the earlier of each list. A closed form costs seconds to fit again, so the factor that
+  sum fairly; the session weight whose best hit rate is highest is kept (ties to the
+  earlier), with the w `ease_factor.choose_weight` keeps for it: the middle one of the
+  weights level with its best. A closed form costs seconds to fit again, so the factor that
   is served is then refitted on the whole train split, the slice included, as the towers
   cannot be.
   """
@@ -407,7 +415,7 @@ def fit_ease_factor(model: model_lib.RetrievalModel, train_data: Mapping[str, tf
   best, best_rates = None, []
   for session_weight in session_weights:
     candidate = ease_factor.choose_weight(fit(*fitted_rows, session_weight), weights,
-                                          lambda f: checker.hit_rate(f, embedded))
+                                          lambda f: checker.hits(f, embedded))
     best_rates.append(max(candidate.info["validation_hit_rates"]))
     if best is None or best_rates[-1] > max(best_rates[:-1]):
       best = candidate

@@ -255,7 +255,10 @@ def _ease_factor_paragraph(history: Mapping[str, Sequence[float]]) -> str:
   if rates:
     grid = ", ".join(f"{rate:.4f} at {w:g}"
                      for w, rate in zip(history["ease_factor_weights"], rates))
-    text += f", the best validation hit rate of the weights tried ({grid})"
+    level = history.get("ease_factor_level_weights")
+    text += (f", the middle one of the weights whose validation hit rate is level with "
+             f"the best ({', '.join(f'{w:g}' for w in level)}; the weights tried: {grid})"
+             if level else f", the best validation hit rate of the weights tried ({grid})")
   session_weight = history.get("ease_factor_session_weight", [0.0])[0]
   text += (f"; EASE fitted with session rows weighted {session_weight:g}" if session_weight
            else "; plain EASE (no session rows)")
