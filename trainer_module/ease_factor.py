@@ -224,7 +224,7 @@ def choose_weight(factor: EaseFactor, weights: Sequence[float],
 
   Why not the best: on ml-latest-small the slice's hit rates across the weights 0.5 to 8
   differ by less than their noise (about 3,300 held-out pairs), and its best alone kept
-  w = 0.5 in one run whose eval split scored 0.005 hit_rate@100 higher at any w from 2 to
+  w = 0.5 in one run whose eval split scored 0.004-0.005 hit_rate@100 higher at any w from 2 to
   8 (docs/model_quality.md, "Choosing w"). Any weight level with the best
   (`level_with_best`) may be the eval split's best, and the middle one of them is the
   nearest to all of them; of an even count the larger middle one is kept. A clear curve
