@@ -27,10 +27,11 @@ set of the user's movies, so a given context needs no timestamps.
 
 Why: on ml-latest-small the towers alone score hit_rate@100 0.3695 against EASE's 0.3798,
 and most of the gap is in users with long histories; with the factor (rank 256, plain
-EASE) the model scored 0.3853, and with session rows at rank 512 (the default) 0.3912,
-keeping top_k_accuracy@100 above the towers' own (docs/model_quality.md). The weight w
-is chosen on the Trainer's validation slice (never the eval split), 0 dropping the
-factor; the factor is then refitted on every train rating.
+EASE) the model scored 0.3853, and with session rows at rank 512 (the default) 0.3899 to
+0.3912 depending on the towers' epoch, keeping top_k_accuracy@100 above the towers' own
+(docs/model_quality.md). The weight w is chosen on the Trainer's validation slice (never
+the eval split), 0 dropping the factor; the factor is then refitted on every train
+rating.
 """
 import dataclasses
 from typing import Callable, Dict, List, Optional, Sequence
@@ -191,6 +192,11 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, 
       singular_values=np.sum(np.square(right.astype(np.float64)), axis=0))
 
 
+def _rates(hits: Sequence[np.ndarray]) -> List[float]:
+  """The hit rate of each candidate's per-pair hits (0 without pairs)."""
+  return [float(np.mean(h)) if len(h) else 0.0 for h in hits]
+
+
 def level_with_best(hits: Sequence[np.ndarray]) -> List[int]:
   """Indices of the candidates whose validation hits are level with the best's.
 
@@ -206,7 +212,7 @@ def level_with_best(hits: Sequence[np.ndarray]) -> List[int]:
     Ascending indices into `hits`, the best's included.
   """
   hits = [np.asarray(h, np.float64) for h in hits]
-  rates = [float(np.mean(h)) if len(h) else 0.0 for h in hits]
+  rates = _rates(hits)
   best = int(np.argmax(rates))
   level = []
   for i, h in enumerate(hits):
@@ -224,8 +230,8 @@ def choose_weight(factor: EaseFactor, weights: Sequence[float],
 
   Why not the best: on ml-latest-small the slice's hit rates across the weights 0.5 to 8
   differ by less than their noise (about 3,300 held-out pairs), and its best alone kept
-  w = 0.5 in one run whose eval split scored 0.004-0.005 hit_rate@100 higher at any w from 2 to
-  8 (docs/model_quality.md, "Choosing w"). Any weight level with the best
+  w = 0.5 in one run whose eval split scored 0.004-0.005 hit_rate@100 higher at any w
+  from 2 to 8 (docs/model_quality.md, "Choosing w"). Any weight level with the best
   (`level_with_best`) may be the eval split's best, and the middle one of them is the
   nearest to all of them; of an even count the larger middle one is kept. A clear curve
   (the synthetic data's) leaves the best alone level.
@@ -239,7 +245,7 @@ def choose_weight(factor: EaseFactor, weights: Sequence[float],
   """
   weights = sorted(weights)
   hits = [validation_hits(factor.with_weight(w) if w else None) for w in weights]
-  rates = [float(np.mean(h)) if len(h) else 0.0 for h in hits]
+  rates = _rates(hits)
   level = level_with_best(hits)
   kept = weights[level[len(level) // 2]]
   logging.info("EASE factor (rank %d): validation hit rates %s at weights %s; level with "
