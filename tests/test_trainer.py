@@ -310,6 +310,44 @@ def test_load_transformed_pads_and_caps_lists(fixture_data, tft_output, train_da
                                 train_data[features.CONTEXT_MOVIE_INDICES].numpy()[:, :3])
 
 
+def test_load_transformed_rows_do_not_depend_on_the_files_order(fixture_data, tft_output,
+                                                                 trainer_config, train_data,
+                                                                 tmp_path):
+  # Beam writes a split's examples in an order that changes from run to run; the Trainer
+  # must see the same rows in the same order (its shuffle and validation slice follow it).
+  files = tf.io.gfile.glob(fixture_data.transformed_train_pattern)
+  records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  order = np.random.default_rng(0).permutation(len(records))
+  assert not np.array_equal(order, np.arange(len(records)))
+  for shard, rows in enumerate(np.array_split(order, 3)):
+    path = str(tmp_path / f"shuffled-{shard}.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+      for row in rows:
+        writer.write(records[row])
+  shuffled = data.load_transformed([str(tmp_path / "shuffled-*")], tft_output,
+                                   trainer_config.max_title_tokens,
+                                   fixture_data.max_context)
+  assert set(shuffled) == set(train_data)
+  for name, value in train_data.items():
+    np.testing.assert_array_equal(shuffled[name].numpy(), value.numpy(), err_msg=name)
+  keys = np.stack([train_data[name].numpy().reshape(-1) for name in
+                   (features.USER_ID_INDEX, features.TIMESTAMP_SECONDS)], axis=1)
+  assert all(tuple(a) <= tuple(b) for a, b in zip(keys[:-1], keys[1:]))
+
+
+def test_in_canonical_order_keeps_rows_together():
+  rows = {features.USER_ID_INDEX: tf.constant([[2], [1], [1]], tf.int64),
+          features.TIMESTAMP_SECONDS: tf.constant([[5], [9], [3]], tf.int64),
+          features.MOVIE_ID_INDEX: tf.constant([[7], [8], [9]], tf.int64),
+          features.CONTEXT_MOVIE_INDICES: tf.constant([[1, 2], [3, -1], [4, 5]], tf.int32)}
+  ordered = data.in_canonical_order(dict(rows))
+  np.testing.assert_array_equal(ordered[features.MOVIE_ID_INDEX].numpy().reshape(-1), [9, 8, 7])
+  np.testing.assert_array_equal(ordered[features.CONTEXT_MOVIE_INDICES].numpy(),
+                                [[4, 5], [3, -1], [1, 2]])
+  empty = {name: value[:0] for name, value in rows.items()}
+  assert data.num_examples(data.in_canonical_order(empty)) == 0
+
+
 def test_transformed_context_is_the_raw_context_in_movie_indices(fixture_data, tft_output,
                                                                   train_data):
   vocabulary = [m.decode() for m in tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)]
