@@ -36,6 +36,8 @@ from trainer_module import towers
 from trainer_module import trainer
 
 EMBEDDING_DIM = 16
+# The default history tower and its user id head side by side (`user_id_head`).
+TOWERS_DIM = 2 * EMBEDDING_DIM
 TOP_K = 10
 # The towers alone: the EASE factor (on by default) has its own fixture, `ease_uri`.
 TRAINER_CONFIG = {
@@ -224,11 +226,84 @@ def test_embeddings_are_l2_normalized(batch, tft_output, trainer_config, transfo
   retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config)
   for embedding in (retrieval_model.query_embedding(batch),
                     retrieval_model.candidate_embedding(batch)):
-    norms = np.linalg.norm(embedding.numpy(), axis=1)
-    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    _assert_unit_parts(embedding.numpy())
   # The raw tower output is not normalized: the normalization is the model's doing.
   raw = np.linalg.norm(retrieval_model.query_tower(batch).numpy(), axis=1)
   assert not np.allclose(raw, 1.0)
+
+
+def _assert_unit_parts(embeddings: np.ndarray) -> None:
+  """Each model's part of the towers' embeddings (the history tower's, the user id
+  head's) is L2-normalized."""
+  parts = embeddings[..., :TOWERS_DIM].reshape(*embeddings.shape[:-1], 2, EMBEDDING_DIM)
+  np.testing.assert_allclose(np.linalg.norm(parts, axis=-1), 1.0, rtol=1e-5)
+
+
+def _head_model(tft_output, trainer_config, transform_config, **overrides):
+  config = dataclasses.replace(trainer_config, **overrides)
+  return trainer.build_model(tft_output, config, transform_config)
+
+
+def test_user_id_head_adds_a_user_id_model_s_cosine(batch, tft_output, trainer_config,
+                                                     transform_config):
+  with_head = _head_model(tft_output, trainer_config, transform_config,
+                          query_tower="history", user_id_head=True)
+  head = with_head.user_id_head
+  query, candidate = with_head.query_embedding(batch), with_head.candidate_embedding(batch)
+  assert query.shape == (32, 2 * EMBEDDING_DIM) and candidate.shape == query.shape
+  own = (tf.math.l2_normalize(with_head.query_tower(batch), -1),
+         tf.math.l2_normalize(with_head.candidate_tower(batch), -1))
+  heads = (tf.math.l2_normalize(head.query_tower(batch), -1),
+           tf.math.l2_normalize(head.candidate_tower(batch), -1))
+  scores = tf.matmul(query, candidate, transpose_b=True).numpy()
+  np.testing.assert_allclose(
+      scores, (tf.matmul(*own, transpose_b=True) + tf.matmul(*heads, transpose_b=True)).numpy(),
+      rtol=1e-5, atol=1e-5)
+  # The head reads the user id: another user changes its part of the query only.
+  other = {**batch, features.USER_ID_INDEX: batch[features.USER_ID_INDEX] + 1}
+  moved = with_head.query_embedding(other).numpy()
+  np.testing.assert_allclose(moved[:, :EMBEDDING_DIM], query.numpy()[:, :EMBEDDING_DIM])
+  assert not np.allclose(moved[:, EMBEDDING_DIM:], query.numpy()[:, EMBEDDING_DIM:])
+  # It reads no time (Transform's quantile buckets move a little from run to run).
+  later = {**batch, features.TIMESTAMP_BUCKET: batch[features.TIMESTAMP_BUCKET] * 0 + 1,
+           features.TIMESTAMP_NORMALIZED: batch[features.TIMESTAMP_NORMALIZED] + 1.0}
+  np.testing.assert_allclose(with_head.query_embedding(later).numpy(), query.numpy())
+  # The user_id query tower is that model already: no head.
+  assert _head_model(tft_output, trainer_config, transform_config, query_tower="user_id",
+                     user_id_head=True).user_id_head is None
+
+
+def test_user_id_head_trains_as_a_separate_model(batch, tft_output, trainer_config,
+                                                 transform_config):
+  plain = _head_model(tft_output, trainer_config, transform_config, query_tower="history",
+                      user_id_head=False)
+  with_head = _head_model(tft_output, trainer_config, transform_config,
+                          query_tower="history", user_id_head=True)
+  for built in (plain, with_head):  # Keras creates the weights on the first call.
+    built.compute_loss(batch)
+  with_head.query_tower.set_weights(plain.query_tower.get_weights())
+  with_head.candidate_tower.set_weights(plain.candidate_tower.get_weights())
+  own_variables = plain.query_tower.trainable_variables + plain.candidate_tower.trainable_variables
+  with tf.GradientTape(persistent=True) as tape:
+    plain_loss = plain.compute_loss(batch)
+    head_loss = with_head.compute_loss(batch)
+  # Its own loss is added, and the other towers' gradients are those without the head.
+  assert float(head_loss) > float(plain_loss) + 1.0
+  for expected, got in zip(
+      tape.gradient(plain_loss, own_variables),
+      tape.gradient(head_loss, with_head.query_tower.trainable_variables
+                    + with_head.candidate_tower.trainable_variables)):
+    np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(),
+                               tf.convert_to_tensor(expected).numpy(), rtol=1e-4, atol=1e-6)
+  # Each model steps with its own optimizer, the head at the user_id family's rate.
+  head_before = [v.numpy() for v in with_head.user_id_head.trainable_variables]
+  with_head.train_step(batch)
+  head_optimizer = with_head.user_id_head.head_optimizer
+  assert int(head_optimizer.iterations) == 1 and int(with_head.optimizer.iterations) == 1
+  assert float(head_optimizer.learning_rate) == pytest.approx(
+      towers.FAMILY_DEFAULTS["user_id"].learning_rate)
+  assert all(not np.allclose(before, after.numpy()) for before, after in
+             zip(head_before, with_head.user_id_head.trainable_variables))
 
 
 def test_hidden_layers_add_dense_layers(batch, sizes, fixture_data):
@@ -646,8 +721,8 @@ def test_run_fn_writes_every_export(fixture_data, trained_uri):
   never_trained = set(fixture_data.catalog) - set(fixture_data.train.movie_ids)
   assert never_trained and never_trained <= set(movie_ids)
   assert embeddings.dtype == np.float32
-  assert embeddings.shape == (len(fixture_data.catalog), EMBEDDING_DIM)
-  np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+  assert embeddings.shape == (len(fixture_data.catalog), TOWERS_DIM)
+  _assert_unit_parts(embeddings)
   # Movies never rated share the OOV id embedding but differ by title and genres.
   unrated = np.array([embeddings[movie_ids.index(m)] for m in sorted(never_trained)])
   assert len(np.unique(unrated.round(5), axis=0)) == len(unrated)
@@ -797,8 +872,8 @@ def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, q
   signature = query_model.signatures[artifacts.QUERY_SIGNATURE]
   queries = signature(user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
   queries = queries[artifacts.EMBEDDING_OUTPUT].numpy()
-  assert queries.shape == (3, EMBEDDING_DIM)
-  np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+  assert queries.shape == (3, TOWERS_DIM)
+  _assert_unit_parts(queries)
 
   served = serving.signatures[export.SERVING_AT_TIME](
       user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
@@ -819,8 +894,11 @@ def test_multi_vector_queries_rank_alike_in_serving_and_evaluator(fixture_data,
   queries = evaluator_data.query_embeddings(interests_uri, {
       features.USER_ID: np.array(users, object),
       features.TIMESTAMP: np.full(3, int(fixture_data.train.timestamps.max()))})
-  assert queries.shape == (3, 3, EMBEDDING_DIM)
-  np.testing.assert_allclose(np.linalg.norm(queries, axis=-1), 1.0, rtol=1e-5)
+  assert queries.shape == (3, 3, TOWERS_DIM)
+  _assert_unit_parts(queries)
+  # The user id head's part is the same on every vector of a query.
+  np.testing.assert_allclose(queries[:, 1:, EMBEDDING_DIM:],
+                             np.repeat(queries[:, :1, EMBEDDING_DIM:], 2, axis=1))
   scores = scoring.embedding_score_fn(queries, embeddings,
                                       np.ones(len(movie_ids), bool))(np.arange(3))
   per_vector = np.einsum("uhd,md->uhm", queries, embeddings)
@@ -876,17 +954,23 @@ def test_known_user_without_context_gets_the_stored_training_history(fixture_dat
   assert not np.allclose(stored[0], stored[1], atol=1e-4)
 
 
-def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, serving):
+def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, serving,
+                                                                   query_model):
   history = _recent_train_movies(fixture_data, "5", 8)
   without = serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(["new-user"]))
   with_history = serving.signatures[export.SERVING_WITH_CONTEXT](
       user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant([history]))
   assert _strings(with_history["movie_id"]) != _strings(without["movie_id"])
-  # The default (history) tower knows a user by their movies only: a new user with user
-  # 5's history gets user 5's recommendations.
-  known = serving.signatures[export.SERVING_WITH_CONTEXT](
-      user_id=tf.constant(["5"]), context_movie_ids=tf.constant([history]))
-  assert _strings(known["movie_id"]) == _strings(with_history["movie_id"])
+  # The history tower knows a user by their movies only; the user id head adds what the
+  # model learned of user 5, and for the new user its trained OOV embedding.
+  queries = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+      user_id=tf.constant(["5", "new-user"]),
+      timestamp=tf.constant([int(fixture_data.train.timestamps.max())] * 2, tf.int64),
+      context_movie_ids=tf.constant([history] * 2))[artifacts.EMBEDDING_OUTPUT].numpy()
+  np.testing.assert_allclose(queries[0, :EMBEDDING_DIM], queries[1, :EMBEDDING_DIM],
+                             rtol=1e-5, atol=1e-6)
+  assert not np.allclose(queries[0, EMBEDDING_DIM:TOWERS_DIM],
+                         queries[1, EMBEDDING_DIM:TOWERS_DIM], atol=1e-3)
   # Padding anywhere, and ids beyond the first max_context, change nothing.
   full = _recent_train_movies(fixture_data, "5", fixture_data.max_context)
   longer = [""] + full[:1] + ["", ""] + full[1:] + ["", "no-such-movie", "1"]
@@ -917,9 +1001,8 @@ def _train_movies(fixture_data, user):
 def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_data,
                                                                        ease_uri):
   movie_ids, embeddings = _candidates(ease_uri)
-  assert embeddings.shape == (len(movie_ids), EMBEDDING_DIM + EASE_RANK)
-  np.testing.assert_allclose(np.linalg.norm(embeddings[:, :EMBEDDING_DIM], axis=1), 1.0,
-                             rtol=1e-5)
+  assert embeddings.shape == (len(movie_ids), TOWERS_DIM + EASE_RANK)
+  _assert_unit_parts(embeddings)
   query_model = tf.saved_model.load(artifacts.query_model_path(ease_uri))
   with_context = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE]
   time = int(fixture_data.train.timestamps.max())
@@ -929,7 +1012,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
     return with_context(
         user_id=tf.constant(users), timestamp=tf.constant([time] * len(users), tf.int64),
         context_movie_ids=tf.constant([row + [""] * (width - len(row)) for row in contexts])
-    )[artifacts.EMBEDDING_OUTPUT].numpy()[:, EMBEDDING_DIM:]
+    )[artifacts.EMBEDDING_OUTPUT].numpy()[:, TOWERS_DIM:]
 
   # Without a context, a known user's factor reads every train movie of the user, not only
   # the max_context stored ones, and as if the user had been left out of EASE's fit: not
@@ -943,7 +1026,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
   in_sample = factor_of(["new-user"] * len(chunks), chunks).sum(axis=0)
   assert np.abs(stored).max() > 1e-3
   own = np.isin(movie_ids, history)
-  factor_scores = lambda vector: embeddings[:, EMBEDDING_DIM:] @ vector
+  factor_scores = lambda vector: embeddings[:, TOWERS_DIM:] @ vector
   assert factor_scores(stored)[own].mean() < factor_scores(in_sample)[own].mean()
   # An unknown user without a context has no factor; with one, the factor of its movies:
   # all of them, also past max_context (the towers read the first max_context).
@@ -985,7 +1068,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
 def test_without_an_ease_factor_the_embeddings_are_the_towers(trained_uri):
   with open(artifacts.training_history_path(trained_uri)) as f:
     assert json.load(f)["ease_factor_weight"] == [0.0]
-  assert _candidates(trained_uri)[1].shape[1] == EMBEDDING_DIM
+  assert _candidates(trained_uri)[1].shape[1] == TOWERS_DIM
 
 
 def test_user_id_tower_ignores_the_context(user_id_serving):

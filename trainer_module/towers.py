@@ -93,7 +93,8 @@ class UserIdQueryTower(tf.keras.Model):
   """User id embedding + timestamp bucket embedding + normalized timestamp -> embedding."""
 
   def __init__(self, num_users: int, num_time_buckets: int, output_dim: int,
-               hidden_layers: Sequence[int] = (), l2: float = 0.0, name: str = "query_tower"):
+               hidden_layers: Sequence[int] = (), l2: float = 0.0, name: str = "query_tower",
+               use_time: bool = True):
     """Args:
       num_users: User vocabulary size, OOV buckets included.
       num_time_buckets: Timestamp buckets of the Transform output.
@@ -101,12 +102,14 @@ class UserIdQueryTower(tf.keras.Model):
       hidden_layers: ReLU layer sizes before the final linear projection.
       l2: L2 penalty on the embedding tables.
       name: Keras name.
+      use_time: Read the query time (bucket embedding and normalized timestamp); False:
+        the user id alone.
     """
     super().__init__(name=name)
     _check_positive(num_users=num_users, num_time_buckets=num_time_buckets,
                     output_dim=output_dim)
-    self.user_and_time = _UserAndTime(num_users, num_time_buckets, output_dim, l2,
-                                      name="user_and_time")
+    self.user_and_time = _UserAndTime(num_users, num_time_buckets if use_time else 0,
+                                      output_dim, l2, name="user_and_time")
     self.projection = layers.dense_stack(_check_hidden(hidden_layers), output_dim,
                                          "query_projection")
 

@@ -43,10 +43,7 @@ def vocabulary_sizes(tft_output: tft.TFTransformOutput,
 
 
 def make_optimizer(config: configs.TrainerConfig) -> tf.keras.optimizers.Optimizer:
-  optimizers = {"adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad}
-  if config.optimizer not in optimizers:
-    raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {config.optimizer!r}.")
-  return optimizers[config.optimizer](learning_rate=config.learning_rate)
+  return model_lib.make_optimizer(config.optimizer, config.learning_rate)
 
 
 def build_model(tft_output: tft.TFTransformOutput, trainer_config: configs.TrainerConfig,
