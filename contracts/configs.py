@@ -308,9 +308,9 @@ class TrainerConfig(_Config):
       "(its own loss, temperature and learning rate: the user_id family's defaults); a "
       "movie scores by the sum of both models' cosines. The head knows a user by their "
       "id, which the context towers do not; a user it never saw gets its trained OOV "
-      "embedding. On ml-latest-small it lifted hit_rate@100 by 0.0015-0.004 over four "
-      "seeds (docs/model_quality.md, 'The user id head'). Ignored by the user_id query "
-      "tower.")
+      "embedding. On ml-latest-small it lifted hit_rate@100 by 0.002-0.004 over three "
+      "seeds (docs/model_quality.md, 'Repeatable training, and the user id head'). "
+      "Ignored by the user_id query tower.")
   num_interests: int = _field(
       0, "Interest vectors of the 'history' query tower beside its mean context "
       "embedding, each an attention-weighted pooling of the context; a movie scores by "

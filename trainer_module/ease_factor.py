@@ -27,8 +27,9 @@ set of the user's movies, so a given context needs no timestamps.
 
 Why: on ml-latest-small the towers alone score hit_rate@100 0.3695 against EASE's 0.3798,
 and most of the gap is in users with long histories; with the factor (rank 256, plain
-EASE) the model scored 0.3853, and with session rows at rank 512 (the default) 0.3899 to
-0.3912 depending on the towers' epoch, keeping top_k_accuracy@100 above the towers' own
+EASE) the model scored 0.3853, with session rows at rank 512 (the default) 0.3899 or
+0.3912 (two orders of the training rows, since made one), and 0.3934 with the user id
+head beside the history tower, keeping top_k_accuracy@100 above the towers' own
 (docs/model_quality.md). The weight w is chosen on the Trainer's validation slice (never
 the eval split), 0 dropping the factor; the factor is then refitted on every train
 rating.
