@@ -52,6 +52,20 @@ def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optim
   return optimizers[name](learning_rate=learning_rate)
 
 
+def retrieval_task(temperature: float, loss_name: str) -> tfrs.tasks.Retrieval:
+  """The in-batch softmax task, accidental hits removed, with a metric `loss_name`.
+
+  Per-example mean loss (TFRS defaults to the batch sum), so that logged losses compare
+  across batch sizes and the partial last batch; the metric averages a whole epoch, where
+  Keras's `loss` is the last batch's.
+  """
+  return tfrs.tasks.Retrieval(
+      loss=tf.keras.losses.CategoricalCrossentropy(
+          from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
+      loss_metrics=[tf.keras.metrics.Mean(name=loss_name)],
+      temperature=temperature, remove_accidental_hits=True)
+
+
 class UserIdHead(tf.keras.Model):
   """A second two-tower model trained beside a context query tower (`user_id_head`).
 
@@ -65,6 +79,11 @@ class UserIdHead(tf.keras.Model):
   """
 
   def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig):
+    """Args:
+      sizes: Vocabulary sizes (with OOV buckets) from the Transform output.
+      config: The model's hyperparameters; the head takes embedding_dim, hidden_layers,
+        l2_regularization, optimizer and the candidate tower from it.
+    """
     super().__init__(name="user_id_head")
     defaults = towers.FAMILY_DEFAULTS[towers.USER_ID]
     # The user id alone, not the user_id tower's time features: their bucket boundaries
@@ -75,11 +94,7 @@ class UserIdHead(tf.keras.Model):
         config.hidden_layer_sizes, config.l2_regularization, use_time=False)
     self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
                                                         sizes.title_tokens, sizes.genres)
-    self.task = tfrs.tasks.Retrieval(
-        loss=tf.keras.losses.CategoricalCrossentropy(
-            from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
-        loss_metrics=[tf.keras.metrics.Mean(name="user_id_mean_loss")],
-        temperature=defaults.temperature, remove_accidental_hits=True)
+    self.task = retrieval_task(defaults.temperature, "user_id_mean_loss")
     self.head_optimizer = make_optimizer(config.optimizer, defaults.learning_rate)
 
 
@@ -91,6 +106,8 @@ class RetrievalModel(tfrs.models.Model):
   from each candidate's logit. Accidental hits (the positive movie appearing again as
   another row's candidate) are removed. Retrieval metrics are not computed per batch
   (expensive; the trainer's validation and the Evaluator compute full-catalog ones).
+  A context query tower may carry a user id head (`UserIdHead`), a second two-tower
+  model whose embeddings are appended to the towers'.
   """
 
   def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig,
@@ -113,14 +130,7 @@ class RetrievalModel(tfrs.models.Model):
                                                 sizes.timestamp_buckets, max_context)
     self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
                                                         sizes.title_tokens, sizes.genres)
-    # Per-example mean loss (TFRS defaults to the batch sum), so that logged losses compare
-    # across batch sizes and the partial last batch; `mean_loss` averages a whole epoch,
-    # where Keras's `loss` is the last batch's.
-    self.task = tfrs.tasks.Retrieval(
-        loss=tf.keras.losses.CategoricalCrossentropy(
-            from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
-        loss_metrics=[tf.keras.metrics.Mean(name="mean_loss")],
-        temperature=config.temperature, remove_accidental_hits=True)
+    self.task = retrieval_task(config.temperature, "mean_loss")
     self._oov_user_rate = config.oov_user_rate
     self._sizes = sizes
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)
