@@ -38,6 +38,7 @@ COPY pipeline /tmp/tfrs-src/pipeline
 COPY components /tmp/tfrs-src/components
 COPY movielens /tmp/tfrs-src/movielens
 COPY closed_form /tmp/tfrs-src/closed_form
+COPY ranking_core /tmp/tfrs-src/ranking_core
 COPY trainer_module /tmp/tfrs-src/trainer_module
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation /tmp/tfrs-src \
     && python -m pip check \

@@ -22,7 +22,7 @@ export TF_USE_LEGACY_KERAS := 1
 help:
 	@echo "make run        install if needed, then run the local pipeline on the built-in data"
 	@echo "make test       install if needed, then run the test suite"
-	@echo "make benchmark  install if needed, then run the benchmarks (benchmarks/)"
+	@echo "make benchmark  install if needed, then run the benchmarks (benchmarks/run_all.py; results in docs/benchmarks/)"
 	@echo "make tensorboard  TensorBoard on the Trainer's logs of every run (PIPELINE_ROOT=tfx_root)"
 	@echo "make lock       re-resolve requirements/lock.txt from requirements/requirements.in"
 

@@ -63,7 +63,8 @@ _ALLOW_UNBLESSED = flags.DEFINE_bool(
 _DIRECT_NUM_WORKERS = flags.DEFINE_integer(
     "direct_num_workers", 1, "Beam DirectRunner workers of the data components: 1 runs "
     "them in this process (fastest to start); N > 1 in N processes, 0 one per CPU "
-    "(paid off at 1M ratings, not at 100k).", lower_bound=0)
+    "(each worker imports TensorFlow first, so more pay off on large data only).",
+    lower_bound=0)
 _LOCK_WAIT_SECONDS = flags.DEFINE_float(
     "lock_wait_seconds", 0, "When another run holds the pipeline root, wait this long "
     f"for it (negative: without limit) before exiting with status {EXIT_ROOT_BUSY}.")

@@ -16,7 +16,8 @@ setuptools.setup(
                                                "components.*", "trainer_module",
                                                "trainer_module.*", "movielens",
                                                "movielens.*", "closed_form",
-                                               "closed_form.*"]),
+                                               "closed_form.*", "ranking_core",
+                                               "ranking_core.*"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow>=2.16,<2.17",

@@ -15,8 +15,9 @@ output is a full softmax over the catalog (multinomial likelihood, no sampling).
 
 Every --eval_every epochs it prints hit_rate@10 and hit_rate@100 (train movies excluded),
 then the best row. The best epoch is chosen on the eval split itself, so it is an upper
-bound on what early stopping would pick. docs/model_quality.md has the figures on
-ml-latest-small.
+bound on what early stopping would pick. Both tables go to docs/benchmarks/
+autoencoder_baselines-<data set>.md (autoencoder_baselines.md on the built-in data;
+benchmarks/results.py).
 
   python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mls
   python benchmarks/autoencoder_baselines.py --pipeline_root /tmp/mls
@@ -28,6 +29,7 @@ from absl import app
 from absl import flags
 
 import pipeline_outputs
+import results
 from components.retrieval_evaluator import data
 from closed_form import ease
 
@@ -128,20 +130,35 @@ def main(argv):
   unknown = set(_MODELS.value) - set(_SHAPES)
   if unknown:
     raise app.UsageError(f"Unknown --models {sorted(unknown)}; choose from {sorted(_SHAPES)}.")
+  name = results.results_name(__file__, results.run_data_set(_ROOT.value))
   _, catalog, eval_data = pipeline_outputs.evaluation_problem(_ROOT.value)
   print(f"{len(eval_data.user_ids)} eval users, {len(eval_data.eval_users)} eval pairs, "
         f"{eval_data.num_train_users} train users, {len(catalog)} movies")
   print(f"{'model':<12} {'epoch':>5} {'hit@10':>7} {'hit@100':>8}")
-  best = {}
-  for name in _MODELS.value:
+  best, every_epoch = {}, []
+  for model in _MODELS.value:
     start = time.perf_counter()
-    rates = _train_and_rank(name, eval_data, len(catalog))
+    rates = _train_and_rank(model, eval_data, len(catalog))
+    every_epoch += [[model, epoch, f"{rate['hit_rate@10']:.4f}",
+                     f"{rate['hit_rate@100']:.4f}"] for epoch, rate in rates]
     epoch, rate = max(rates, key=lambda pair: pair[1]["hit_rate@100"])
-    best[name] = (epoch, rate, time.perf_counter() - start)
+    best[model] = (epoch, rate, time.perf_counter() - start)
   print("best epoch of each (chosen on the eval split: an upper bound):")
-  for name, (epoch, rate, seconds) in best.items():
-    print(f"{name:<12} {epoch:>5} {rate['hit_rate@10']:>7.4f} {rate['hit_rate@100']:>8.4f}"
+  for model, (epoch, rate, seconds) in best.items():
+    print(f"{model:<12} {epoch:>5} {rate['hit_rate@10']:>7.4f} {rate['hit_rate@100']:>8.4f}"
           f"  ({seconds:.0f} s)")
+  header = ["model", "epoch", "hit_rate@10", "hit_rate@100"]
+  results.write(name, "Autoencoder baselines against EASE's problem", [
+      ("Best epoch of each",
+       f"{len(eval_data.user_ids):,} eval users, {len(eval_data.eval_users):,} eval pairs, "
+       f"{len(catalog):,} movies; {_EPOCHS.value} epochs, seed {_SEED.value}. The best epoch "
+       "is chosen on the eval split itself: an upper bound. Train movies excluded.\n\n"
+       + results.table(header + ["train s"],
+                       [[model, epoch, f"{rate['hit_rate@10']:.4f}",
+                         f"{rate['hit_rate@100']:.4f}", f"{seconds:.0f}"]
+                        for model, (epoch, rate, seconds) in best.items()])),
+      ("Every evaluated epoch", results.table(header, every_epoch)),
+  ])
 
 
 if __name__ == "__main__":

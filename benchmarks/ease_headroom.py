@@ -59,15 +59,16 @@ modules), with each of these score functions:
                         fitted on these users' whole train rows, so it flatters both
 Rows other than "model" and "EASE λ=L" use the Evaluator's λ. Prints hit_rate@10 and
 hit_rate@100 (seen-excluded) and top_k_accuracy@100 (seen movies not excluded) per row, after the share of eval pairs whose movie no train
-rating has (no collaborative score can rank those: EASE never recommends them). Its
-figures on ml-latest-small are in docs/model_quality.md ("Where EASE's lead comes from").
+rating has (no collaborative score can rank those: EASE never recommends them). The rows
+also go to docs/benchmarks/ease_headroom-<data set>.md (ease_headroom.md on the built-in
+data; benchmarks/results.py); docs/model_quality.md says what they showed.
 
   python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mls
   python benchmarks/ease_headroom.py --pipeline_root /tmp/mls
 
-The EASE and EDLAE fits are dense [items, items] matrices: several minutes each at ml-25m's
-cap of items (configs.EvaluatorConfig.ease_max_items); RP3β's is [catalog, catalog], with no
-cap. Use --ease_l2s=, --edlae_dropouts=, --rp3_betas= and --ranks= to skip rows.
+The EASE and EDLAE fits are dense [items, items] matrices whose inversion grows as items³,
+up to the cap of items (configs.EvaluatorConfig.ease_max_items); RP3β's is [catalog,
+catalog], with no cap. Use --ease_l2s=, --edlae_dropouts=, --rp3_betas= and --ranks= to skip rows.
 """
 import dataclasses
 import functools
@@ -78,15 +79,16 @@ from absl import app
 from absl import flags
 
 import pipeline_outputs
+import results
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import data
 from closed_form import ease
 from components.retrieval_evaluator import executor as evaluator
-from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import scoring
-from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import serving
+from ranking_core import scores as scores_lib
 
 import numpy as np  # pylint: disable=g-bad-import-order
 from scipy import sparse  # pylint: disable=g-bad-import-order
@@ -152,7 +154,7 @@ def _recent(eval_data: data.EvalData, catalog: Sequence[str], n: int) -> np.ndar
 
 
 def _model_from(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
-                keep: np.ndarray, size: int) -> metrics.ScoreFn:
+                keep: np.ndarray, size: int) -> scores_lib.ScoreFn:
   """The model's scores with each user's context made of the kept train pairs only.
 
   `keep` is a mask over the eval users' train pairs (at most `size` a user); a user's kept
@@ -166,13 +168,13 @@ def _model_from(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData
   contexts[users, place] = np.asarray(catalog, dtype=object)[eval_data.train_movies[order]]
   queries = data.query_embeddings(
       model_uri, {**eval_data.queries, features.CONTEXT_MOVIE_IDS: contexts},
-      artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+      serving.QUERY_WITH_CONTEXT_SIGNATURE)
   embeddings, present = data.Candidates.load(model_uri).aligned_to(list(catalog))
   return scoring.embedding_score_fn(queries, embeddings, present)
 
 
 def _model_from_chunks(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
-                       chunks: int, size: int) -> metrics.ScoreFn:
+                       chunks: int, size: int) -> scores_lib.ScoreFn:
   """The model's scores with each user's query summed over chunks of their history.
 
   Chunk c holds the user's train movies at places [c * size, (c + 1) * size) of their
@@ -192,7 +194,7 @@ def _model_from_chunks(model_uri: str, catalog: Sequence[str], eval_data: data.E
     contexts[users[in_chunk], place[in_chunk] - chunk * size] = movie_ids[in_chunk]
     queries = data.query_embeddings(
         model_uri, {**eval_data.queries, features.CONTEXT_MOVIE_IDS: contexts},
-        artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+        serving.QUERY_WITH_CONTEXT_SIGNATURE)
     queries /= np.linalg.norm(queries, axis=-1, keepdims=True)
     reached = np.bincount(users[in_chunk], minlength=num_users) > 0
     if chunk == 0:
@@ -258,7 +260,7 @@ def _ials_solve(rated: sparse.csr_matrix, other: np.ndarray, l2: float,
   return vectors
 
 
-def _ials(eval_data: data.EvalData, num_movies: int, dim: int, seed: int) -> metrics.ScoreFn:
+def _ials(eval_data: data.EvalData, num_movies: int, dim: int, seed: int) -> scores_lib.ScoreFn:
   """iALS fitted on every train rating; the eval users' vectors folded in from their train
   movies."""
   every_rating = ease.binary_matrix(eval_data.all_train_users, eval_data.all_train_movies,
@@ -276,7 +278,7 @@ def _ials(eval_data: data.EvalData, num_movies: int, dim: int, seed: int) -> met
   return lambda rows: (queries[rows] @ movies.T).astype(np.float32)
 
 
-def _co_rated(eval_data: data.EvalData, num_movies: int, window: int) -> metrics.ScoreFn:
+def _co_rated(eval_data: data.EvalData, num_movies: int, window: int) -> scores_lib.ScoreFn:
   """Item-item scores from movies rated within `window` places of each other in the eval
   users' time-ordered train histories, counts normalized by (n_i n_j)^0.5."""
   order = np.lexsort((eval_data.train_movies, eval_data.train_timestamps,
@@ -300,7 +302,7 @@ def _co_rated(eval_data: data.EvalData, num_movies: int, window: int) -> metrics
 
 def _score_functions(model_uri: str, catalog: Sequence[str], eval_data: data.EvalData,
                      config: configs.EvaluatorConfig
-                     ) -> Dict[str, Callable[[], metrics.ScoreFn]]:
+                     ) -> Dict[str, Callable[[], scores_lib.ScoreFn]]:
   """Row name -> a builder of its score function (built when its row is ranked)."""
   num_users = len(eval_data.user_ids)
 
@@ -413,18 +415,29 @@ def _session_diagonal_ease(eval_data: data.EvalData, sessions: ease.Sessions,
 def main(argv):
   del argv
   config = configs.EvaluatorConfig()
+  results_file = results.results_name(__file__, results.run_data_set(_ROOT.value))
   model_uri, catalog, eval_data = pipeline_outputs.evaluation_problem(_ROOT.value)
   print(f"{len(eval_data.user_ids)} eval users, {len(eval_data.eval_users)} eval pairs, "
         f"{len(catalog)} movies; model {model_uri}")
   unrated = eval_data.train_counts[eval_data.eval_movies] == 0
   print(f"{unrated.mean():.1%} of the eval pairs are of movies with no train rating")
   print(f"{'scores':<36} {'hit@10':>7} {'hit@100':>8} {'top100':>7} {'s':>6}")
+  rows = []
   for name, build in _score_functions(model_uri, catalog, eval_data, config).items():
     start = time.perf_counter()
     rates = pipeline_outputs.hit_rates(build(), eval_data, len(catalog))
+    seconds = time.perf_counter() - start
     print(f"{name:<36} {rates['hit_rate@10']:>7.4f} {rates['hit_rate@100']:>8.4f} "
-          f"{rates['top_k_accuracy@100']:>7.4f} {time.perf_counter() - start:>6.1f}",
-          flush=True)
+          f"{rates['top_k_accuracy@100']:>7.4f} {seconds:>6.1f}", flush=True)
+    rows.append([name, f"{rates['hit_rate@10']:.4f}", f"{rates['hit_rate@100']:.4f}",
+                 f"{rates['top_k_accuracy@100']:.4f}", f"{seconds:.1f}"])
+  results.write(results_file, "Headroom over EASE", [(
+      "Every score function on the Evaluator's users and pairs",
+      f"{len(eval_data.user_ids):,} eval users, {len(eval_data.eval_users):,} eval pairs, "
+      f"{len(catalog):,} movies; {unrated.mean():.1%} of the eval pairs are of movies with "
+      "no train rating. hit@k excludes the user's train movies, top100 "
+      "(top_k_accuracy@100) does not; the rows are the module docstring's.\n\n"
+      + results.table(["scores", "hit@10", "hit@100", "top100", "s"], rows))])
 
 
 if __name__ == "__main__":

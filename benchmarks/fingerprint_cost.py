@@ -5,7 +5,8 @@ the pipeline is built. For each size this writes synthetic data in the real form
 (benchmarks/convert_synthetic.py: ml-1m's `::` .dat files, ml-latest's CSV files and its
 zip), then times the fingerprint of each: warm (files in the page cache, as right after
 a download or a previous run; the best of --repeats) and cold (the files evicted from
-the page cache with posix_fadvise, so read from disk).
+the page cache with posix_fadvise, so read from disk). The figures are printed and
+written to docs/benchmarks/fingerprint_cost.md (benchmarks/results.py).
 
 Usage:
   python benchmarks/fingerprint_cost.py [--sizes=1m,10m] [--repeats=3] [--work_dir=DIR]
@@ -26,6 +27,7 @@ sys.path[:0] = [path for path in (_REPO_ROOT, os.path.dirname(__file__))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import convert_synthetic
+import results
 from contracts import configs
 from movielens import sources
 from movielens import synthetic
@@ -79,7 +81,9 @@ def measure(out: str, layout: str, repeats: int) -> Dict[str, float]:
   return {"mib": mib, "warm": warm, "cold": cold}
 
 
-def run(sizes: Sequence[str], repeats: int, work_dir: str) -> None:
+def run(sizes: Sequence[str], repeats: int, work_dir: str) -> List[List[str]]:
+  """Measures every layout of every size, printing each; returns the rows."""
+  rows = []
   print(f"{'ratings':>11} {'layout':>14} {'MiB':>7} {'warm s':>7} {'cold s':>7} "
         f"{'warm MiB/s':>10}", flush=True)
   for size in sizes:
@@ -90,6 +94,9 @@ def run(sizes: Sequence[str], repeats: int, work_dir: str) -> None:
       result = measure(out, layout, repeats)
       print(f"{count:>11,} {layout:>14} {result['mib']:>7.1f} {result['warm']:>7.3f} "
             f"{result['cold']:>7.3f} {result['mib'] / result['warm']:>10.0f}", flush=True)
+      rows.append([f"{count:,}", layout, f"{result['mib']:.1f}", f"{result['warm']:.3f}",
+                   f"{result['cold']:.3f}", f"{result['mib'] / result['warm']:.0f}"])
+  return rows
 
 
 def main(argv: List[str]) -> None:
@@ -100,7 +107,13 @@ def main(argv: List[str]) -> None:
     raise app.UsageError(f"Unknown sizes {unknown}; known: {list(SIZES)}.")
   print(f"Content fingerprint (SHA-256, 1 MiB reads), {os.cpu_count()} CPUs")
   with tempfile.TemporaryDirectory(dir=_WORK_DIR.value) as work_dir:
-    run(_SIZES.value, _REPEATS.value, work_dir)
+    rows = run(_SIZES.value, _REPEATS.value, work_dir)
+  results.write(results.results_name(__file__), "Content fingerprint of the input data", [(
+      "SHA-256 of the files the pipeline reads",
+      f"Synthetic data in the real formats (benchmarks/convert_synthetic.py); warm: the "
+      f"best of {_REPEATS.value} runs with the files in the page cache; cold: the files "
+      "evicted first.\n\n" + results.table(
+          ["ratings", "layout", "MiB", "warm s", "cold s", "warm MiB/s"], rows))])
 
 
 if __name__ == "__main__":

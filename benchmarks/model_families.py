@@ -19,7 +19,9 @@ Prints one table:
       [--families=history/features,user_id/features] [--root=/tmp/model_families] \
       [--max_context=50] [--trainer=embedding_dim=128,temperature=0.1]
 
-Results also go to <root>/results.json.
+Results also go to <root>/results.json, and each data set's rows to its results file
+(benchmarks/results.py): docs/benchmarks/model_families.md for the synthetic data,
+model_families-<data set>.md for each other one (e.g. model_families-ml-latest-small.md).
 """
 import dataclasses
 import json
@@ -34,6 +36,7 @@ from absl import flags
 from absl import logging
 
 import pipeline_outputs
+import results as results_files
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import executor as evaluator
 from components.retrieval_evaluator import results as evaluation_results
@@ -162,12 +165,17 @@ def _config(family: Optional[str], extra: Sequence[str]) -> configs.PipelineConf
     return configs.PipelineConfig(context=context)
   query_tower, candidate_tower = family.split("/")
   fields = {"query_tower": query_tower, "candidate_tower": candidate_tower}
+  # Each flag's type; list knobs take their comma-separated string as it is.
+  flag_types = {group_cls.flag_name(knob.name): knob.type
+                for _, group_cls in configs.TrainerConfig.groups()
+                for knob in dataclasses.fields(group_cls)}
   for item in extra:
     name, value = item.split("=", 1)
-    field_type = {f.name: f.type for f in dataclasses.fields(configs.TrainerConfig)}[name]
+    field_type = flag_types[name]
     fields[name] = (value.lower() in ("1", "true") if field_type is bool
-                    else field_type(value))
-  return configs.PipelineConfig(trainer=configs.TrainerConfig(**fields), context=context)
+                    else field_type(value) if field_type in (int, float, str) else value)
+  return configs.PipelineConfig(trainer=configs.TrainerConfig.from_flags(**fields),
+                                context=context)
 
 
 def _data_dir(name: str, root: str) -> Tuple[str, str]:
@@ -217,6 +225,37 @@ def main(argv):
         json.dump(results, f, indent=1)
   print(format_table(results))
   print(f"Results: {results_path}")
+  write_results_files(results)
+
+
+def write_results_files(rows: Sequence[Dict[str, Any]]) -> None:
+  """One results file per data set, holding that data set's rows."""
+  by_data: Dict[str, List[Dict[str, Any]]] = {}
+  for row in rows:
+    by_data.setdefault(row["data"], []).append(row)
+  settings = (f"`--max_context={_MAX_CONTEXT.value}`"
+              + (f", `--trainer={','.join(_TRAINER_FLAGS.value)}`"
+                 if _TRAINER_FLAGS.value else ", the default TrainerConfig"))
+  for label, data_rows in by_data.items():
+    pop = data_rows[0]["popularity"]
+    table = [["popularity (baseline)", f"{pop['hit_rate@10']:.4f}",
+              f"{pop['hit_rate@100']:.4f}", f"{pop['top_k_accuracy@100']:.4f}"]
+             + [""] * 5]
+    table += [[row["family"], f"{row['hit_rate@10']:.4f}", f"{row['hit_rate@100']:.4f}",
+               f"{row['top_k_accuracy@100']:.4f}", f"{row['examples_per_second']:,.0f}",
+               f"{row['epochs_run']}/{row['epoch_kept']}", f"{row['model_mb']:.1f}",
+               f"{row['serving_p50_ms']:.2f}", f"{row['train_seconds']:.0f}"]
+              for row in data_rows]
+    results_files.write(
+        results_files.results_name(__file__, label, use_flag=False),
+        f"Model families on {label}", [(
+            "Every family on one Transform output",
+            f"Data: {label}; {settings}. Columns as in the script's docstring: hit@k is "
+            "hit_rate@k with the user's train movies excluded, top100 is "
+            "top_k_accuracy@100, epochs is run / kept, p50 is serving_default for one "
+            "known user per call, in process.\n\n" + results_files.table(
+                ["family", "hit@10", "hit@100", "top100", "ex/s", "epochs", "size MB",
+                 "p50 ms", "train s"], table))])
 
 
 def trainer_users(upstream: Upstream) -> List[str]:

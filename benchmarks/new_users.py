@@ -21,7 +21,10 @@ and of the EASE paper) and asks what a new user gets from `serving_with_context`
                         both from N random movies of the given history (--short_histories)
 
 The given movies are excluded from every list (hit_rate), or not (top_k_accuracy); the
-targets are the same in every row. Nothing is fitted on the held-out users.
+targets are the same in every row. Nothing is fitted on the held-out users. evaluate
+prints the rows and writes them to docs/benchmarks/new_users-<data set>.md, the data set
+being the one prepare copied (its path is kept in the copy's source.txt;
+benchmarks/results.py).
 
   python benchmarks/new_users.py --mode=prepare \
       --data_dir ../shared/data/ml-latest-small --output_dir /tmp/nu_data
@@ -37,14 +40,15 @@ from absl import app
 from absl import flags
 
 import pipeline_outputs
+import results
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from closed_form import ease
 from components.retrieval_evaluator import data
 from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import scoring
-from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import serving
 from movielens import formats
 from movielens import sources
 
@@ -65,6 +69,7 @@ _SHORT_HISTORIES = flags.DEFINE_list("short_histories", ["5", "10", "20"],
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the held-out users and of the splits.")
 
 HELD_OUT_FILE = "held_out.tsv"
+SOURCE_FILE = "source.txt"  # The data set the copy was made from, for the results file.
 _KS = (10, 100)
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -111,6 +116,8 @@ def prepare(data_dir: str, output_dir: str, fraction: float, seed: int) -> None:
   with open(os.path.join(output_dir, layout.movies.name), "wb") as movies:
     for _, line in sources.read_lines(source, source.movies_file):
       movies.write(line + b"\n")
+  with open(os.path.join(output_dir, SOURCE_FILE), "w", encoding="utf-8") as f:
+    f.write(os.path.abspath(data_dir) + "\n")
   print(f"{source.format}: {len(held_out)} of {len(users)} users held out ({dropped} "
         f"ratings in {HELD_OUT_FILE}); {kept} ratings kept in {output_dir}")
 
@@ -161,14 +168,21 @@ def _model_scores(model_uri: str, catalog: List[str], user_ids: List[str],
              features.TIMESTAMP: query_times,
              features.CONTEXT_MOVIE_IDS: contexts}
   embeddings = data.query_embeddings(model_uri, queries,
-                                     artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+                                     serving.QUERY_WITH_CONTEXT_SIGNATURE)
   candidates, present = data.Candidates.load(model_uri).aligned_to(catalog)
   return scoring.embedding_score_fn(embeddings, candidates, present)
 
 
 def evaluate(output_dir: str, pipeline_root: str, given_fraction: float,
              short_histories: List[int], seed: int) -> None:
-  """Prints the rows of the module docstring for the held-out users of `output_dir`."""
+  """Prints the rows of the module docstring for the held-out users of `output_dir`, and
+  writes them to the results file of the data set the copy was made from."""
+  source_path = os.path.join(output_dir, SOURCE_FILE)
+  if os.path.exists(source_path):
+    with open(source_path, encoding="utf-8") as f:
+      results_file = results.results_name(__file__, f.read().strip())
+  else:  # A copy made before source.txt: the run's data set, the copy itself.
+    results_file = results.results_name(__file__, results.run_data_set(pipeline_root))
   model_uri, catalog, train = pipeline_outputs.evaluation_problem(pipeline_root)
   column_of = {movie: column for column, movie in enumerate(catalog)}
   user_ids, users, movies, timestamps, uncatalogued = _held_out_pairs(
@@ -205,12 +219,22 @@ def evaluate(output_dir: str, pipeline_root: str, given_fraction: float,
         f"ratings ({uncatalogued} of movies outside the catalog left out); "
         f"model {model_uri}")
   print(f"{'scores':<34} {'hit@10':>7} {'hit@100':>8} {'top100':>7}")
+  table = []
   for name, build in rows.items():
     ranked = metrics.rank(build(), len(catalog), users[~given], movies[~given],
                           users[given], movies[given], depth=max(_KS), batch_size=512)
     summary = metrics.summarize(ranked, _KS)
     print(f"{name:<34} {summary['hit_rate@10']:>7.4f} {summary['hit_rate@100']:>8.4f} "
           f"{summary['top_k_accuracy@100']:>7.4f}", flush=True)
+    table.append([name, f"{summary['hit_rate@10']:.4f}", f"{summary['hit_rate@100']:.4f}",
+                  f"{summary['top_k_accuracy@100']:.4f}"])
+  results.write(results_file, "Users held out of training altogether", [(
+      "Held-out users' hidden ratings",
+      f"{num_users:,} held-out users, {given.sum():,} given and {(~given).sum():,} hidden "
+      f"ratings ({uncatalogued} of movies outside the catalog left out); given fraction "
+      f"{given_fraction}, seed {seed}. hit@k excludes the given movies, top100 "
+      "(top_k_accuracy@100) does not.\n\n"
+      + results.table(["scores", "hit@10", "hit@100", "top100"], table))])
 
 
 def main(argv):

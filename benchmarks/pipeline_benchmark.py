@@ -13,7 +13,9 @@ root (default data: the built-in synthetic ml-100k-sized set), and measures
     metrics against the popularity baseline, from ROOT/run_summary.json.
 
 The runner's own output goes to ROOT/_benchmark_logs/; on a failure its tail is printed
-and the root is kept.
+and the root is kept. The figures are printed and written to docs/benchmarks/
+pipeline_benchmark.md, or pipeline_benchmark-<data set>.md when the local_runner.py
+flags name a --data_dir or a synthetic size (benchmarks/results.py).
 
   python benchmarks/pipeline_benchmark.py [--keep_root] [--pipeline_root DIR]
       [--extra_flags="--synthetic_ratings=1000000"] [-- more local_runner flags]
@@ -32,6 +34,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from absl import app
 from absl import flags
+
+# Run as a script, benchmarks/ is on sys.path and results.py with it.
+import results
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # pipeline/run_summary.py's SUMMARY_FILE; not imported, as that module pulls in TensorFlow.
@@ -229,9 +234,71 @@ def run(pipeline_root: Optional[str], extra_flags: Sequence[str], keep_root: boo
       shutil.rmtree(pipeline_root, ignore_errors=True)
 
 
+def _seconds(value: Any) -> str:
+  return "" if value is None else f"{value:.1f}"
+
+
+def result_sections(cold: RunResult, rerun: RunResult,
+                    extra_flags: Sequence[str]) -> List[results.Section]:
+  """The results file's sections: runs, components and the model's quality."""
+  runs = []
+  for label, result, target in (("cold", cold, COLD_TARGET_SECONDS),
+                                ("re-run, nothing changed", rerun, RERUN_TARGET_SECONDS)):
+    runs.append([label, f"{result.wall_seconds:.1f}",
+                 _seconds(result.summary.get("wall_seconds")),
+                 f"{result.peak_tree_rss_mib:,.0f}", f"{result.child_maxrss_mib:,.0f}",
+                 f"<= {target:.0f} s", _verdict(result.wall_seconds <= target)])
+  executed = [node for node in rerun.summary.get("component_seconds", {})
+              if node not in rerun.summary.get("cached_components", [])]
+  sections = [
+      ("Runs", f"local_runner.py flags: `{shlex.join(extra_flags) or '(none)'}` (and "
+               "`--allow_unblessed`); a fresh root, run twice.\n\n" + results.table(
+                   ["run", "wall s", "in the runner s", "peak RSS, process tree MiB",
+                    "peak RSS, largest process MiB", "target", "verdict"], runs)
+       + "\n\nRe-run cache: " + ("every component cached." if not executed else
+                                  f"NOT cached: {', '.join(executed)}.")),
+  ]
+  cold_cached = set(cold.summary.get("cached_components", []))
+  rerun_cached = set(rerun.summary.get("cached_components", []))
+  rerun_seconds = rerun.summary.get("component_seconds", {})
+  sections.append(("Components", results.table(
+      ["component", "cold s", "cold", "re-run s", "re-run"],
+      [[node, f"{seconds:.1f}", "cached" if node in cold_cached else "executed",
+        _seconds(rerun_seconds.get(node)),
+        "cached" if node in rerun_cached else "executed"]
+       for node, seconds in cold.summary.get("component_seconds", {}).items()])))
+  summary = cold.summary
+  if "model" in summary:
+    columns = [(key, label) for key, label in (("model", "model"),
+                                               ("baseline_popularity", "popularity"),
+                                               ("baseline_ease", "EASE"))
+               if summary.get(key)]
+    rows = [[name] + [_metric(summary[key].get(name)) for key, _ in columns]
+            for name in summary["model"]]
+    sections.append(("Quality of the cold run's model", results.table(
+        ["metric"] + [label for _, label in columns], rows)
+        + f"\n\nBlessed: {summary.get('blessed')}; pushed: "
+        f"{'yes' if summary.get('pushed_model') else 'no'}."
+        + "".join(f"\n- {reason}" for reason in summary.get("blessing_reasons", []))))
+  counts = summary.get("data_counts")
+  if counts:
+    sections.append(("Data", results.table(["count", "value"],
+                                            [[name, value] for name, value in counts.items()])))
+  return sections
+
+
+def _metric(value: Any) -> str:
+  if value is None:
+    return ""
+  return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
 def main(argv: Sequence[str]) -> None:
   extra = shlex.split(_EXTRA_FLAGS.value) + list(argv[1:])
-  run(_PIPELINE_ROOT.value, extra, _KEEP_ROOT.value, _POLL_SECONDS.value)
+  measured = run(_PIPELINE_ROOT.value, extra, _KEEP_ROOT.value, _POLL_SECONDS.value)
+  results.write(results.results_name(__file__, results.runner_data_set(extra)),
+                "Pipeline benchmark: a cold local_runner.py run and a cached re-run",
+                result_sections(measured["cold"], measured["rerun"], extra))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from components.retrieval_evaluator import data
 from components.retrieval_evaluator import metrics
 from contracts import artifacts
 from contracts import configs
+from ranking_core import scores as scores_lib
 
 from tfx.types import artifact_utils  # pylint: disable=g-bad-import-order
 from tfx.types import standard_artifacts  # pylint: disable=g-bad-import-order
@@ -57,7 +58,7 @@ def evaluation_problem(pipeline_root: str) -> Tuple[str, List[str], data.EvalDat
   return model_uri, catalog, eval_data
 
 
-def hit_rates(score_fn: metrics.ScoreFn, eval_data: data.EvalData, num_movies: int,
+def hit_rates(score_fn: scores_lib.ScoreFn, eval_data: data.EvalData, num_movies: int,
               ks: Sequence[int] = (10, 100)) -> Dict[str, float]:
   """hit_rate@k of `score_fn` on the eval pairs, train movies excluded, as the Evaluator
   ranks them, and top_k_accuracy@k (train movies not excluded)."""

@@ -13,8 +13,9 @@ the eval split with the ranking model export three ways:
                               rates with)
 
 and prints RMSE and MAE of each. The second and third rows bound what a new user who
-brings a history gets from the ranking stage, without retraining. Figures on
-ml-latest-small are in the README ("Ranking stage").
+brings a history gets from the ranking stage, without retraining. The rows also go to
+docs/benchmarks/ranking_cold_start-<data set>.md (ranking_cold_start.md on the built-in
+data; benchmarks/results.py).
 
   python local_runner.py --data_dir ../shared/data/ml-latest-small --pipeline_root /tmp/mlsr \
       --ranking_model dcn
@@ -26,12 +27,14 @@ from absl import app
 from absl import flags
 
 import pipeline_outputs
+import results
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from components.retrieval_evaluator import data
 from components.user_context import context as user_context
 from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import serving
 
 import numpy as np  # pylint: disable=g-bad-import-order
 import tensorflow as tf  # pylint: disable=g-bad-import-order
@@ -62,6 +65,7 @@ def _padded(rows: List[List[str]]) -> tf.Tensor:
 
 def main(argv):
   del argv
+  results_file = results.results_name(__file__, results.run_data_set(_ROOT.value))
   examples = pipeline_outputs.rating_examples(_ROOT.value)
   model_uri = pipeline_outputs.latest_output(_ROOT.value, "RetrievalTrainer", "model")
   path = artifacts.ranking_model_path(model_uri)
@@ -69,11 +73,11 @@ def main(argv):
     raise app.UsageError(f"{model_uri} has no ranking model: run the pipeline with "
                          "--ranking_model dcn.")
   loaded = tf.saved_model.load(path)
-  if artifacts.RANKING_WITH_CONTEXT_SIGNATURE not in loaded.signatures:
+  if serving.RANKING_WITH_CONTEXT_SIGNATURE not in loaded.signatures:
     raise app.UsageError(f"The ranking model {path} does not read the context (no "
-                         f"'{artifacts.RANKING_WITH_CONTEXT_SIGNATURE}' signature).")
-  default = loaded.signatures[artifacts.RANKING_SIGNATURE]
-  with_context = loaded.signatures[artifacts.RANKING_WITH_CONTEXT_SIGNATURE]
+                         f"'{serving.RANKING_WITH_CONTEXT_SIGNATURE}' signature).")
+  default = loaded.signatures[serving.RANKING_SIGNATURE]
+  with_context = loaded.signatures[serving.RANKING_WITH_CONTEXT_SIGNATURE]
   movie_table = data.lookup_table(data.Candidates.load(model_uri).movie_ids)
   histories = recent_histories(examples, movie_table, _MAX_CONTEXT.value)
 
@@ -91,15 +95,23 @@ def main(argv):
                           ("unknown, no history", default(**unknown)),
                           ("unknown, history given", with_context(
                               **unknown, **{features.CONTEXT_MOVIE_IDS: context}))):
-      predicted[name].append(outputs[artifacts.PREDICTED_RATING_OUTPUT].numpy())
+      predicted[name].append(outputs[serving.PREDICTED_RATING_OUTPUT].numpy())
     labels.append(batch[features.USER_RATING])
   labels = np.concatenate(labels)
   print(f"{len(labels)} eval ratings; model {model_uri}; histories of at most "
         f"{_MAX_CONTEXT.value} movies")
   print(f"{'ranking stage rates':<26} {'RMSE':>7} {'MAE':>7}")
+  rows = []
   for name, values in predicted.items():
     errors = np.concatenate(values) - labels
-    print(f"{name:<26} {np.sqrt(np.mean(errors ** 2)):>7.4f} {np.mean(np.abs(errors)):>7.4f}")
+    rmse, mae = np.sqrt(np.mean(errors ** 2)), np.mean(np.abs(errors))
+    print(f"{name:<26} {rmse:>7.4f} {mae:>7.4f}")
+    rows.append([name, f"{rmse:.4f}", f"{mae:.4f}"])
+  results.write(results_file, "The ranking stage for users it never saw", [(
+      "Rating errors on the eval split",
+      f"{len(labels):,} eval ratings; histories of at most {_MAX_CONTEXT.value} movies (the "
+      "rows are the module docstring's).\n\n"
+      + results.table(["ranking stage rates", "RMSE", "MAE"], rows))])
 
 
 if __name__ == "__main__":

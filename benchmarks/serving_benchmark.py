@@ -15,6 +15,11 @@ a server. Measures
     (retrieval, then the DCN on each of the `ranking_candidates` retrieved movies) and
     of `serving_ranked_with_context` (the same, from a history as above).
 
+The figures are printed and written to docs/benchmarks/serving_benchmark.md, or
+serving_benchmark-<data set>.md for a model trained on another data set than the built-in
+one, read from its pipeline root's ML Metadata or named with --data_set
+(benchmarks/results.py).
+
   python benchmarks/serving_benchmark.py [--model_dir tfx_root/serving_model]
 """
 import os
@@ -26,8 +31,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
+import results
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
-from trainer_module import export
+from contracts import serving
+from trainer_module import artifact_files
 from trainer_module import recommend
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
@@ -108,13 +115,14 @@ def _percentiles(latencies_ms: np.ndarray) -> Dict[int, float]:
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  results_file = results.results_name(__file__, results.run_data_set(_MODEL_DIR.value))
   model_dir = recommend.resolve_model_dir(_MODEL_DIR.value)
   load_start = time.perf_counter()
   model = tf.saved_model.load(model_dir)
   load_seconds = time.perf_counter() - load_start
-  serve = model.signatures[export.SERVING_DEFAULT]
-  exclude_seen = model.signatures[export.SERVING_EXCLUDE_SEEN]
-  seen = export.read_seen_movies(model_dir)
+  serve = model.signatures[serving.SERVING_DEFAULT]
+  exclude_seen = model.signatures[serving.SERVING_EXCLUDE_SEEN]
+  seen = artifact_files.read_seen_movies(model_dir)
   users = request_users(sorted(seen), _NUM_CALLS.value, _UNKNOWN_FRACTION.value,
                         _SEED.value)
   num_unknown = sum(user not in seen for user in users)
@@ -124,6 +132,7 @@ def main(argv: Sequence[str]) -> None:
   print(f"model load time: {load_seconds:.2f} s")
   print(f"known users in the model: {len(seen)}; single-user calls: {len(users)} "
         f"({len(set(users) - set(seen))} distinct unknown ids, {num_unknown} calls)")
+  rows = [["model load time", f"{load_seconds:.2f} s", "", ""]]
 
   def call_default(user: str) -> Dict[str, tf.Tensor]:
     return serve(user_id=tf.constant([user]))
@@ -138,6 +147,9 @@ def main(argv: Sequence[str]) -> None:
     target = (f" (target <= {P50_TARGET_MS:g} ms, "
               f"{'met' if value <= P50_TARGET_MS else 'MISSED'})") if p == 50 else ""
     print(f"serving_default single-user latency p{p}: {value:.2f} ms{target}")
+    rows.append([f"serving_default, one user per call, p{p}", f"{value:.2f} ms",
+                 f"<= {P50_TARGET_MS:g} ms" if p == 50 else "",
+                 ("met" if value <= P50_TARGET_MS else "MISSED") if p == 50 else ""])
 
   for batch_size in [int(b) for b in _BATCH_SIZES.value]:
     rate = batch_throughput(serve, users, batch_size, _MIN_BATCH_SECONDS.value)
@@ -145,6 +157,9 @@ def main(argv: Sequence[str]) -> None:
     print(f"serving_default batch_size={batch_size} throughput: {rate:,.0f} users/s "
           f"({batch_size / rate * 1e3:.1f} ms per batch; target >= "
           f"{THROUGHPUT_TARGET_USERS_PER_S:,} users/s, {verdict})")
+    rows.append([f"serving_default, batches of {batch_size:,} users",
+                 f"{rate:,.0f} users/s ({batch_size / rate * 1e3:.1f} ms per batch)",
+                 f">= {THROUGHPUT_TARGET_USERS_PER_S:,} users/s", verdict])
 
   exclude_users = users[:_EXCLUDE_SEEN_CALLS.value]
   single_user_latencies_ms(call_exclude_seen, exclude_users[:_WARMUP_CALLS.value])
@@ -153,6 +168,9 @@ def main(argv: Sequence[str]) -> None:
   print(f"serving_exclude_seen single-user latency p50: {excluded[50]:.2f} ms "
         f"({len(exclude_users)} calls, {mean_seen:.0f} excluded movies per user on average)")
   print(f"serving_exclude_seen single-user latency p95: {excluded[95]:.2f} ms")
+  rows.append([f"serving_exclude_seen, one user per call ({mean_seen:.0f} excluded movies "
+               "on average), p50 / p95", f"{excluded[50]:.2f} / {excluded[95]:.2f} ms",
+               "", ""])
 
   def with_history(signature: Signature) -> Callable[[str], Dict[str, tf.Tensor]]:
     """Calls `signature` as an unknown user whose history is `user`'s rated movies."""
@@ -160,21 +178,29 @@ def main(argv: Sequence[str]) -> None:
         user_id=tf.constant(["unknown-" + user]),
         context_movie_ids=tf.constant([seen.get(user, [""])[:_HISTORY_LENGTH.value] or [""]]))
 
-  timed = {export.SERVING_WITH_CONTEXT: (
-      with_history(model.signatures[export.SERVING_WITH_CONTEXT]),
+  timed = {serving.SERVING_WITH_CONTEXT: (
+      with_history(model.signatures[serving.SERVING_WITH_CONTEXT]),
       users[:_EXCLUDE_SEEN_CALLS.value])}
-  if export.SERVING_RANKED in model.signatures:
+  if serving.SERVING_RANKED in model.signatures:
     ranked_users = users[:_RANKED_CALLS.value]
-    ranked = model.signatures[export.SERVING_RANKED]
-    timed[export.SERVING_RANKED] = (lambda user: ranked(user_id=tf.constant([user])),
+    ranked = model.signatures[serving.SERVING_RANKED]
+    timed[serving.SERVING_RANKED] = (lambda user: ranked(user_id=tf.constant([user])),
                                     ranked_users)
-    timed[export.SERVING_RANKED_WITH_CONTEXT] = (
-        with_history(model.signatures[export.SERVING_RANKED_WITH_CONTEXT]), ranked_users)
+    timed[serving.SERVING_RANKED_WITH_CONTEXT] = (
+        with_history(model.signatures[serving.SERVING_RANKED_WITH_CONTEXT]), ranked_users)
   for name, (call, timed_users) in timed.items():
     single_user_latencies_ms(call, timed_users[:_WARMUP_CALLS.value])
     latency = _percentiles(single_user_latencies_ms(call, timed_users))
     print(f"{name} single-user latency p50: {latency[50]:.2f} ms, p95: "
           f"{latency[95]:.2f} ms ({len(timed_users)} calls)")
+    rows.append([f"{name}, one user per call ({len(timed_users)} calls), p50 / p95",
+                 f"{latency[50]:.2f} / {latency[95]:.2f} ms", "", ""])
+  results.write(results_file, "Serving benchmark", [(
+      "Latency and throughput",
+      f"In-process TF {tf.__version__} (tf.saved_model.load, the graph TF Serving runs, "
+      f"without RPC overhead); {len(seen):,} known users, {len(users):,} single-user calls "
+      f"of which {num_unknown} with an unknown id.\n\n"
+      + results.table(["measure", "value", "target", "verdict"], rows))])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Each size runs in its own child process, so that its peak resident memory is its own
 and not the high-water mark of an earlier, larger run. Prints, per size, the wall time
-of `synthetic.generate`, the child's peak RSS and the size of the files written.
+of `synthetic.generate`, the child's peak RSS and the size of the files written, and
+writes them to docs/benchmarks/synthetic_generation.md (benchmarks/results.py).
 
 Usage:
   python benchmarks/synthetic_generation.py [--sizes=100k,1m,10m] [--work_dir=DIR]
@@ -26,6 +27,7 @@ if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import results
 from contracts import configs
 from movielens import synthetic
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -118,7 +120,13 @@ def main(argv: Sequence[str]) -> None:
     return
   print(f"Synthetic MovieLens generation, {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}")
-  run(_SIZES.value, _WORK_DIR.value)
+  measured = run(_SIZES.value, _WORK_DIR.value)
+  results.write(results.results_name(__file__), "Synthetic data generation", [(
+      "Generator runs", "Each size in its own process (`synthetic.generate`).\n\n"
+      + results.table(["size", "ratings", "wall s", "peak RSS MiB", "output MiB"],
+                      [[r.size, r.num_ratings, f"{r.wall_seconds:.2f}",
+                        f"{r.peak_rss_mib:,.0f}", f"{r.output_mib:.1f}"]
+                       for r in measured]))])
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ loading, after the validation split and after one pass of the training input ove
 fitted rows (batches of 1,024, no model), with the seconds each took. Each size runs in its
 own process, so the peaks do not mix.
 
-Last, the export's list of each user's rated movies (`trainer.seen_movies`, written by
-`export.write_seen_movies`) holds one entry per distinct training pair. The loaded copies
-repeat their pairs, so it is measured on as many distinct random pairs (100 per user): the
-resident memory the lists add, and the seconds to build and write them.
+Last, the export's list of each user's rated movies (`histories.seen_movies`, written by
+`artifact_files.write_seen_movies`) holds one entry per distinct training pair. The loaded
+copies repeat their pairs, so it is measured on as many distinct random pairs (100 per
+user): the resident memory the lists add, and the seconds to build and write them.
 
   python benchmarks/trainer_memory.py [--rows=1m,4m] [--max_context=50]
+
+The table is printed and written to docs/benchmarks/trainer_memory.md
+(benchmarks/results.py).
 
 ml-25m has 20M training ratings (80% of 25M); memory grows linearly in rows, so the
 figures extrapolate.
@@ -36,6 +39,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+import results
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from contracts import features
 from trainer_module import data
@@ -72,7 +76,7 @@ _SPEC = {
 
 class _TransformOutput:
   """What the Trainer reads of a TFTransformOutput here: the feature spec (for
-  `data.load_transformed`) and the id vocabularies (for `trainer.seen_movies`)."""
+  `data.load_transformed`) and the id vocabularies (for `histories.seen_movies`)."""
 
   def __init__(self, num_users: int = 0):
     self._users = [str(100_000 + user).encode() for user in range(num_users)]
@@ -127,10 +131,10 @@ def _seen_movies_cost(rows: int) -> Tuple[float, float]:
   Runs in a process of its own: after the other steps' frees, new lists would reuse freed
   memory and barely move the RSS.
   """
-  # Imported here, not at the top: trainer_module.trainer brings tfx and tft (~400 MiB),
-  # which would raise every other column's baseline.
-  from trainer_module import export  # pylint: disable=g-import-not-at-top
-  from trainer_module import trainer  # pylint: disable=g-import-not-at-top
+  # Imported here, not at the top: trainer_module.trainer brings tfx and tft, whose
+  # memory would raise every other column's baseline.
+  from trainer_module import artifact_files  # pylint: disable=g-import-not-at-top
+  from trainer_module import histories  # pylint: disable=g-import-not-at-top
   num_users = -(-rows // _PAIRS_PER_USER)
   users = np.repeat(np.arange(num_users), _PAIRS_PER_USER)[:rows]
   # Distinct movies per user: a random offset, then a stride of 7 that never wraps onto it.
@@ -140,10 +144,10 @@ def _seen_movies_cost(rows: int) -> Tuple[float, float]:
            features.MOVIE_ID_INDEX: tf.constant((offsets + steps) % _MOVIES)}
   vocabularies = _TransformOutput(num_users)
   before, start = _rss_mib(), time.perf_counter()
-  seen = trainer.seen_movies(pairs, vocabularies)
+  seen = histories.seen_movies(pairs, vocabularies)
   added = _rss_mib() - before
   with tempfile.TemporaryDirectory() as tmp:
-    export.write_seen_movies(tmp, seen)
+    artifact_files.write_seen_movies(tmp, seen)
   return added, time.perf_counter() - start
 
 
@@ -198,11 +202,13 @@ def main(argv):
               f"{'peak after reading':>18}  {'read s':>6}  {'seen lists MiB':>14}  "
               f"{'seen s':>6}")
     lines = [header, "-" * len(header)]
+    table_rows = []
     for text in _ROWS.value:
       fields, error = _child(f"--child_file={path}", f"--child_rows={_parse_rows(text)}",
                              f"--validation_fraction={_VALIDATION_FRACTION.value}")
       if error:
         lines.append(f"{text:>11}  {error}")
+        table_rows.append([text, error] + [""] * 10)
         continue
       rows, held, start, load, load_s, split, split_s, read, read_s = fields
       seen, error = _child(f"--child_seen_rows={rows}")
@@ -210,8 +216,19 @@ def main(argv):
       lines.append(f"{int(rows):>11,}  {held:>8}  {start:>9}  {load:>15}  {load_s:>6}  "
                    f"{split:>16}  {split_s:>7}  {read:>18}  {read_s:>6}  {seen_mib:>14}  "
                    f"{seen_s:>6}")
+      table_rows.append([text, f"{int(rows):,}", held, start, load, load_s, split, split_s,
+                         read, read_s, seen_mib, seen_s])
     logging.info("Trainer memory, context of %d movies:", _MAX_CONTEXT.value)
     print("\n".join(lines))
+  results.write(results.results_name(__file__), "Trainer memory", [(
+      "Peak resident memory by training rows",
+      f"Synthetic transformed examples with a context of {_MAX_CONTEXT.value} movies, "
+      f"validation fraction {_VALIDATION_FRACTION.value}; each size in its own process. "
+      "MiB are peak RSS after each step; the seen-movies lists are measured on as many "
+      "distinct pairs.\n\n" + results.table(
+          ["--rows", "rows", "held MiB", "start MiB", "peak after load MiB", "load s",
+           "peak after split MiB", "split s", "peak after reading MiB", "read s",
+           "seen lists MiB", "seen s"], table_rows))])
 
 
 if __name__ == "__main__":

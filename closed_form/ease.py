@@ -4,35 +4,35 @@
 
 with X the binary user x item matrix of the train split: B[i, j] = -P[i, j] / P[j, j], the
 weights of a ridge regression of item j's column on every other item's column. A user's
-score of item j is x_u · B[:, j]. On ml-latest-small (random 80/20 split, seen movies
-excluded) λ = 200 gives hit_rate@10 ≈ 0.097 and hit_rate@100 ≈ 0.376; a retrieval model
-that does not reach it is not yet worth its training.
+score of item j is x_u · B[:, j]. On MovieLens it is a strong baseline for little cost (one
+matrix inversion), so a trained retrieval model that does not beat it is not yet worth its
+training; docs/model_quality.md has how the default model compares.
 
 Cost: the Gram matrix and its inverse are dense [n, n] float64 (8 n² bytes, inverted in
-place) plus the float32 weights (4 n²): 4.8 GB and a few minutes on 2 cores at n = 20,000.
-Items are therefore capped at `max_items`, the most rated ones (`select_items`); the
-others, like movies with no train rating (which EASE cannot score), are never recommended.
+place) plus the float32 weights (4 n²): 12 n² bytes, 4.8 GB at n = 20,000, and the
+inversion's time grows as n³. Items are therefore capped at `max_items`, the most rated
+ones (`select_items`); the others, like movies with no train rating (which EASE cannot
+score), are never recommended.
 
 Leave-user-out scores (`leave_user_out_scores`): x_u · B scores a user's own train movies
 as the fit learned them, from that user's own row, so they outrank the held-out movies
-(top_k_accuracy, which counts train movies, falls to 0.10 on ml-latest-small). Removing
-the user's row from the fit is a rank-one update of P (Sherman-Morrison), computed per
-user from B and diag(P) without refitting; it scores the user's train movies as EASE
-would for a user it never saw, and leaves the order of the other movies as it was
-(hit_rate@10/@100 unchanged, top_k_accuracy@100 0.10 -> 0.26 on ml-latest-small).
+in any metric that counts train movies (top_k_accuracy). Removing the user's row from the
+fit is a rank-one update of P (Sherman-Morrison), computed per user from B and diag(P)
+without refitting; it scores the user's train movies as EASE would for a user it never
+saw, and leaves the order of the other movies as it was, so the seen-excluded metrics
+(hit_rate) do not change.
 
 Session rows (`Sessions`, used by the Trainer's EASE factor, not by the Evaluator's
 baseline): MovieLens users rate in sittings, and the movies rated in one sitting go
 together more than the rest of a long history says. Each run of `window` consecutive
 ratings of a user's time-ordered train history is added to the fit as one more binary
 row, weighted γ: the Gram matrix becomes XᵀX + γ·WᵀW, still positive semi-definite, so
-the closed form is unchanged. On ml-latest-small (random 80/20 split) a window of 8 at
-γ = 0.25 lifts this EASE from hit_rate@100 0.3798 to 0.3926 (docs/model_quality.md,
-"Session rows"); adding γ·WᵀW's diagonal alone (a popularity-scaled penalty) gains
-nothing, so the gain is the sittings' co-occurrence. The synthetic data has no sittings,
-and the Trainer's validation slice keeps plain EASE there. The order only shapes the fit:
-scoring still reads the set x_u. A leave-user-out score (below) removes the user's row of
-X, not their session rows.
+the closed form is unchanged. What the rows add is the sittings' co-occurrence, which the
+set of a user's movies cannot show. Whether they help depends on the data, so the
+Trainer's validation slice chooses γ, 0 (plain EASE) included (docs/model_quality.md,
+"How w, γ and the epoch are chosen"); the synthetic data has no sittings. The order only
+shapes the fit: scoring still reads the set x_u. A leave-user-out score (below) removes
+the user's row of X, not their session rows.
 
 `dropout` p > 0 gives the full-rank EDLAE of Steck 2020 ("Autoencoders that don't overfit
 towards the identity"): the penalty of item i becomes λ + p/(1-p)·(XᵀX)[i, i], as if
@@ -42,7 +42,7 @@ benchmarks/ease_headroom.py measures EDLAE beside it.
 import dataclasses
 import resource
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -50,8 +50,8 @@ from scipy import sparse
 from scipy.linalg import lapack
 from sklearn.utils import extmath
 
-# rows [B] -> float32 [B, M] scores (the Evaluator's metrics.ScoreFn).
-ScoreFn = Callable[[np.ndarray], np.ndarray]
+from ranking_core import scores as scores_lib
+
 
 # Train ratings per chunk of users when accumulating XᵀX: bounds the sparse product's size.
 _GRAM_CHUNK_RATINGS = 2_000_000
@@ -84,7 +84,7 @@ class Ease:
     return item_of[np.asarray(movies, np.int64)]
 
   def score_fn(self, users: np.ndarray, movies: np.ndarray, num_users: int,
-               leave_user_out: bool = False) -> ScoreFn:
+               leave_user_out: bool = False) -> scores_lib.ScoreFn:
     """Scores of user rows from their train (row, movie column) pairs.
 
     Args:
@@ -363,8 +363,8 @@ def factorize(weights: np.ndarray, rank: int, seed: int) -> Tuple[np.ndarray, np
 
   A user's EASE score of item j, x_u · B[:, j], is then approximately (x_u @ left) ·
   right[j]: a dot product of a user vector and an item vector, which a two-tower index
-  serves. On ml-latest-small rank 256 keeps hit_rate@100 0.3785 of full-rank EASE's
-  0.3798 (docs/model_quality.md).
+  serves. The rank trades the index's vector size against how much of EASE's ranking
+  survives truncation (docs/model_quality.md).
   """
   if not 1 <= rank:
     raise ValueError(f"The EASE factor's rank must be >= 1, got {rank}.")

@@ -1,9 +1,12 @@
 """Every knob of the pipeline, with its default and its allowed values, in one place.
 
-Each group is a frozen dataclass. The runners turn every field into a command-line flag
-(pipeline/flags.py); the components derive their execution parameters from the same fields
-(components/component_params.py); the pipeline passes the Transform and Trainer groups to
-their user code as `custom_config`, which rebuilds them with `from_dict`.
+Each group is a frozen dataclass (contracts/config_fields.py says how a knob is declared).
+The runners turn every field into a command-line flag (pipeline/flags.py); the components
+derive their execution parameters from the same fields (components/component_params.py);
+the pipeline passes the Transform and Trainer groups to their user code as
+`custom_config`, which rebuilds them with `from_dict`. The Trainer's knobs form one
+`TrainerConfig` of five groups (towers, optimization, serving, ranking stage, EASE
+factor), each with the flags it always had.
 
 Every field declares its check next to its default, and a config checks all of them when it
 is built, so a bad value fails when the flags are parsed, before any component runs, with a
@@ -11,7 +14,9 @@ message that names the flag. Defaults are chosen for real MovieLens (ml-100k to 
 not only the synthetic data.
 """
 import dataclasses
-from typing import Any, Callable, ClassVar, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import List, Optional, Tuple
+
+from contracts import config_fields
 
 PIPELINE_NAME = "tfrs-pipeline"
 
@@ -25,9 +30,9 @@ def direct_runner_args(num_workers: int) -> List[str]:
   """Beam arguments of the DirectRunner with `num_workers` workers.
 
   One worker runs in-process ("in_memory"): it starts in a second, where each
-  multi-processing worker spends ~10 s importing TensorFlow. More workers run as
-  processes, 0 meaning one per CPU. On 2 cores, 2 workers paid off at ml-1m's size and
-  cost time at ml-latest-small's (README, Operations, "Beam workers").
+  multi-processing worker first spends seconds importing TensorFlow. More workers run as
+  processes, 0 meaning one per CPU: they pay off on large data sets, where the work
+  outweighs that start.
   """
   if num_workers < 0:
     raise ValueError(f"direct_num_workers must be >= 0, got {num_workers}.")
@@ -40,11 +45,11 @@ def direct_runner_args(num_workers: int) -> List[str]:
 # The Kubeflow runner defaults to multi-processing, one worker per CPU.
 LOCAL_BEAM_PIPELINE_ARGS = tuple(direct_runner_args(1))
 
-# Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig fields, TRANSFORM_KEY:
-# TransformConfig fields, CONTEXT_KEY: ContextConfig fields, DATA_KEY: DataConfig fields
-# (the Trainer reads the eval split's share, which its validation mimics), CATALOG_FILES_KEY: catalog
-# file patterns (added at run time by components.retrieval_trainer),
-# CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
+# Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig (nested, as
+# dataclasses.asdict writes it), TRANSFORM_KEY: TransformConfig fields, CONTEXT_KEY:
+# ContextConfig fields, DATA_KEY: DataConfig fields (the Trainer reads the eval split's
+# share, which its validation mimics), CATALOG_FILES_KEY: catalog file patterns (added at
+# run time by components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
 TRAINER_KEY = "trainer"
 TRANSFORM_KEY = "transform"
 CONTEXT_KEY = "context"
@@ -56,130 +61,22 @@ CODE_FINGERPRINT_KEY = "code_fingerprint"
 RANDOM_SPLIT = "random"
 TEMPORAL_SPLIT = "temporal"
 
-_T = TypeVar("_T")
-# A check returns None when the value is allowed, else what is allowed ("must be ...").
-Check = Callable[[Any], Optional[str]]
-
-
-# ------------------------------------------------------------------------------- checks
-
-
-def positive(value: Any) -> Optional[str]:
-  return None if value > 0 else "must be > 0"
-
-
-def non_negative(value: Any) -> Optional[str]:
-  return None if value >= 0 else "must be >= 0"
-
-
-def at_least(minimum: float) -> Check:
-  return lambda value: None if value >= minimum else f"must be >= {minimum}"
-
-
-def in_range(low: float, high: float, include_low: bool = True,
-             include_high: bool = False) -> Check:
-  """low <= value < high by default; the brackets in the message say which ends count."""
-  def check(value: Any) -> Optional[str]:
-    above = value >= low if include_low else value > low
-    below = value <= high if include_high else value < high
-    return None if above and below else (
-        f"must be in {'[' if include_low else '('}{low}, {high}{']' if include_high else ')'}")
-  return check
-
-
-def one_of(*choices: str) -> Check:
-  return lambda value: None if value in choices else f"must be one of {list(choices)}"
-
-
-def parse_int_list(spec: str, name: str) -> List[int]:
-  """'256,128' -> [256, 128]; '' -> []. Every entry must be a positive integer.
-
-  Raises:
-    ValueError: Naming `name` (the flag), when an entry is not a positive integer.
-  """
-  try:
-    values = [int(part) for part in spec.split(",") if part.strip()]
-  except ValueError as error:
-    raise ValueError(f"{name} must be comma-separated integers, got {spec!r}.") from error
-  if any(value <= 0 for value in values):
-    # Keras accepts Dense(0), which silently turns a tower into a constant.
-    raise ValueError(f"{name} sizes must be positive, got {spec!r}.")
-  return values
+# The knob machinery (checks, fields, config classes) lives in config_fields.py; these
+# short names are what the declarations below use.
+positive = config_fields.positive
+non_negative = config_fields.non_negative
+at_least = config_fields.at_least
+in_range = config_fields.in_range
+one_of = config_fields.one_of
+parse_int_list = config_fields.parse_int_list
+_field = config_fields.field
+_list_field = config_fields.list_field
+_Config = config_fields.Config
 
 
 def parse_hidden_layers(spec: str) -> List[int]:
-  """TrainerConfig.hidden_layers: '256,128' -> [256, 128]; '' -> []."""
+  """--hidden_layers as the command line gives it: '256,128' -> [256, 128]; '' -> []."""
   return parse_int_list(spec, "hidden_layers")
-
-
-def parse_weights(spec: str, name: str) -> List[float]:
-  """'0,0.5,1' -> [0.0, 0.5, 1.0]. At least one entry; every entry a number >= 0.
-
-  Raises:
-    ValueError: Naming `name` (the flag), when the list is empty or an entry is not.
-  """
-  try:
-    values = [float(part) for part in spec.split(",") if part.strip()]
-  except ValueError as error:
-    raise ValueError(f"{name} must be comma-separated numbers, got {spec!r}.") from error
-  if not values or any(not value >= 0 for value in values):
-    raise ValueError(f"{name} must list numbers >= 0, got {spec!r}.")
-  return values
-
-
-def _weight_list(name: str) -> Check:
-  def check(value: str) -> Optional[str]:
-    try:
-      parse_weights(value, name)
-    except ValueError:
-      return "must be comma-separated numbers >= 0, at least one"
-    return None
-  return check
-
-
-def _int_list(name: str, allow_empty: bool = True) -> Check:
-  def check(value: str) -> Optional[str]:
-    try:
-      values = parse_int_list(value, name)
-    except ValueError:
-      return "must be comma-separated positive integers"
-    return None if values or allow_empty else "must list at least one positive integer"
-  return check
-
-
-def _field(default: Any, help_text: str, check: Optional[Check] = None) -> Any:
-  return dataclasses.field(default=default, metadata={"help": help_text, "check": check})
-
-
-class _Config:
-  """Checks every field on construction; rebuilds from `dataclasses.asdict` form."""
-
-  def __post_init__(self):
-    for field in dataclasses.fields(self):
-      value = getattr(self, field.name)
-      if field.type in (int, float) and (isinstance(value, bool)
-                                         or not isinstance(value, (int, float))):
-        raise ValueError(f"--{field.name} must be a number, got {value!r}.")
-      check = field.metadata.get("check")
-      problem = check(value) if check else None
-      if problem:
-        raise ValueError(f"--{field.name} {problem}, got {value!r}.")
-    problem = self.conflict()
-    if problem:
-      raise ValueError(problem)
-
-  # The fields `conflict` reads (the runners check them together when flags are parsed).
-  CONFLICT_FIELDS: ClassVar[Tuple[str, ...]] = ()
-
-  def conflict(self) -> Optional[str]:
-    """What is wrong with a combination of (individually valid) fields; None if nothing."""
-    return None
-
-  @classmethod
-  def from_dict(cls: Type[_T], values: Optional[Mapping[str, Any]]) -> _T:
-    """Rebuilds a config from its `dataclasses.asdict` form, ignoring unknown keys."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
 
 # ------------------------------------------------------------------------------- groups
@@ -251,12 +148,8 @@ RANKING_MODELS = (NO_RANKING, DCN_RANKING)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainerConfig(_Config):
-  """Hyperparameters of the two-tower retrieval model (trainer_module/).
-
-  learning_rate, temperature and epochs at 0 take the query tower's default
-  (trainer_module.towers.FAMILY_DEFAULTS), tuned for each family.
-  """
+class TowerConfig(_Config):
+  """The query and candidate towers (trainer_module/towers.py, model.py)."""
   query_tower: str = _field(
       HISTORY_TOWER, "Query tower: 'user_id' (user id and time embeddings), 'history' (mean "
       "of the context movies' embeddings), 'sequential_attention' (masked self-attention "
@@ -268,29 +161,9 @@ class TrainerConfig(_Config):
       "table, and genres).", one_of(*CANDIDATE_TOWERS))
   embedding_dim: int = _field(64, "Size of the final query and candidate embeddings.",
                               positive)
-  hidden_layers: str = _field(
-      "", "Comma-separated ReLU layer sizes in each tower before the final linear "
-      "projection, e.g. '256,128'; empty for none.", _int_list("hidden_layers"))
-  optimizer: str = _field("adam", "Optimizer: 'adam' or 'adagrad'.", one_of("adam", "adagrad"))
-  learning_rate: float = _field(0.0, "Learning rate; 0: the query tower's default.",
-                                non_negative)
-  batch_size: int = _field(
-      1024, "Training batch size; also the number of in-batch negatives per example. "
-      "The in-batch softmax costs O(batch_size^2) per batch: on CPU, 1024 trains ~5x "
-      "faster per example than 4096 (benchmarks/trainer_throughput.py).", at_least(2))
-  epochs: int = _field(
-      0, "Most passes over the training split (early stopping may end sooner); 0: the "
-      "query tower's default.", non_negative)
-  temperature: float = _field(
-      0.0, "Softmax temperature of the retrieval loss (embeddings are L2-normalized); 0: "
-      "the query tower's default.", non_negative)
-  validation_fraction: float = _field(
-      0.05, "Share of the TRAIN split's ratings held out (never the eval split) to choose "
-      "the epoch: training keeps the weights of the epoch with the best validation "
-      "hit rate and stops after --early_stopping_patience epochs without gain. 0: no "
-      "validation, train every epoch.", in_range(0.0, 0.5))
-  early_stopping_patience: int = _field(
-      2, "Epochs without a better validation hit rate before training stops.", positive)
+  hidden_layers: Tuple[int, ...] = _list_field(
+      (), int, "Comma-separated ReLU layer sizes in each tower before the final linear "
+      "projection, e.g. '256,128'; empty for none.", config_fields.int_list())
   num_heads: int = _field(2, "Attention heads of the sequential query towers.", positive)
   context_embedding: str = _field(
       TABLE, "Context movie embeddings of the sequential towers: 'table' or "
@@ -308,92 +181,15 @@ class TrainerConfig(_Config):
       "(its own loss, temperature and learning rate: the user_id family's defaults); a "
       "movie scores by the sum of both models' cosines. The head knows a user by their "
       "id, which the context towers do not; a user it never saw gets its trained OOV "
-      "embedding. On ml-latest-small it lifted hit_rate@100 by 0.002-0.004 over three "
-      "seeds (docs/model_quality.md, 'Repeatable training, and the user id head'). "
-      "Ignored by the user_id query tower.")
+      "embedding. Ignored by the user_id query tower.")
   num_interests: int = _field(
       0, "Interest vectors of the 'history' query tower beside its mean context "
       "embedding, each an attention-weighted pooling of the context; a movie scores by "
-      "the query vector it matches best. Helps users of several tastes; at 4, training "
-      "takes 3-5x as long (docs/model_quality.md). 0: the mean only.", non_negative)
+      "the query vector it matches best. Helps users of several tastes; each interest "
+      "adds an attention pooling to every training step. 0: the mean only.", non_negative)
   l2_regularization: float = _field(0.0, "L2 penalty on the embedding tables.", non_negative)
-  oov_user_rate: float = _field(
-      0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "
-      "so unknown users at serving get a trained (popularity-like) embedding.",
-      in_range(0.0, 1.0, include_high=True))
   max_title_tokens: int = _field(16, "Title tokens kept per movie (the rest are cut).",
                                  positive)
-  serving_top_k: int = _field(100, "Movies returned by the exported serving model.", positive)
-  ranking_model: str = _field(
-      NO_RANKING, "Ranking stage after retrieval: 'dcn' also trains a Deep & Cross Network "
-      "(tfrs.layers.dcn.Cross) that predicts a user's rating of a movie; the serving model "
-      "then has a 'serving_ranked' signature (the retrieved movies re-ordered by predicted "
-      "rating) and the Evaluator reports its RMSE on the eval split against the train "
-      "mean. 'none': retrieval only.", one_of(*RANKING_MODELS))
-  ranking_candidates: int = _field(
-      100, "Movies retrieved for the ranking stage to re-order in 'serving_ranked' (it "
-      "returns the best min(serving_top_k, ranking_candidates) of them).", positive)
-  ranking_weight: float = _field(
-      0.25, "Share of the predicted rating in serving_ranked's order: the retrieved movies "
-      "are ordered by (1 - w) x their retrieval score + w x their predicted rating, each "
-      "standardized over the user's retrieved movies (contracts.artifacts."
-      "ranked_order_key). 1: by predicted rating alone; 0: retrieval's order. Ordering by "
-      "rating alone halved hit_rate@10 on ml-latest-small (README, 'Ranking stage').",
-      in_range(0.0, 1.0, include_high=True))
-  ranking_epochs: int = _field(
-      10, "Most passes of the ranking stage over the training split (early stopping on "
-      "the validation RMSE may end sooner).", positive)
-  ranking_learning_rate: float = _field(0.001, "Learning rate (Adam) of the ranking stage.",
-                                        positive)
-  ease_factor_rank: int = _field(
-      512, "Rank of the EASE factor: EASE (the closed-form item-item model the Evaluator "
-      "also fits as a baseline, here with session rows: --ease_factor_session_weights) "
-      "is fitted on the training ratings, factorized to this "
-      "rank, and appended to both towers' embeddings, so one dot product scores a movie by "
-      "the towers' cosine + w x its low-rank EASE score from the user's whole train "
-      "history (w from --ease_factor_weights); a user's own train movies are scored as if "
-      "the user had been left out of the fit. It reads the whole history where the towers "
-      "read --max_context movies (README, 'The EASE factor'). Each user stores a vector "
-      "of this size in the serving model (4 x rank bytes); 256 halves that and scored "
-      "0.0014 lower hit_rate@100 on ml-latest-small. 0: the towers alone.",
-      non_negative)
-  ease_factor_weights: str = _field(
-      "0,0.5,1,2,4,8", "Candidate weights w of the EASE factor (0 drops the factor). The "
-      "validation slice keeps the middle one of the weights whose hit rate is within one "
-      "standard error of the best's, so noise in a small slice does not pick an edge "
-      "of a flat curve (trainer_module/ease_factor.py). Without a validation "
-      "slice (--validation_fraction 0) a single weight is used as given, and a list "
-      "serves the factor at w = 1.",
-      _weight_list("ease_factor_weights"))
-  ease_factor_l2: float = _field(
-      200.0, "L2 penalty (lambda) of the EASE factor's fit (the Evaluator's baseline has "
-      "its own, --ease_l2).", positive)
-  ease_factor_max_items: int = _field(
-      10_000, "The EASE factor models at most this many movies, the most rated (its fit "
-      "needs 12 x items^2 bytes); the others get a zero factor.", positive)
-  ease_factor_session_window: int = _field(
-      8, "Ratings per session row of the EASE factor's fit: each run of this many "
-      "consecutive ratings of a user's time-ordered train history is one more row of the "
-      "fit, so movies rated in one sitting weigh more together (closed_form/ease.py).",
-      at_least(2))
-  ease_factor_session_weights: str = _field(
-      "0,0.25", "Candidate weights of the session rows in the EASE factor's fit (0: plain "
-      "EASE); the validation slice keeps the best, jointly with --ease_factor_weights. "
-      "Without a validation slice the largest is used.",
-      _weight_list("ease_factor_session_weights"))
-  seed: int = _field(42, "Seed of initialization and shuffling.")
-
-  @property
-  def hidden_layer_sizes(self) -> List[int]:
-    return parse_hidden_layers(self.hidden_layers)
-
-  @property
-  def ease_factor_weight_grid(self) -> List[float]:
-    return parse_weights(self.ease_factor_weights, "ease_factor_weights")
-
-  @property
-  def ease_factor_session_weight_grid(self) -> List[float]:
-    return parse_weights(self.ease_factor_session_weights, "ease_factor_session_weights")
 
   CONFLICT_FIELDS = ("query_tower", "num_interests")
 
@@ -402,6 +198,120 @@ class TrainerConfig(_Config):
       return (f"--num_interests applies to the {HISTORY_TOWER!r} query tower, not "
               f"--query_tower={self.query_tower!r}.")
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizationConfig(_Config):
+  """How the retrieval model is fitted and its epoch chosen (trainer_module/training.py,
+  validation.py). learning_rate, temperature and epochs at 0 take the query tower's
+  default (trainer_module.towers.FAMILY_DEFAULTS), tuned for each family."""
+  optimizer: str = _field("adam", "Optimizer: 'adam' or 'adagrad'.", one_of("adam", "adagrad"))
+  learning_rate: float = _field(0.0, "Learning rate; 0: the query tower's default.",
+                                non_negative)
+  batch_size: int = _field(
+      1024, "Training batch size; also the number of in-batch negatives per example. "
+      "The in-batch softmax costs O(batch_size^2) per batch, so larger batches train "
+      "slower per example (benchmarks/trainer_throughput.py measures it).", at_least(2))
+  epochs: int = _field(
+      0, "Most passes over the training split (early stopping may end sooner); 0: the "
+      "query tower's default.", non_negative)
+  temperature: float = _field(
+      0.0, "Softmax temperature of the retrieval loss (embeddings are L2-normalized); 0: "
+      "the query tower's default.", non_negative)
+  validation_fraction: float = _field(
+      0.05, "Share of the TRAIN split's ratings held out (never the eval split) to choose "
+      "the epoch: training keeps the weights of the epoch with the best validation "
+      "hit rate and stops after --early_stopping_patience epochs without gain. 0: no "
+      "validation, train every epoch.", in_range(0.0, 0.5))
+  early_stopping_patience: int = _field(
+      2, "Epochs without a better validation hit rate before training stops.", positive)
+  oov_user_rate: float = _field(
+      0.02, "Fraction of training examples whose user id is replaced by the OOV bucket, "
+      "so unknown users at serving get a trained (popularity-like) embedding.",
+      in_range(0.0, 1.0, include_high=True))
+  seed: int = _field(42, "Seed of initialization and shuffling.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig(_Config):
+  """The exported serving model (trainer_module/serving_model.py)."""
+  FLAG_PREFIX = "serving_"
+  top_k: int = _field(100, "Movies returned by the exported serving model.", positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig(_Config):
+  """The optional ranking stage after retrieval (trainer_module/ranking.py)."""
+  FLAG_PREFIX = "ranking_"
+  model: str = _field(
+      NO_RANKING, "Ranking stage after retrieval: 'dcn' also trains a Deep & Cross Network "
+      "(tfrs.layers.dcn.Cross) that predicts a user's rating of a movie; the serving model "
+      "then has a 'serving_ranked' signature (the retrieved movies re-ordered by predicted "
+      "rating) and the Evaluator reports its RMSE on the eval split against the train "
+      "mean. 'none': retrieval only.", one_of(*RANKING_MODELS))
+  candidates: int = _field(
+      100, "Movies retrieved for the ranking stage to re-order in 'serving_ranked' (it "
+      "returns the best min(serving_top_k, ranking_candidates) of them).", positive)
+  weight: float = _field(
+      0.25, "Share of the predicted rating in serving_ranked's order: the retrieved movies "
+      "are ordered by (1 - w) x their retrieval score + w x their predicted rating, each "
+      "standardized over the user's retrieved movies (ranking_core.scores."
+      "ranked_order_key). 1: by predicted rating alone; 0: retrieval's order.",
+      in_range(0.0, 1.0, include_high=True))
+  epochs: int = _field(
+      10, "Most passes of the ranking stage over the training split (early stopping on "
+      "the validation RMSE may end sooner).", positive)
+  learning_rate: float = _field(0.001, "Learning rate (Adam) of the ranking stage.",
+                                positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class EaseFactorConfig(_Config):
+  """The EASE factor appended to the towers (trainer_module/ease_factor.py) and how its
+  weights are chosen (ease_factor_selection.py)."""
+  FLAG_PREFIX = "ease_factor_"
+  rank: int = _field(
+      512, "Rank of the EASE factor: EASE (the Evaluator's closed-form baseline) is fitted "
+      "on the training ratings, factorized to this rank and appended to both towers' "
+      "embeddings, so a movie scores by the towers' cosine + w x its low-rank EASE score "
+      "from the user's whole train history (trainer_module/ease_factor.py). Each user "
+      "stores 4 x rank bytes in the serving model. 0: the towers alone.",
+      non_negative)
+  weights: Tuple[float, ...] = _list_field(
+      (0, 0.5, 1, 2, 4, 8), float, "Candidate weights w of the EASE factor (0 drops the "
+      "factor). The validation slice keeps the middle one of the weights whose hit rate "
+      "is within one standard error of the best's, so noise in a small slice does not "
+      "pick an edge of a flat curve (trainer_module/ease_factor_selection.py). Without a "
+      "validation slice (--validation_fraction 0) a single weight is used as given, and "
+      "a list serves the factor at w = 1.", config_fields.weight_list)
+  l2: float = _field(
+      200.0, "L2 penalty (lambda) of the EASE factor's fit (the Evaluator's baseline has "
+      "its own, --ease_l2).", positive)
+  max_items: int = _field(
+      10_000, "The EASE factor models at most this many movies, the most rated (its fit "
+      "needs 12 x items^2 bytes); the others get a zero factor.", positive)
+  session_window: int = _field(
+      8, "Ratings per session row of the EASE factor's fit: each run of this many "
+      "consecutive ratings of a user's time-ordered train history is one more row of the "
+      "fit, so movies rated in one sitting weigh more together (closed_form/ease.py).",
+      at_least(2))
+  session_weights: Tuple[float, ...] = _list_field(
+      (0, 0.25), float, "Candidate weights of the session rows in the EASE factor's fit "
+      "(0: plain EASE); the validation slice keeps the best, jointly with "
+      "--ease_factor_weights. Without a validation slice the largest is used.",
+      config_fields.weight_list)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig(config_fields.GroupedConfig):
+  """Everything the Trainer's run_fn reads, one group per concern; each group's knobs are
+  flags of both runners (`--query_tower`, `--ranking_epochs`, `--ease_factor_rank`, ...).
+  """
+  towers: TowerConfig = TowerConfig()
+  optimization: OptimizationConfig = OptimizationConfig()
+  serving: ServingConfig = ServingConfig()
+  ranking: RankingConfig = RankingConfig()
+  ease_factor: EaseFactorConfig = EaseFactorConfig()
 
 
 # Choices of EvaluatorConfig: the metric families the blessing can gate on and the
@@ -417,7 +327,7 @@ class EvaluatorConfig(_Config):
   Pusher."""
   ks: str = _field("10,50,100", "Comma-separated cutoffs of hit_rate, recall and "
                    "top_k_accuracy; blessing_k is always added.",
-                   _int_list("ks", allow_empty=False))
+                   config_fields.int_list_spec("ks", allow_empty=False))
   blessing_k: int = _field(
       100, "The blessing compares <gate_metric>@blessing_k (keep it well below the catalog "
       "size).", positive)

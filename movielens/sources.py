@@ -210,10 +210,9 @@ def content_fingerprint(location: str) -> Optional[str]:
 
   Names, sizes and modification times are not enough: `cp -p`, `rsync -a` or a
   re-extracted archive rewrite a file with its old size and mtime. So the bytes are
-  hashed (SHA-256, streamed in 1 MiB chunks; about 1 GB/s with the SHA extensions of
-  current x86 CPUs, see benchmarks/fingerprint_cost.py): a zip as a whole, a directory's
-  ratings and movies files (other files there, such as ml-25m's genome scores, are not
-  read by the pipeline and not hashed).
+  hashed (SHA-256, streamed in 1 MiB chunks; benchmarks/fingerprint_cost.py measures the
+  cost): a zip as a whole, a directory's ratings and movies files (other files there, such
+  as ml-25m's genome scores, are not read by the pipeline and not hashed).
 
   Args:
     location: What `detect_source` accepts.

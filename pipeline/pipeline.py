@@ -18,6 +18,7 @@ from components.user_context import component as user_context_component
 from components.user_context import executor as user_context_executor
 import closed_form
 import contracts
+import ranking_core
 from contracts import artifacts
 from contracts import configs
 import trainer_module
@@ -25,6 +26,7 @@ import trainer_module
 _TRAINER_MODULE_DIR = pathlib.Path(trainer_module.__file__).parent
 _CONTRACTS_DIR = pathlib.Path(contracts.__file__).parent
 _CLOSED_FORM_DIR = pathlib.Path(closed_form.__file__).parent
+_RANKING_CORE_DIR = pathlib.Path(ranking_core.__file__).parent
 
 
 def code_fingerprint(*paths: pathlib.Path) -> str:
@@ -46,9 +48,10 @@ def transform_code_files() -> List[pathlib.Path]:
 
 def trainer_code_files() -> List[pathlib.Path]:
   """run_fn's whole package (model, data, export, ...) and every project package it
-  imports: the contracts, and closed_form for the EASE factor."""
+  imports: the contracts, closed_form for the EASE factor and ranking_core for the
+  validation hit rate."""
   return [*_TRAINER_MODULE_DIR.glob("*.py"), *_CONTRACTS_DIR.glob("*.py"),
-          *_CLOSED_FORM_DIR.glob("*.py")]
+          *_CLOSED_FORM_DIR.glob("*.py"), *_RANKING_CORE_DIR.glob("*.py")]
 
 
 def transform_code_fingerprint() -> str:

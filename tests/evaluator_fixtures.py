@@ -18,6 +18,7 @@ from components.retrieval_evaluator import executor
 from components.retrieval_evaluator import results as results_lib
 from contracts import artifacts
 from contracts import features
+from contracts import serving
 
 NUM_GROUPS, USERS_PER_GROUP, BLOCK = 8, 5, 50
 NUM_RATED_MOVIES = NUM_GROUPS * BLOCK
@@ -101,7 +102,7 @@ class QueryModel(tf.Module):
                                 tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)])
   def serve(self, user_id, timestamp):
     del timestamp  # The fixed embeddings do not depend on time.
-    return {artifacts.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
+    return {serving.EMBEDDING_OUTPUT: tf.gather(self._embeddings,
                                                      self._table.lookup(user_id))}
 
 
@@ -110,7 +111,7 @@ def write_model(uri: str, user_embeddings: np.ndarray, movie_embeddings: np.ndar
   """A fake Trainer output; movie_embeddings rows are in MOVIE_IDS order."""
   module = QueryModel(USER_IDS, user_embeddings)
   tf.saved_model.save(module, os.path.join(uri, artifacts.QUERY_MODEL_DIR),
-                      signatures={artifacts.QUERY_SIGNATURE: module.serve})
+                      signatures={serving.QUERY_SIGNATURE: module.serve})
   os.makedirs(os.path.join(uri, artifacts.CANDIDATES_DIR))
   with open(os.path.join(uri, artifacts.CANDIDATES_DIR, artifacts.MOVIE_IDS_FILE),
             "w") as f:

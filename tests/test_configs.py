@@ -47,7 +47,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ])
 def test_bad_values_name_the_flag_and_the_allowed_values(config_cls, field, bad, expected):
   with pytest.raises(ValueError, match=f"^--{field} {expected}.*, got"):
-    config_cls(**{field: bad})
+    config_cls.from_flags(**{field: bad})
 
 
 def test_defaults_are_valid_and_survive_a_round_trip():
@@ -63,7 +63,8 @@ def test_flag_parsing_rejects_a_bad_value():
     flag_values(["prog", "--batch_size=-5"])
   flag_values(["prog", "--batch_size=256", "--ks=5,10"])
   config = config_flags.pipeline_config_from_flags(flag_values)
-  assert config.trainer.batch_size == 256 and config.evaluator.evaluated_ks == (5, 10, 100)
+  assert config.trainer.optimization.batch_size == 256
+  assert config.evaluator.evaluated_ks == (5, 10, 100)
 
 
 def test_flags_that_conflict_are_refused_when_parsed():
@@ -73,7 +74,7 @@ def test_flags_that_conflict_are_refused_when_parsed():
                      match="--num_interests applies to the 'history' query tower"):
     flag_values(["prog", "--query_tower=user_id", "--num_interests=2"])
   with pytest.raises(ValueError, match="--num_interests applies to the 'history' query tower"):
-    configs.TrainerConfig(query_tower="user_id", num_interests=2)
+    configs.TrainerConfig.from_flags(query_tower="user_id", num_interests=2)
   # Without a validation slice the factor's weight list is no conflict (run_fn serves
   # one weight then).
   flag_values = flags.FlagValues()
@@ -81,15 +82,15 @@ def test_flags_that_conflict_are_refused_when_parsed():
   flag_values(["prog", "--ease_factor_rank=64", "--validation_fraction=0",
                "--ease_factor_weights=2"])
   config = config_flags.pipeline_config_from_flags(flag_values)
-  assert config.trainer.ease_factor_weight_grid == [2.0]
-  configs.TrainerConfig(validation_fraction=0.0)  # The default grid, no conflict.
+  assert config.trainer.ease_factor.weights == (2.0,)
+  configs.TrainerConfig.from_flags(validation_fraction=0.0)  # The default grid, no conflict.
   with pytest.raises(ValueError, match="--ease_factor_weights must be comma-separated numbers"):
-    configs.TrainerConfig(ease_factor_weights="1,-2")
+    configs.TrainerConfig.from_flags(ease_factor_weights="1,-2")
   with pytest.raises(ValueError, match="--ease_factor_session_weights must be comma-separated"):
-    configs.TrainerConfig(ease_factor_session_weights="0,x")
+    configs.TrainerConfig.from_flags(ease_factor_session_weights="0,x")
   with pytest.raises(ValueError, match="--ease_factor_session_window"):
-    configs.TrainerConfig(ease_factor_session_window=1)
-  assert configs.TrainerConfig().ease_factor_session_weight_grid == [0.0, 0.25]
+    configs.TrainerConfig.from_flags(ease_factor_session_window=1)
+  assert configs.TrainerConfig().ease_factor.session_weights == (0.0, 0.25)
 
 
 @pytest.mark.parametrize("flag, expected", [("--batch_size=-5", "--batch_size"),

@@ -4,6 +4,7 @@ import pytest
 
 from closed_form import ease
 from trainer_module import ease_factor
+from trainer_module import ease_factor_selection as selection
 
 # 5 users x 6 movie indices; movie 5 is never rated (like an OOV bucket), user 4 rates
 # nothing. User 0 rates movie 1 twice (one interaction).
@@ -68,7 +69,7 @@ def test_serving_form_folds_the_weight_into_the_query_side():
                              2.5 * factor.user_vectors(users, movies, NUM_USERS), rtol=1e-6)
   np.testing.assert_allclose(served.user_vectors[4], served.query_rows[2], rtol=1e-4,
                              atol=1e-5)
-  assert factor.info["weight"] == 2.5
+  assert factor.weight == 2.5
 
 
 def _hits(rate: float, pairs: int = 1000, shift: int = 0) -> np.ndarray:
@@ -90,11 +91,11 @@ def test_level_with_best_keeps_those_within_one_paired_standard_error():
   # 151 of the best's hits lost, 150 others gained: 0.001 against ~0.017. Level.
   spread = best.copy()
   spread[:151], spread[300:450] = False, True
-  assert ease_factor.level_with_best([best]) == [0]
-  assert ease_factor.level_with_best([fewer, best, spread]) == [1, 2]
-  assert ease_factor.level_with_best([best, elsewhere, close]) == [0]
+  assert selection.level_with_best([best]) == [0]
+  assert selection.level_with_best([fewer, best, spread]) == [1, 2]
+  assert selection.level_with_best([best, elsewhere, close]) == [0]
   # Equal rates are level whatever their pairs; the first of them is the best.
-  assert ease_factor.level_with_best([best, _hits(0.30, shift=500)]) == [0, 1]
+  assert selection.level_with_best([best, _hits(0.30, shift=500)]) == [0, 1]
 
 
 def test_choose_weight_keeps_the_middle_weight_level_with_the_best():
@@ -110,33 +111,34 @@ def test_choose_weight_keeps_the_middle_weight_level_with_the_best():
     seen.append(None if candidate is None else candidate.weight)
     return hits[seen[-1]]
 
-  chosen = ease_factor.choose_weight(factor, [8.0, 0.0, 2.0, 1.0, 4.0], validation_hits)
+  chosen = selection.choose_weight(factor, [8.0, 0.0, 2.0, 1.0, 4.0], validation_hits)
   assert seen == [None, 1.0, 2.0, 4.0, 8.0]  # Ascending; weight 0 is the towers alone.
-  assert chosen.info["validation_weights"] == [0.0, 1.0, 2.0, 4.0, 8.0]
-  assert chosen.info["validation_hit_rates"] == pytest.approx([0.20, 0.35, 0.355, 0.352,
-                                                               0.25])
-  assert chosen.info["validation_level_weights"] == [1.0, 2.0, 4.0]
-  assert chosen.weight == 2.0
+  assert chosen.weights == [0.0, 1.0, 2.0, 4.0, 8.0]
+  assert chosen.hit_rates == pytest.approx([0.20, 0.35, 0.355, 0.352, 0.25])
+  assert chosen.level_weights == [1.0, 2.0, 4.0]
+  assert chosen.kept == 2.0
   # Of an even count, the larger middle one; a clear best is kept alone.
   del hits[1.0]
-  assert ease_factor.choose_weight(factor, [0.0, 2.0, 4.0, 8.0],
-                                   lambda c: hits[None if c is None else c.weight]
-                                   ).weight == 4.0
-  assert ease_factor.choose_weight(factor, [0.0, 1.0],
-                                   lambda c: _hits(0.5 if c is None else 0.4)).weight == 0.0
+  assert selection.choose_weight(factor, [0.0, 2.0, 4.0, 8.0],
+                                 lambda c: hits[None if c is None else c.weight]).kept == 4.0
+  assert selection.choose_weight(factor, [0.0, 1.0],
+                                 lambda c: _hits(0.5 if c is None else 0.4)).kept == 0.0
 
 
 def test_history_entries_record_the_choice_even_when_the_factor_is_dropped():
   factor = ease_factor.fit(USERS, MOVIES, NUM_USERS, NUM_MOVIES, rank=2, l2=1.0,
                            max_items=100, seed=0)
-  dropped = ease_factor.choose_weight(factor, [0.0, 2.0],
-                                      lambda c: _hits(0.5 if c is None else 0.4))
-  assert ease_factor.history_entries(dropped) == {
+  dropped = selection.choose_weight(factor, [0.0, 2.0],
+                                    lambda c: _hits(0.5 if c is None else 0.4))
+  assert selection.history_entries(selection.Selection(
+      rank=factor.rank, weight=dropped.kept, session_weight=0.0,
+      weight_choice=dropped)) == {
       "ease_factor_weight": [0.0], "ease_factor_rank": [2.0],
       "ease_factor_session_weight": [0.0],
       "ease_factor_weights": [0.0, 2.0], "ease_factor_validation_hit_rates": [0.5, 0.4],
       "ease_factor_level_weights": [0.0]}
-  assert ease_factor.history_entries(factor.with_weight(3.0)) == {
+  assert selection.history_entries(selection.Selection(
+      rank=factor.rank, weight=3.0, session_weight=0.0)) == {
       "ease_factor_weight": [3.0], "ease_factor_rank": [2.0],
       "ease_factor_session_weight": [0.0]}
-  assert ease_factor.history_entries(None) == {"ease_factor_weight": [0.0]}
+  assert selection.history_entries(None) == {"ease_factor_weight": [0.0]}

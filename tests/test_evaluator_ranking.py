@@ -18,8 +18,9 @@ from components.retrieval_evaluator import results as results_lib
 from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import serving
 from tests import evaluator_fixtures as fixtures
-from trainer_module import trainer
+from trainer_module import ranking as ranking_stage
 
 # A hand-made problem. Train: movie 10 rated 5 and 4, movie 20 rated 2, movie 30 rated 1,
 # so the global mean is 12 / 4 = 3. Eval rows: (user, movie, timestamp, genres, rating).
@@ -63,7 +64,7 @@ def _write_examples(uri: str, train, eval_) -> standard_artifacts.Examples:
 class _RankingModel(tf.Module):
   """The ranking signature of the contract around `predict(inputs) -> ratings`."""
 
-  def __init__(self, predict, output=artifacts.PREDICTED_RATING_OUTPUT):
+  def __init__(self, predict, output=serving.PREDICTED_RATING_OUTPUT):
     super().__init__()
     self._predict, self._output = predict, output
 
@@ -77,7 +78,7 @@ class _RankingModel(tf.Module):
 def _write_ranking_model(model_uri: str, predict, **kwargs) -> str:
   module = _RankingModel(predict, **kwargs)
   path = artifacts.ranking_model_path(model_uri)
-  tf.saved_model.save(module, path, signatures={artifacts.RANKING_SIGNATURE: module.serve})
+  tf.saved_model.save(module, path, signatures={serving.RANKING_SIGNATURE: module.serve})
   return path
 
 
@@ -209,7 +210,7 @@ RANKING_CANDIDATES = 20
 
 def _write_ranking_config(model_uri: str, weight: float) -> None:
   """The Trainer's ranking_config.json (written by the Trainer's own function)."""
-  trainer.write_ranking_config(model_uri, configs.TrainerConfig(
+  ranking_stage.write_serving_config(model_uri, configs.TrainerConfig.from_flags(
       ranking_model=configs.DCN_RANKING, ranking_candidates=RANKING_CANDIDATES,
       ranking_weight=weight))
 

@@ -23,9 +23,9 @@ from tfx import v1 as tfx
 
 from contracts import configs
 from contracts import features
+from contracts import serving as serving_lib
 from tests import transform_fixtures
 from trainer_module import data
-from trainer_module import export
 from trainer_module import preprocessing
 from trainer_module import towers
 from trainer_module import trainer
@@ -99,7 +99,7 @@ def test_the_transform_graph_outputs_the_hour_of_each_rating(extended):
 def test_the_serving_model_answers_by_the_hour_of_the_query(extended):
   fixture_data, model_uri = extended
   serving = tf.saved_model.load(os.path.join(model_uri, _SERVING_DIR))
-  at_time = serving.signatures[export.SERVING_AT_TIME]
+  at_time = serving.signatures[serving_lib.SERVING_AT_TIME]
   # The signature's inputs are still the raw query features: the new feature is computed
   # from the timestamp by the Transform graph inside the serving model.
   assert set(at_time.structured_input_signature[1]) == set(features.REQUEST_QUERY_FEATURES)

@@ -3,8 +3,9 @@
   runners        local_runner.py, kubeflow_runner.py
   pipeline       the pipeline definition, flags, run summary
   components     TFX components        |  trainer_module  Transform + Trainer user code
-  movielens      the MovieLens data sets (formats, synthetic data)
-  contracts      feature spec, configs, artifact names and layouts
+  closed_form    EASE's closed form (the Evaluator's baseline, the Trainer's factor)
+  movielens      the MovieLens data sets  |  ranking_core  ranking and scoring in numpy
+  contracts      feature spec, configs, artifact names and layouts, the serving contract
 
 A module may import its own package and any package on a lower floor; the two packages on
 the same floor (components, trainer_module) do not import each other. docs/architecture.md
@@ -19,12 +20,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLOORS: Dict[str, int] = {
     "contracts": 0,
     "movielens": 1,
-    "closed_form": 1,
-    "components": 2,
-    "trainer_module": 2,
-    "pipeline": 3,
-    "local_runner": 4,
-    "kubeflow_runner": 4,
+    "ranking_core": 1,
+    "closed_form": 2,
+    "components": 3,
+    "trainer_module": 3,
+    "pipeline": 4,
+    "local_runner": 5,
+    "kubeflow_runner": 5,
 }
 
 

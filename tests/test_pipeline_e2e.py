@@ -17,17 +17,18 @@ from components import anomalies_gate
 from components import schema_curation
 from components.movielens_example_gen import splits
 from contracts import configs
+from contracts import serving
 from movielens import synthetic
 from pipeline import pipeline
 from pipeline import run_record
 from pipeline import run_summary
-from trainer_module import export
+from trainer_module import artifact_files
 from trainer_module import recommend
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BIN = os.path.dirname(sys.executable)
 _CONFIG = configs.PipelineConfig(
-    trainer=configs.TrainerConfig(epochs=4, embedding_dim=32, batch_size=512))
+    trainer=configs.TrainerConfig.from_flags(epochs=4, embedding_dim=32, batch_size=512))
 
 
 def _run(components, root, name="e2e"):
@@ -99,9 +100,9 @@ def test_pushed_model_answers_raw_user_ids(pipeline_run):
   model_dir = recommend.resolve_model_dir(pipeline_run["serving_dir"])
   assert os.path.dirname(model_dir) == pipeline_run["serving_dir"]
   model = tf.saved_model.load(model_dir)
-  result = model.signatures[export.SERVING_DEFAULT](
+  result = model.signatures[serving.SERVING_DEFAULT](
       user_id=tf.constant(["1", "2", "no-such-user"]))
-  k = configs.TrainerConfig().serving_top_k
+  k = configs.TrainerConfig().serving.top_k
   assert result["movie_id"].shape == (3, k) and result["score"].shape == (3, k)
   scores = result["score"].numpy()
   assert np.all(np.diff(scores, axis=1) <= 0)
@@ -118,7 +119,8 @@ def test_recommend_cli_excludes_seen_movies(pipeline_run):
       cwd=_REPO, capture_output=True, text=True, check=True).stdout
   lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
   assert out.startswith("user 1:") and len(lines) == 5
-  seen = export.read_seen_movies(recommend.resolve_model_dir(pipeline_run["serving_dir"]))["1"]
+  seen = artifact_files.read_seen_movies(
+      recommend.resolve_model_dir(pipeline_run["serving_dir"]))["1"]
   shown = [line.split("[", 1)[1].split("]", 1)[0] for line in lines]
   assert seen and not set(shown) & set(seen)
 

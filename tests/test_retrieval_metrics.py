@@ -7,6 +7,7 @@ import pytest
 from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import metrics
 from components.retrieval_evaluator import scoring
+from ranking_core import rankings as rankings_lib
 
 # 3 users x 6 movies. User 2 has a three-way tie at the top.
 SCORES = np.array([
@@ -267,8 +268,8 @@ def test_pairs_beyond_the_ranked_depth_are_not_ranked():
   # The depth is raised to 10 (the top slots); with 6 movies all of them are ranked.
   assert rankings.depth == 6
   big = metrics.rank(*_random_problem(0, num_movies=60), depth=10)
-  assert big.depth == 10 and big.ranks.max() == metrics.NOT_RANKED
-  assert big.ranks[big.ranks != metrics.NOT_RANKED].max() <= 9
+  assert big.depth == 10 and big.ranks.max() == rankings_lib.NOT_RANKED
+  assert big.ranks[big.ranks != rankings_lib.NOT_RANKED].max() <= 9
   with pytest.raises(ValueError, match="deeper than the ranking"):
     metrics.summarize(big, (20,))
 

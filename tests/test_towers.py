@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from contracts import artifacts
 from contracts import configs
 from contracts import features
 from trainer_module import layers
 from trainer_module import towers
+from ranking_core import scores as scores_lib
 
 NUM_MOVIES = 50
 NUM_USERS = 12
@@ -225,14 +225,14 @@ def test_max_sim_index_scores_a_movie_by_the_best_query_vector():
   np.testing.assert_array_equal(positions.numpy(), np.argsort(-expected, axis=1)[:, :5])
   np.testing.assert_allclose(scores.numpy(), -np.sort(-expected, axis=1)[:, :5], rtol=1e-5)
   # The evaluator's numpy scoring is the same rule.
-  np.testing.assert_allclose(artifacts.query_scores(queries, candidates.T), expected,
+  np.testing.assert_allclose(scores_lib.query_scores(queries, candidates.T), expected,
                              rtol=1e-5)
   # One-vector queries score as TFRS's BruteForce does.
   plain = tfrs.layers.factorized_top_k.BruteForce(k=5)
   plain.index(tf.constant(candidates), identifiers=tf.range(20))
   single = tf.constant(queries[:, 0])
   np.testing.assert_array_equal(index(single)[1].numpy(), plain(single)[1].numpy())
-  np.testing.assert_allclose(artifacts.query_scores(queries[:, 0], candidates.T),
+  np.testing.assert_allclose(scores_lib.query_scores(queries[:, 0], candidates.T),
                              queries[:, 0] @ candidates.T, rtol=1e-6)
 
 
@@ -240,10 +240,10 @@ def test_interests_are_only_for_the_history_tower():
   # Refused when the config is built (so when the flags are parsed), not at Trainer time.
   with pytest.raises(ValueError, match="num_interests applies to the 'history' query "
                      "tower, not --query_tower='sequential_attention'"):
-    configs.TrainerConfig(query_tower="sequential_attention", num_interests=2)
+    configs.TrainerConfig.from_flags(query_tower="sequential_attention", num_interests=2)
   with pytest.raises(ValueError, match="num_interests"):
-    configs.TrainerConfig(num_interests=-1)
-  config = configs.TrainerConfig(num_interests=2)
+    configs.TrainerConfig.from_flags(num_interests=-1)
+  config = configs.TrainerConfig.from_flags(num_interests=2)
   tower = towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
   assert tower.interests is not None
 
@@ -252,7 +252,7 @@ def test_interests_are_only_for_the_history_tower():
 @pytest.mark.parametrize("history_time", [False, True])
 def test_history_time_adds_the_query_time_to_the_context_towers(query_tower, history_time):
   tf.keras.utils.set_random_seed(3)
-  config = configs.TrainerConfig(query_tower=query_tower, history_time=history_time)
+  config = configs.TrainerConfig.from_flags(query_tower=query_tower, history_time=history_time)
   tower = towers.build_query_tower(config, NUM_USERS, NUM_MOVIES, TIME_BUCKETS, MAX_CONTEXT)
   inputs = _query_inputs([[5, 2, PAD]] * 2, users=[1, 1])
   # The same user and context at two times.

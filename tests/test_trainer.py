@@ -25,7 +25,9 @@ from components.retrieval_evaluator import scoring
 from contracts import artifacts
 from contracts import configs
 from contracts import features
+from contracts import serving as serving_lib
 from tests import transform_fixtures
+from trainer_module import artifact_files
 from trainer_module import data
 from trainer_module import export
 from trainer_module import layers
@@ -34,6 +36,10 @@ from trainer_module import ranking
 from trainer_module import recommend
 from trainer_module import towers
 from trainer_module import trainer
+from trainer_module import histories
+from trainer_module import training
+from trainer_module import validation as validation_lib
+from ranking_core import scores as scores_lib
 
 EMBEDDING_DIM = 16
 # The default history tower and its user id head side by side (`user_id_head`).
@@ -73,13 +79,13 @@ def trainer_config():
 @pytest.fixture(scope="module")
 def train_data(fixture_data, tft_output, trainer_config):
   return data.load_transformed([fixture_data.transformed_train_pattern], tft_output,
-                               trainer_config.max_title_tokens, fixture_data.max_context)
+                               trainer_config.towers.max_title_tokens, fixture_data.max_context)
 
 
 @pytest.fixture(scope="module")
 def eval_data(fixture_data, tft_output, trainer_config):
   return data.load_transformed([fixture_data.transformed_eval_pattern], tft_output,
-                               trainer_config.max_title_tokens, fixture_data.max_context)
+                               trainer_config.towers.max_title_tokens, fixture_data.max_context)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,7 @@ def batch(train_data):
 
 @pytest.fixture(scope="module")
 def sizes(tft_output, transform_config):
-  return trainer.vocabulary_sizes(tft_output, transform_config)
+  return training.vocabulary_sizes(tft_output, transform_config)
 
 
 def _fn_args(fixture_data, model_uri, custom_config):
@@ -138,21 +144,21 @@ def interests_uri(fixture_data, tmp_path_factory):
 def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, train_data,
                   tmp_path_factory):
   """The same exports of a freshly built, never trained model."""
-  tf.keras.utils.set_random_seed(trainer_config.seed)
+  tf.keras.utils.set_random_seed(trainer_config.optimization.seed)
   model_uri = os.path.join(str(tmp_path_factory.mktemp("untrained")), "model")
-  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config,
+  retrieval_model = training.build_model(tft_output, trainer_config, transform_config,
                                         fixture_data.max_context)
-  export.export_all(
+  export.export_all(export.ExportInputs(
       model_uri=model_uri, serving_model_dir=os.path.join(model_uri, "Format-Serving"),
       tft_output=tft_output, retrieval_model=retrieval_model,
       raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
-      max_title_tokens=trainer_config.max_title_tokens, top_k=TOP_K,
+      max_title_tokens=trainer_config.towers.max_title_tokens, top_k=TOP_K,
       reference_timestamp=int(fixture_data.train.timestamps.max()),
-      seen_movies=trainer.seen_movies(train_data, tft_output),
+      seen_movies=histories.seen_movies(train_data, tft_output),
       user_histories=data.user_histories(
           train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB),
-          trainer.vocabulary_sizes(tft_output, transform_config).users,
-          fixture_data.max_context))
+          training.vocabulary_sizes(tft_output, transform_config).users,
+          fixture_data.max_context)))
   return model_uri
 
 
@@ -194,8 +200,9 @@ def _towers(sizes, config, max_context):
 @pytest.mark.parametrize("candidate_tower", configs.CANDIDATE_TOWERS)
 def test_every_family_reads_the_transformed_batch(batch, sizes, fixture_data, query_tower,
                                                   candidate_tower):
-  config = configs.TrainerConfig(embedding_dim=EMBEDDING_DIM, query_tower=query_tower,
-                                 candidate_tower=candidate_tower)
+  config = configs.TrainerConfig.from_flags(embedding_dim=EMBEDDING_DIM,
+                                            query_tower=query_tower,
+                                            candidate_tower=candidate_tower)
   query_tower, candidate_tower = _towers(sizes, config, fixture_data.max_context)
   query, candidate = query_tower(batch), candidate_tower(batch)
   assert query.shape == (32, EMBEDDING_DIM)
@@ -210,12 +217,13 @@ def test_tower_names_match_the_config_choices():
 
 
 def test_family_defaults_fill_only_zero_fields():
-  resolved = towers.resolve_config(configs.TrainerConfig(query_tower="user_id"))
+  resolved = towers.resolve_config(configs.TrainerConfig.from_flags(query_tower="user_id"))
   defaults = towers.FAMILY_DEFAULTS["user_id"]
+  resolved = resolved.optimization
   assert (resolved.learning_rate, resolved.temperature, resolved.epochs) == (
       defaults.learning_rate, defaults.temperature, defaults.epochs)
-  explicit = towers.resolve_config(configs.TrainerConfig(learning_rate=0.3, temperature=0.7,
-                                                         epochs=3))
+  explicit = towers.resolve_config(configs.TrainerConfig.from_flags(
+      learning_rate=0.3, temperature=0.7, epochs=3)).optimization
   assert (explicit.learning_rate, explicit.temperature, explicit.epochs) == (0.3, 0.7, 3)
   with pytest.raises(ValueError, match="resolved config"):
     model_lib.RetrievalModel(
@@ -223,7 +231,7 @@ def test_family_defaults_fill_only_zero_fields():
 
 
 def test_embeddings_are_l2_normalized(batch, tft_output, trainer_config, transform_config):
-  retrieval_model = trainer.build_model(tft_output, trainer_config, transform_config)
+  retrieval_model = training.build_model(tft_output, trainer_config, transform_config)
   for embedding in (retrieval_model.query_embedding(batch),
                     retrieval_model.candidate_embedding(batch)):
     _assert_unit_parts(embedding.numpy())
@@ -240,8 +248,8 @@ def _assert_unit_parts(embeddings: np.ndarray) -> None:
 
 
 def _head_model(tft_output, trainer_config, transform_config, **overrides):
-  config = dataclasses.replace(trainer_config, **overrides)
-  return trainer.build_model(tft_output, config, transform_config)
+  config = trainer_config.replace(**overrides)
+  return training.build_model(tft_output, config, transform_config)
 
 
 def test_user_id_head_adds_a_user_id_model_s_cosine(batch, tft_output, trainer_config,
@@ -312,10 +320,10 @@ def test_hidden_layers_add_dense_layers(batch, sizes, fixture_data):
             if isinstance(layer, tf.keras.layers.Dense)]
 
   for name in ("user_id", "history"):
-    plain = _towers(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="",
-                                                 query_tower=name), fixture_data.max_context)
-    deep = _towers(sizes, configs.TrainerConfig(embedding_dim=8, hidden_layers="32,24",
-                                                query_tower=name), fixture_data.max_context)
+    plain = _towers(sizes, configs.TrainerConfig.from_flags(
+        embedding_dim=8, hidden_layers="", query_tower=name), fixture_data.max_context)
+    deep = _towers(sizes, configs.TrainerConfig.from_flags(
+        embedding_dim=8, hidden_layers="32,24", query_tower=name), fixture_data.max_context)
     for plain_tower, deep_tower in zip(plain, deep):
       assert deep_tower(batch).shape == (32, 8) and plain_tower(batch).shape == (32, 8)
       assert dense_units(plain_tower) == [8]
@@ -400,7 +408,7 @@ def test_load_transformed_rows_do_not_depend_on_the_files_order(fixture_data, tf
       for row in rows:
         writer.write(records[row])
   shuffled = data.load_transformed([str(tmp_path / "shuffled-*")], tft_output,
-                                   trainer_config.max_title_tokens,
+                                   trainer_config.towers.max_title_tokens,
                                    fixture_data.max_context)
   assert set(shuffled) == set(train_data)
   for name, value in train_data.items():
@@ -484,19 +492,19 @@ def _full_loss(retrieval_model, tensors):
 def test_training_decreases_loss(tft_output, transform_config, train_data, tmp_path,
                                  fixture_data):
   config = configs.TrainerConfig.from_dict({**TRAINER_CONFIG, "epochs": 12})
-  tf.keras.utils.set_random_seed(config.seed)
-  retrieval_model = trainer.build_model(tft_output, config, transform_config,
+  tf.keras.utils.set_random_seed(config.optimization.seed)
+  retrieval_model = training.build_model(tft_output, config, transform_config,
                                         fixture_data.max_context)
   before = _full_loss(retrieval_model, train_data)
-  history = trainer.train(retrieval_model, train_data, None, config, str(tmp_path / "logs"))
+  history = training.train(retrieval_model, train_data, None, config, str(tmp_path / "logs"))
   after = _full_loss(retrieval_model, train_data)
 
   # `mean_loss` is the epoch's mean per-example loss (Keras's `loss` is the last batch's).
   # Without a validation slice every epoch runs.
-  assert len(history["mean_loss"]) == config.epochs
+  assert len(history["mean_loss"]) == config.optimization.epochs
   assert "val_mean_loss" not in history
-  assert len(history["examples_per_second"]) == config.epochs
-  assert history["epoch_kept"] == [config.epochs]
+  assert len(history["examples_per_second"]) == config.optimization.epochs
+  assert history["epoch_kept"] == [config.optimization.epochs]
   assert history["mean_loss"][-1] < 0.9 * history["mean_loss"][0]
   # All 1,920 examples in one softmax: about log(1920) = 7.6 untrained.
   assert after < 0.85 * before
@@ -612,18 +620,18 @@ def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, train
   # stops after `patience` epochs without gain and keeps the best epoch's weights.
   config = towers.resolve_config(configs.TrainerConfig.from_dict(
       {**TRAINER_CONFIG, "epochs": 15, "learning_rate": 0.3, "early_stopping_patience": 2}))
-  tf.keras.utils.set_random_seed(config.seed)
-  retrieval_model = trainer.build_model(tft_output, config, transform_config,
+  tf.keras.utils.set_random_seed(config.optimization.seed)
+  retrieval_model = training.build_model(tft_output, config, transform_config,
                                         fixture_data.max_context)
-  validation = data.split_validation(train_data, 0.1, config.seed, sizes.movies)
-  history = trainer.train(retrieval_model, train_data, validation, config,
+  validation = data.split_validation(train_data, 0.1, config.optimization.seed, sizes.movies)
+  history = training.train(retrieval_model, train_data, validation, config,
                           str(tmp_path / "logs"))
   rates = history["val_hit_rate"]
   best = int(np.argmax(rates)) + 1
   assert history["epoch_kept"] == [best]
-  assert len(rates) == best + 2 < config.epochs
+  assert len(rates) == best + 2 < config.optimization.epochs
   # The kept weights are the best epoch's: re-measuring gives its validation hit rate.
-  callback = trainer.ValidationHitRate(validation, patience=2, seed=config.seed)
+  callback = validation_lib.ValidationHitRate(validation, patience=2, seed=config.optimization.seed)
   callback.set_model(retrieval_model)
   assert callback.hit_rate() == pytest.approx(rates[best - 1])
 
@@ -654,8 +662,8 @@ class _PointingModel:
 
 def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
   validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
-  callback = trainer.ValidationHitRate(validation, patience=1, seed=0)
-  assert callback.k == trainer.validation_k(len(callback._candidate_movies))  # pylint: disable=protected-access
+  callback = validation_lib.ValidationHitRate(validation, patience=1, seed=0)
+  assert callback.k == validation_lib.validation_k(len(callback.candidate_movies))
   # Held-out movies ranked first: a user's held-out pairs are hits up to k of them.
   callback.model = _PointingModel(validation, sizes.movies, boost=1.0)
   held_out = np.array(list(collections.Counter(validation.users).values()))
@@ -670,20 +678,22 @@ def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
 def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(train_data, sizes):
   # The defaults: the slice holds 5% of the train split (80% of the ratings), the eval
   # split 20% of the ratings: a fifth as many held-out movies per user, a fifth the cutoff.
-  assert trainer.validation_targets_ratio(0.05, configs.DataConfig()) == pytest.approx(0.2)
-  assert trainer.validation_targets_ratio(
+  assert validation_lib.validation_targets_ratio(0.05, configs.DataConfig()) == pytest.approx(
+      0.2)
+  assert validation_lib.validation_targets_ratio(
       0.1, configs.DataConfig(eval_fraction=0.5)) == pytest.approx(0.1)
   # A temporal split's eval users are mostly new: no per-user share to match.
-  assert trainer.validation_targets_ratio(
+  assert validation_lib.validation_targets_ratio(
       0.05, configs.DataConfig(split_method=configs.TEMPORAL_SPLIT)) == 1.0
-  assert trainer.validation_k(9125) == 100 and trainer.validation_k(9125, 0.2) == 20
-  assert trainer.validation_k(500) == 50 and trainer.validation_k(500, 0.2) == 10
-  assert trainer.validation_k(9125, 3.0) == 100  # Never above the Evaluator's cutoff.
-  assert trainer.validation_k(30, 0.01) == 1
+  assert validation_lib.validation_k(9125) == 100
+  assert validation_lib.validation_k(9125, 0.2) == 20
+  assert validation_lib.validation_k(500) == 50 and validation_lib.validation_k(500, 0.2) == 10
+  assert validation_lib.validation_k(9125, 3.0) == 100  # Never above the Evaluator's cutoff.
+  assert validation_lib.validation_k(30, 0.01) == 1
   validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
-  whole = trainer.ValidationHitRate(validation, patience=1, seed=0)
-  half = trainer.ValidationHitRate(validation, patience=1, seed=0, targets_ratio=0.5)
-  assert half.k == trainer.validation_k(len(whole._candidate_movies), 0.5) < whole.k  # pylint: disable=protected-access
+  whole = validation_lib.ValidationHitRate(validation, patience=1, seed=0)
+  half = validation_lib.ValidationHitRate(validation, patience=1, seed=0, targets_ratio=0.5)
+  assert half.k == validation_lib.validation_k(len(whole.candidate_movies), 0.5) < whole.k
 
 
 def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
@@ -729,7 +739,7 @@ def test_run_fn_writes_every_export(fixture_data, trained_uri):
 
 
 def test_run_fn_writes_seen_movies(fixture_data, trained_uri):
-  seen = export.read_seen_movies(os.path.join(trained_uri, "Format-Serving"))
+  seen = artifact_files.read_seen_movies(os.path.join(trained_uri, "Format-Serving"))
   expected = collections.defaultdict(set)
   for user, movie in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids):
     expected[user].add(movie)
@@ -752,33 +762,33 @@ def _check_results(result, fixture_data, batch_size):
 
 
 def test_serving_signatures(fixture_data, serving):
-  assert set(serving.signatures) == {export.SERVING_DEFAULT, export.SERVING_AT_TIME,
-                                     export.SERVING_WITH_CONTEXT,
-                                     export.SERVING_WITH_CONTEXT_AT_TIME,
-                                     export.SERVING_EXCLUDE_SEEN}
+  assert set(serving.signatures) == {serving_lib.SERVING_DEFAULT, serving_lib.SERVING_AT_TIME,
+                                     serving_lib.SERVING_WITH_CONTEXT,
+                                     serving_lib.SERVING_WITH_CONTEXT_AT_TIME,
+                                     serving_lib.SERVING_EXCLUDE_SEEN}
   users = tf.constant(["1", "2", "3"])
-  default = serving.signatures[export.SERVING_DEFAULT](user_id=users)
+  default = serving.signatures[serving_lib.SERVING_DEFAULT](user_id=users)
   default_ids, _ = _check_results(default, fixture_data, 3)
   assert default_ids[0] != default_ids[1] or default_ids[1] != default_ids[2]
 
   reference = int(fixture_data.train.timestamps.max())
-  at_reference = serving.signatures[export.SERVING_AT_TIME](
+  at_reference = serving.signatures[serving_lib.SERVING_AT_TIME](
       user_id=users, timestamp=tf.constant([reference] * 3, tf.int64))
   _check_results(at_reference, fixture_data, 3)
   # serving_default queries at the latest training timestamp.
   np.testing.assert_allclose(at_reference["score"].numpy(), default["score"].numpy(),
                              rtol=1e-5, atol=1e-6)
 
-  exclude = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+  exclude = serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN](
       user_id=users, exclude_movie_ids=tf.constant([[""]] * 3))
   _check_results(exclude, fixture_data, 3)
 
   # With a context: every row padded with "", of any width.
   context = tf.constant([["1", "2", ""], ["3", "", ""], ["4", "5", "6"]])
-  with_context = serving.signatures[export.SERVING_WITH_CONTEXT](
+  with_context = serving.signatures[serving_lib.SERVING_WITH_CONTEXT](
       user_id=users, context_movie_ids=context)
   _check_results(with_context, fixture_data, 3)
-  at_time = serving.signatures[export.SERVING_WITH_CONTEXT_AT_TIME](
+  at_time = serving.signatures[serving_lib.SERVING_WITH_CONTEXT_AT_TIME](
       user_id=users, context_movie_ids=context,
       timestamp=tf.constant([reference] * 3, tf.int64))
   np.testing.assert_allclose(at_time["score"].numpy(), with_context["score"].numpy(),
@@ -786,7 +796,7 @@ def test_serving_signatures(fixture_data, serving):
 
 
 def test_unknown_user_gets_results(fixture_data, serving):
-  result = serving.signatures[export.SERVING_DEFAULT](
+  result = serving.signatures[serving_lib.SERVING_DEFAULT](
       user_id=tf.constant(["no-such-user", "99999999"]))
   ids, _ = _check_results(result, fixture_data, 2)
   assert ids[0] == ids[1]  # Both are the OOV user.
@@ -794,7 +804,7 @@ def test_unknown_user_gets_results(fixture_data, serving):
 
 def test_exclude_seen(fixture_data, serving):
   users = tf.constant(["4", "5"])
-  default_ids = _strings(serving.signatures[export.SERVING_DEFAULT](user_id=users)["movie_id"])
+  default_ids = _strings(serving.signatures[serving_lib.SERVING_DEFAULT](user_id=users)["movie_id"])
   excluded = [
       # The top 3, padding, an id not in the catalog, and a duplicate.
       default_ids[0][:3] + ["", "no-such-movie", default_ids[0][0]],
@@ -803,7 +813,7 @@ def test_exclude_seen(fixture_data, serving):
   ]
   width = max(len(row) for row in excluded)
   padded = [row + [""] * (width - len(row)) for row in excluded]
-  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+  result = serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN](
       user_id=users, exclude_movie_ids=tf.constant(padded))
   ids, _ = _check_results(result, fixture_data, 2)
   for row_ids, row_excluded, row_default in zip(ids, excluded, default_ids):
@@ -817,7 +827,7 @@ def test_exclude_seen(fixture_data, serving):
 def test_exclude_almost_everything_leaves_blank_slots(fixture_data, serving):
   catalog = list(fixture_data.catalog)
   keep = catalog[:3]  # Fewer than TOP_K movies remain after the exclusion.
-  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+  result = serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN](
       user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([catalog[3:]]))
   ids, titles = _strings(result["movie_id"])[0], _strings(result["movie_title"])[0]
   scores = result["score"].numpy()[0]
@@ -829,9 +839,10 @@ def test_exclude_almost_everything_leaves_blank_slots(fixture_data, serving):
 def test_every_oov_user_bucket_is_trained(sizes, trainer_config):  # pylint: disable=redefined-outer-name
   # With 3 OOV buckets, the dropped user ids must land in each of them, never on a real user.
   sizes3 = dataclasses.replace(sizes, users=sizes.users + 2, num_oov_buckets=3)
-  config = dataclasses.replace(trainer_config, oov_user_rate=1.0)
+  config = trainer_config.replace(oov_user_rate=1.0)
   dropped = model_lib.drop_user_ids({features.USER_ID_INDEX: tf.zeros([3000], tf.int64)},
-                                    config.oov_user_rate, sizes3)[features.USER_ID_INDEX].numpy()
+                                    config.optimization.oov_user_rate,
+                                    sizes3)[features.USER_ID_INDEX].numpy()
   assert set(dropped.tolist()) == {sizes3.users - 3, sizes3.users - 2, sizes3.users - 1}
 
 
@@ -856,8 +867,8 @@ def test_zero_oov_buckets_is_rejected():
 
 def test_only_padding_and_unknown_ids_change_nothing(fixture_data, serving):
   users = tf.constant(["6", "7"])
-  default = serving.signatures[export.SERVING_DEFAULT](user_id=users)
-  result = serving.signatures[export.SERVING_EXCLUDE_SEEN](
+  default = serving.signatures[serving_lib.SERVING_DEFAULT](user_id=users)
+  result = serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN](
       user_id=users, exclude_movie_ids=tf.constant([["", "unknown-id"], ["", ""]]))
   assert _strings(result["movie_id"]) == _strings(default["movie_id"])
   np.testing.assert_allclose(result["score"].numpy(), default["score"].numpy(), rtol=1e-6)
@@ -869,13 +880,13 @@ def test_query_model_matches_serving_model(fixture_data, trained_uri, serving, q
   timestamps = [int(fixture_data.train.timestamps.min()),
                 int(fixture_data.train.timestamps.max()),
                 int(np.median(fixture_data.train.timestamps))]
-  signature = query_model.signatures[artifacts.QUERY_SIGNATURE]
+  signature = query_model.signatures[serving_lib.QUERY_SIGNATURE]
   queries = signature(user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
-  queries = queries[artifacts.EMBEDDING_OUTPUT].numpy()
+  queries = queries[serving_lib.EMBEDDING_OUTPUT].numpy()
   assert queries.shape == (3, TOWERS_DIM)
   _assert_unit_parts(queries)
 
-  served = serving.signatures[export.SERVING_AT_TIME](
+  served = serving.signatures[serving_lib.SERVING_AT_TIME](
       user_id=tf.constant(users), timestamp=tf.constant(timestamps, tf.int64))
   scores = queries @ embeddings.T
   expected_positions = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
@@ -927,28 +938,28 @@ def test_known_user_without_context_gets_the_stored_training_history(fixture_dat
                                                                       query_model, trained_uri):
   users = ["1", "8", "23"]
   timestamps = tf.constant([int(fixture_data.train.timestamps.max())] * 3, tf.int64)
-  stored = query_model.signatures[artifacts.QUERY_SIGNATURE](
-      user_id=tf.constant(users), timestamp=timestamps)[artifacts.EMBEDDING_OUTPUT].numpy()
+  stored = query_model.signatures[serving_lib.QUERY_SIGNATURE](
+      user_id=tf.constant(users), timestamp=timestamps)[serving_lib.EMBEDDING_OUTPUT].numpy()
   histories = [_recent_train_movies(fixture_data, user, fixture_data.max_context)
                for user in users]
   width = max(len(h) for h in histories)
-  explicit = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+  explicit = query_model.signatures[serving_lib.QUERY_WITH_CONTEXT_SIGNATURE](
       user_id=tf.constant(users), timestamp=timestamps,
       context_movie_ids=tf.constant([h + [""] * (width - len(h)) for h in histories]))
-  np.testing.assert_allclose(explicit[artifacts.EMBEDDING_OUTPUT].numpy(), stored,
+  np.testing.assert_allclose(explicit[serving_lib.EMBEDDING_OUTPUT].numpy(), stored,
                              rtol=1e-5, atol=1e-6)
   # The evaluator's reader calls either signature.
   read = evaluator_data.query_embeddings(trained_uri, {
       features.USER_ID: np.array(users, dtype=object), features.TIMESTAMP: timestamps.numpy(),
       features.CONTEXT_MOVIE_IDS: np.array([h + [""] * (width - len(h)) for h in histories],
                                            dtype=object)},
-      artifacts.QUERY_WITH_CONTEXT_SIGNATURE)
+      serving_lib.QUERY_WITH_CONTEXT_SIGNATURE)
   np.testing.assert_allclose(read, stored, rtol=1e-5, atol=1e-6)
   # An all-"" row means "no context given": the stored history again.
-  blank = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+  blank = query_model.signatures[serving_lib.QUERY_WITH_CONTEXT_SIGNATURE](
       user_id=tf.constant(users), timestamp=timestamps,
       context_movie_ids=tf.constant([[""]] * 3))
-  np.testing.assert_allclose(blank[artifacts.EMBEDDING_OUTPUT].numpy(), stored,
+  np.testing.assert_allclose(blank[serving_lib.EMBEDDING_OUTPUT].numpy(), stored,
                              rtol=1e-5, atol=1e-6)
   # Users have different histories, hence different queries.
   assert not np.allclose(stored[0], stored[1], atol=1e-4)
@@ -957,16 +968,16 @@ def test_known_user_without_context_gets_the_stored_training_history(fixture_dat
 def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, serving,
                                                                    query_model):
   history = _recent_train_movies(fixture_data, "5", 8)
-  without = serving.signatures[export.SERVING_DEFAULT](user_id=tf.constant(["new-user"]))
-  with_history = serving.signatures[export.SERVING_WITH_CONTEXT](
+  without = serving.signatures[serving_lib.SERVING_DEFAULT](user_id=tf.constant(["new-user"]))
+  with_history = serving.signatures[serving_lib.SERVING_WITH_CONTEXT](
       user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant([history]))
   assert _strings(with_history["movie_id"]) != _strings(without["movie_id"])
   # The history tower knows a user by their movies only; the user id head adds what the
   # model learned of user 5, and for the new user its trained OOV embedding.
-  queries = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE](
+  queries = query_model.signatures[serving_lib.QUERY_WITH_CONTEXT_SIGNATURE](
       user_id=tf.constant(["5", "new-user"]),
       timestamp=tf.constant([int(fixture_data.train.timestamps.max())] * 2, tf.int64),
-      context_movie_ids=tf.constant([history] * 2))[artifacts.EMBEDDING_OUTPUT].numpy()
+      context_movie_ids=tf.constant([history] * 2))[serving_lib.EMBEDDING_OUTPUT].numpy()
   np.testing.assert_allclose(queries[0, :EMBEDDING_DIM], queries[1, :EMBEDDING_DIM],
                              rtol=1e-5, atol=1e-6)
   assert not np.allclose(queries[0, EMBEDDING_DIM:TOWERS_DIM],
@@ -974,7 +985,7 @@ def test_unknown_user_with_a_history_gets_recommendations_from_it(fixture_data, 
   # Padding anywhere, and ids beyond the first max_context, change nothing.
   full = _recent_train_movies(fixture_data, "5", fixture_data.max_context)
   longer = [""] + full[:1] + ["", ""] + full[1:] + ["", "no-such-movie", "1"]
-  outputs = [serving.signatures[export.SERVING_WITH_CONTEXT](
+  outputs = [serving.signatures[serving_lib.SERVING_WITH_CONTEXT](
       user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant([row]))
              for row in (full, longer)]
   assert _strings(outputs[0]["movie_id"]) == _strings(outputs[1]["movie_id"])
@@ -1004,7 +1015,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
   assert embeddings.shape == (len(movie_ids), TOWERS_DIM + EASE_RANK)
   _assert_unit_parts(embeddings)
   query_model = tf.saved_model.load(artifacts.query_model_path(ease_uri))
-  with_context = query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE]
+  with_context = query_model.signatures[serving_lib.QUERY_WITH_CONTEXT_SIGNATURE]
   time = int(fixture_data.train.timestamps.max())
 
   def factor_of(users, contexts):
@@ -1012,7 +1023,7 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
     return with_context(
         user_id=tf.constant(users), timestamp=tf.constant([time] * len(users), tf.int64),
         context_movie_ids=tf.constant([row + [""] * (width - len(row)) for row in contexts])
-    )[artifacts.EMBEDDING_OUTPUT].numpy()[:, TOWERS_DIM:]
+    )[serving_lib.EMBEDDING_OUTPUT].numpy()[:, TOWERS_DIM:]
 
   # Without a context, a known user's factor reads every train movie of the user, not only
   # the max_context stored ones, and as if the user had been left out of EASE's fit: not
@@ -1039,11 +1050,11 @@ def test_ease_factor_is_appended_to_the_query_and_candidate_embeddings(fixture_d
 
   # The serving model ranks by the same dot product, factor included.
   users = ["1", "8", "no-such-user"]
-  queries = query_model.signatures[artifacts.QUERY_SIGNATURE](
+  queries = query_model.signatures[serving_lib.QUERY_SIGNATURE](
       user_id=tf.constant(users), timestamp=tf.constant([time] * 3, tf.int64)
-  )[artifacts.EMBEDDING_OUTPUT].numpy()
+  )[serving_lib.EMBEDDING_OUTPUT].numpy()
   served = tf.saved_model.load(os.path.join(ease_uri, "Format-Serving")).signatures[
-      export.SERVING_DEFAULT](user_id=tf.constant(users))
+      serving_lib.SERVING_DEFAULT](user_id=tf.constant(users))
   scores = queries @ embeddings.T
   expected = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
   assert _strings(served["movie_id"]) == [[movie_ids[p] for p in row] for row in expected]
@@ -1073,8 +1084,8 @@ def test_without_an_ease_factor_the_embeddings_are_the_towers(trained_uri):
 
 def test_user_id_tower_ignores_the_context(user_id_serving):
   users = tf.constant(["1", "2"])
-  default = user_id_serving.signatures[export.SERVING_DEFAULT](user_id=users)
-  with_context = user_id_serving.signatures[export.SERVING_WITH_CONTEXT](
+  default = user_id_serving.signatures[serving_lib.SERVING_DEFAULT](user_id=users)
+  with_context = user_id_serving.signatures[serving_lib.SERVING_WITH_CONTEXT](
       user_id=users, context_movie_ids=tf.constant([["1", "2"], ["3", ""]]))
   np.testing.assert_allclose(with_context["score"].numpy(), default["score"].numpy(),
                              rtol=1e-6)
@@ -1104,14 +1115,14 @@ def test_recommend_from_a_history(fixture_data, trained_uri):
 def test_query_time_matters(user_id_serving):
   # The user_id tower reads the timestamp, so the same user at different times may differ.
   users = tf.constant(["1", "1"])
-  result = user_id_serving.signatures[export.SERVING_AT_TIME](
+  result = user_id_serving.signatures[serving_lib.SERVING_AT_TIME](
       user_id=users, timestamp=tf.constant([0, 2_000_000_000], tf.int64))
   scores = result["score"].numpy()
   assert not np.allclose(scores[0], scores[1])
 
 
 def _top_lists(serving, users, timestamp):
-  result = serving.signatures[export.SERVING_AT_TIME](
+  result = serving.signatures[serving_lib.SERVING_AT_TIME](
       user_id=tf.constant(users), timestamp=tf.fill([len(users)], tf.constant(timestamp,
                                                                                tf.int64)))
   return _strings(result["movie_id"])
@@ -1137,37 +1148,37 @@ def test_queries_outside_the_training_time_range_stay_personalized(fixture_data,
 def test_serving_rejects_inputs_of_different_batch_sizes(serving):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match="timestamp, user_id must have the same batch size"):
-    serving.signatures[export.SERVING_AT_TIME](
+    serving.signatures[serving_lib.SERVING_AT_TIME](
         user_id=tf.constant(["1", "2"]), timestamp=tf.constant([0, 1, 2], tf.int64))
   # A one-row exclusion list is not broadcast to every user of a larger batch.
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match="exclude_movie_ids, user_id must have the same batch"):
-    serving.signatures[export.SERVING_EXCLUDE_SEEN](
+    serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN](
         user_id=tf.constant(["1", "2"]), exclude_movie_ids=tf.constant([["1"]]))
   # The message names the request's inputs only, not the time the signature fills in.
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r"inputs context_movie_ids, user_id must have the same batch"):
-    serving.signatures[export.SERVING_WITH_CONTEXT](
+    serving.signatures[serving_lib.SERVING_WITH_CONTEXT](
         user_id=tf.constant(["1", "2"]), context_movie_ids=tf.constant([["1"]]))
 
 
 def test_signature_inputs_come_from_the_query_features(serving, query_model):
   def inputs(signature):
     return set(signature.structured_input_signature[1])
-  assert inputs(serving.signatures[export.SERVING_DEFAULT]) == set(
+  assert inputs(serving.signatures[serving_lib.SERVING_DEFAULT]) == set(
       features.REQUIRED_QUERY_FEATURES)
-  assert inputs(serving.signatures[export.SERVING_AT_TIME]) == set(
+  assert inputs(serving.signatures[serving_lib.SERVING_AT_TIME]) == set(
       features.REQUEST_QUERY_FEATURES)
-  assert inputs(serving.signatures[export.SERVING_WITH_CONTEXT]) == set(
+  assert inputs(serving.signatures[serving_lib.SERVING_WITH_CONTEXT]) == set(
       features.REQUIRED_QUERY_FEATURES + features.CONTEXT_FEATURES)
-  assert inputs(serving.signatures[export.SERVING_WITH_CONTEXT_AT_TIME]) == set(
+  assert inputs(serving.signatures[serving_lib.SERVING_WITH_CONTEXT_AT_TIME]) == set(
       features.QUERY_FEATURES)
-  assert inputs(serving.signatures[export.SERVING_EXCLUDE_SEEN]) == set(
-      features.REQUIRED_QUERY_FEATURES) | {export.EXCLUDE_MOVIE_IDS}
+  assert inputs(serving.signatures[serving_lib.SERVING_EXCLUDE_SEEN]) == set(
+      features.REQUIRED_QUERY_FEATURES) | {serving_lib.EXCLUDE_MOVIE_IDS}
   # The Evaluator gives a request's features; the model fills the context from its store.
-  assert inputs(query_model.signatures[artifacts.QUERY_SIGNATURE]) == set(
+  assert inputs(query_model.signatures[serving_lib.QUERY_SIGNATURE]) == set(
       features.REQUEST_QUERY_FEATURES) == {features.USER_ID, features.TIMESTAMP}
-  assert inputs(query_model.signatures[artifacts.QUERY_WITH_CONTEXT_SIGNATURE]) == set(
+  assert inputs(query_model.signatures[serving_lib.QUERY_WITH_CONTEXT_SIGNATURE]) == set(
       features.QUERY_FEATURES)
   assert features.CONTEXT_MOVIE_IDS in features.QUERY_FEATURES
   assert features.CONTEXT_MOVIE_IDS not in features.REQUIRED_QUERY_FEATURES
@@ -1218,10 +1229,10 @@ def _hit_rate(model_uri, fixture_data, k=HIT_RATE_K):
   movie_ids, embeddings = _candidates(model_uri)
   position = {movie_id: i for i, movie_id in enumerate(movie_ids)}
   signature = tf.saved_model.load(artifacts.query_model_path(model_uri)).signatures[
-      artifacts.QUERY_SIGNATURE]
+      serving_lib.QUERY_SIGNATURE]
   queries = signature(user_id=tf.constant(fixture_data.eval.user_ids),
                       timestamp=tf.constant(fixture_data.eval.timestamps, tf.int64))
-  scores = queries[artifacts.EMBEDDING_OUTPUT].numpy() @ embeddings.T
+  scores = queries[serving_lib.EMBEDDING_OUTPUT].numpy() @ embeddings.T
   seen = collections.defaultdict(list)
   for user, movie in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids):
     seen[user].append(position[movie])
@@ -1307,12 +1318,12 @@ def _predicted_ratings(ranked_uri, user_ids, movie_ids, timestamps, catalog, con
       movie_id=tf.constant(movie_ids),
       movie_title=tf.constant([catalog[m].title for m in movie_ids]),
       movie_genres=tf.constant([list(g) + [""] * (width - len(g)) for g in genres]))
-  signature = artifacts.RANKING_SIGNATURE
+  signature = serving_lib.RANKING_SIGNATURE
   if context is not None:
-    signature = artifacts.RANKING_WITH_CONTEXT_SIGNATURE
+    signature = serving_lib.RANKING_WITH_CONTEXT_SIGNATURE
     inputs[features.CONTEXT_MOVIE_IDS] = tf.constant([list(context)] * len(movie_ids))
   result = ranking_model.signatures[signature](**inputs)
-  return result[artifacts.PREDICTED_RATING_OUTPUT].numpy()
+  return result[serving_lib.PREDICTED_RATING_OUTPUT].numpy()
 
 
 def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
@@ -1333,13 +1344,13 @@ def test_ranking_stage_beats_the_train_mean_on_eval(fixture_data, ranked_uri):
   with tf.io.gfile.GFile(artifacts.ranking_config_path(ranked_uri)) as f:
     assert json.load(f) == {"ranking_model": "dcn",
                             "ranking_candidates": RANKING_CONFIG["ranking_candidates"],
-                            "ranking_weight": configs.TrainerConfig().ranking_weight}
+                            "ranking_weight": configs.TrainerConfig().ranking.weight}
 
 
 def test_retrieval_only_exports_no_ranking_stage(trained_uri, serving):
   assert not tf.io.gfile.exists(artifacts.ranking_model_path(trained_uri))
   assert not tf.io.gfile.exists(artifacts.ranking_config_path(trained_uri))
-  assert not set(export.RANKED_TWINS.values()) & set(serving.signatures)
+  assert not set(serving_lib.RANKED_TWINS.values()) & set(serving.signatures)
 
 
 def _ranked_request(fixture_data, signature, users, serving_model):
@@ -1347,11 +1358,11 @@ def _ranked_request(fixture_data, signature, users, serving_model):
   ranking model then rates at: an early train time where the request gives one, else
   the model's reference time (the latest training rating). An exclude_seen request
   excludes each user's 3 best movies of `serving_model`'s serving_default."""
-  inputs = export.QUERY_SIGNATURE_INPUTS[signature]
+  inputs = serving_lib.QUERY_SIGNATURE_INPUTS[signature]
   request = {features.USER_ID: tf.constant(users)}
-  if signature in export.EXCLUDING_SIGNATURES:
-    best = serving_model.signatures[export.SERVING_DEFAULT](**request)["movie_id"]
-    request[export.EXCLUDE_MOVIE_IDS] = best[:, :3]
+  if signature in serving_lib.EXCLUDING_SIGNATURES:
+    best = serving_model.signatures[serving_lib.SERVING_DEFAULT](**request)["movie_id"]
+    request[serving_lib.EXCLUDE_MOVIE_IDS] = best[:, :3]
   rating_time = int(fixture_data.train.timestamps.max())
   if features.TIMESTAMP in inputs:
     rating_time = int(np.quantile(fixture_data.train.timestamps, 0.1))
@@ -1363,19 +1374,19 @@ def _ranked_request(fixture_data, signature, users, serving_model):
   return request, rating_time
 
 
-@pytest.mark.parametrize("signature", list(export.RANKED_TWINS))
+@pytest.mark.parametrize("signature", list(serving_lib.RANKED_TWINS))
 def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
     fixture_data, ranked_uri, ranked_serving, signature):
   users = ["1", "2", "unknown-user"]
   request, rating_time = _ranked_request(fixture_data, signature, users, ranked_serving)
   retrieved = ranked_serving.signatures[signature](**request)
-  ranked = ranked_serving.signatures[export.RANKED_TWINS[signature]](**request)
-  ratings = ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()
+  ranked = ranked_serving.signatures[serving_lib.RANKED_TWINS[signature]](**request)
+  ratings = ranked[serving_lib.PREDICTED_RATING_OUTPUT].numpy()
   assert ratings.shape == (len(users), TOP_K)
   # Every retrieved movie is returned (ranking_candidates == k), so the key can be
   # recomputed from the outputs: best first, and not the order of either part alone.
-  key = artifacts.ranked_order_key(ranked["score"].numpy(), ratings,
-                                   configs.TrainerConfig().ranking_weight)
+  key = scores_lib.ranked_order_key(ranked["score"].numpy(), ratings,
+                                   configs.TrainerConfig().ranking.weight)
   assert np.all(np.diff(key, axis=1) <= 1e-5)
   assert np.any(np.diff(ratings, axis=1) > 0) and np.any(np.diff(ranked["score"], axis=1) > 0)
   for row, user in enumerate(users):
@@ -1397,10 +1408,10 @@ def test_ranked_signatures_reorder_what_their_retrieval_twin_retrieves(
 
 
 def test_a_history_changes_the_ranked_list_of_an_unknown_user(fixture_data, ranked_serving):
-  request, _ = _ranked_request(fixture_data, export.SERVING_WITH_CONTEXT, ["new-user"],
+  request, _ = _ranked_request(fixture_data, serving_lib.SERVING_WITH_CONTEXT, ["new-user"],
                                ranked_serving)
-  with_history = ranked_serving.signatures[export.SERVING_RANKED_WITH_CONTEXT](**request)
-  without = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["new-user"]))
+  with_history = ranked_serving.signatures[serving_lib.SERVING_RANKED_WITH_CONTEXT](**request)
+  without = ranked_serving.signatures[serving_lib.SERVING_RANKED](user_id=tf.constant(["new-user"]))
   assert sorted(_strings(with_history["movie_id"])[0]) != sorted(
       _strings(without["movie_id"])[0])
 
@@ -1430,27 +1441,27 @@ def test_a_user_id_tower_keeps_the_stored_histories_for_a_ranker_that_reads_them
   # The user_id tower ignores the context; the ranking stage still rates from it.
   config = configs.TrainerConfig.from_dict({**RANKING_CONFIG, "query_tower": "user_id"})
   model_uri = str(tmp_path / "model")
-  export.export_all(
+  export.export_all(export.ExportInputs(
       model_uri=model_uri, serving_model_dir=os.path.join(model_uri, "Format-Serving"),
       tft_output=tft_output,
-      retrieval_model=trainer.build_model(tft_output, towers.resolve_config(config),
+      retrieval_model=training.build_model(tft_output, towers.resolve_config(config),
                                           transform_config, fixture_data.max_context),
       raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
-      max_title_tokens=config.max_title_tokens, top_k=TOP_K,
+      max_title_tokens=config.towers.max_title_tokens, top_k=TOP_K,
       reference_timestamp=int(fixture_data.train.timestamps.max()),
       seen_movies={}, ranker=ranking.build(sizes, config, 3.5, uses_context=True),
       ranking_candidates=TOP_K, ranking_weight=0.5,
       user_histories=data.user_histories(
           train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
-          fixture_data.max_context))
+          fixture_data.max_context)))
   served = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
-  ranked = served.signatures[export.SERVING_RANKED_WITH_CONTEXT]
+  ranked = served.signatures[serving_lib.SERVING_RANKED_WITH_CONTEXT]
   lists = [ranked(user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant(
       [_recent_train_movies(fixture_data, user, 8)])) for user in ("5", "7")]
   # The same movies retrieved (the tower ignores the history), rated differently.
   assert sorted(_strings(lists[0]["movie_id"])[0]) == sorted(_strings(lists[1]["movie_id"])[0])
   rating = [dict(zip(_strings(result["movie_id"])[0],
-                     result[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0])) for result in lists]
+                     result[serving_lib.PREDICTED_RATING_OUTPUT].numpy()[0])) for result in lists]
   assert any(abs(rating[0][m] - rating[1][m]) > 1e-4 for m in rating[0])
 
 
@@ -1459,16 +1470,16 @@ def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, size
   without_rating = {name: value for name, value in train_data.items()
                     if name != features.RATING_LABEL}
   with pytest.raises(ValueError, match="run Transform again"):
-    trainer.train_ranking_stage(without_rating, None, config, sizes)
+    ranking.train_stage(without_rating, None, config, sizes)
 
 
 def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):
   [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5,
                                ranked=True)
-  ranked = ranked_serving.signatures[export.SERVING_RANKED](user_id=tf.constant(["1"]))
+  ranked = ranked_serving.signatures[serving_lib.SERVING_RANKED](user_id=tf.constant(["1"]))
   assert [rec.movie_id for rec in rows] == _strings(ranked["movie_id"])[0][:5]
   np.testing.assert_allclose([rec.predicted_rating for rec in rows],
-                             ranked[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0, :5], rtol=1e-6)
+                             ranked[serving_lib.PREDICTED_RATING_OUTPUT].numpy()[0, :5], rtol=1e-6)
   [plain] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5)
   assert all(rec.predicted_rating is None for rec in plain)
   with pytest.raises(ValueError, match="has no ranking stage"):
@@ -1476,8 +1487,8 @@ def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):
   # --exclude_seen: serving_ranked_exclude_seen with the user's stored train movies.
   [unseen] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["1"], k=5,
                                  exclude_seen=True, ranked=True)
-  seen = export.read_seen_movies(os.path.join(ranked_uri, "Format-Serving"))["1"]
-  expected = ranked_serving.signatures[export.SERVING_RANKED_EXCLUDE_SEEN](
+  seen = artifact_files.read_seen_movies(os.path.join(ranked_uri, "Format-Serving"))["1"]
+  expected = ranked_serving.signatures[serving_lib.SERVING_RANKED_EXCLUDE_SEEN](
       user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([seen]))
   assert [rec.movie_id for rec in unseen] == _strings(expected["movie_id"])[0][:5]
   assert not {rec.movie_id for rec in unseen} & set(seen)
@@ -1487,25 +1498,26 @@ def test_ranked_exclusion_of_almost_everything_ranks_what_is_left(fixture_data,
                                                                   ranked_serving):
   catalog = list(fixture_data.catalog)
   keep = catalog[:4]  # Fewer than ranking_candidates movies remain.
-  result = ranked_serving.signatures[export.SERVING_RANKED_EXCLUDE_SEEN](
+  result = ranked_serving.signatures[serving_lib.SERVING_RANKED_EXCLUDE_SEEN](
       user_id=tf.constant(["1"]), exclude_movie_ids=tf.constant([catalog[4:]]))
   ids = _strings(result["movie_id"])[0]
-  scores, ratings = result["score"].numpy()[0], result[artifacts.PREDICTED_RATING_OUTPUT].numpy()[0]
+  scores = result["score"].numpy()[0]
+  ratings = result[serving_lib.PREDICTED_RATING_OUTPUT].numpy()[0]
   assert sorted(ids[:4]) == sorted(keep) and ids[4:] == [""] * (TOP_K - 4)
   assert np.all(np.isneginf(scores[4:])) and np.all(np.isnan(ratings[4:]))
   # The four are ordered by the key standardized over them alone, not over the blanks.
-  key = artifacts.ranked_order_key(scores[None, :4], ratings[None, :4],
-                                   configs.TrainerConfig().ranking_weight)
+  key = scores_lib.ranked_order_key(scores[None, :4], ratings[None, :4],
+                                   configs.TrainerConfig().ranking.weight)
   assert np.all(np.diff(key, axis=1) <= 1e-5)
 
 
 def test_recommend_ranked_with_a_history_and_a_time(fixture_data, ranked_uri, ranked_serving):
   request, rating_time = _ranked_request(
-      fixture_data, export.SERVING_WITH_CONTEXT_AT_TIME, ["new-user"], ranked_serving)
+      fixture_data, serving_lib.SERVING_WITH_CONTEXT_AT_TIME, ["new-user"], ranked_serving)
   history = _strings(request[features.CONTEXT_MOVIE_IDS])[0]
   [rows] = recommend.recommend(os.path.join(ranked_uri, "Format-Serving"), ["new-user"],
                                k=TOP_K, timestamp=rating_time, history=history, ranked=True)
-  ranked = ranked_serving.signatures[export.SERVING_RANKED_WITH_CONTEXT_AT_TIME](**request)
+  ranked = ranked_serving.signatures[serving_lib.SERVING_RANKED_WITH_CONTEXT_AT_TIME](**request)
   # The history's movies are left out; the rest come in serving's order.
   expected = [m for m in _strings(ranked["movie_id"])[0] if m not in history]
   assert [rec.movie_id for rec in rows] == expected
@@ -1515,7 +1527,8 @@ def test_recommend_ranked_with_a_history_and_a_time(fixture_data, ranked_uri, ra
 def test_dcn_ranking_model_shapes_and_padding():
   sizes = model_lib.VocabularySizes(users=5, movies=7, title_tokens=4, genres=3,
                                     timestamp_buckets=2)
-  ranker = ranking.build(sizes, configs.TrainerConfig(ranking_model="dcn"), mean_rating=3.5)
+  ranker = ranking.build(sizes, configs.TrainerConfig.from_flags(ranking_model="dcn"),
+                         mean_rating=3.5)
   inputs = {features.USER_ID_INDEX: tf.constant([1, 2]),
             features.TIMESTAMP_BUCKET: tf.constant([0, 1]),
             features.MOVIE_ID_INDEX: tf.constant([3, 4]),
@@ -1528,7 +1541,7 @@ def test_dcn_ranking_model_shapes_and_padding():
            features.GENRE_INDICES: tf.constant([[0, -1, -1, -1], [1, 2, -1, -1]])}
   np.testing.assert_allclose(ranker(wider).numpy(), predicted, rtol=1e-6)
   # A ranker that reads the context: it changes the prediction, its padding does not.
-  with_context = ranking.build(sizes, configs.TrainerConfig(ranking_model="dcn"),
+  with_context = ranking.build(sizes, configs.TrainerConfig.from_flags(ranking_model="dcn"),
                                mean_rating=3.5, uses_context=True)
   context = {**inputs, features.CONTEXT_MOVIE_INDICES: tf.constant([[5, 6, -1], [6, -1, -1]])}
   predicted = with_context(context).numpy()

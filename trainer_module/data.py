@@ -7,8 +7,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from contracts import artifacts
 from contracts import features
+from ranking_core import query_time
 from trainer_module import model
 
 _PARSE_BATCH = 65536
@@ -98,10 +98,9 @@ def in_canonical_order(tensors: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   Beam writes a split's examples in an order that changes from run to run (the
   UserContext component groups by user), and the seeded shuffle, the validation slice and
   hence the trained model follow the order they are given: the same pipeline on the same
-  data trained one of two models on ml-latest-small (hit_rate@100 0.3899 or 0.3912,
-  docs/model_quality.md). Sorted, the Trainer sees the same rows in the same order
-  every run. Rows equal in every key are equal in every feature the pipeline derives, so
-  the order among them does not matter.
+  data would train a different model from run to run. Sorted, the Trainer sees the same
+  rows in the same order every run. Rows equal in every key are equal in every feature
+  the pipeline derives, so the order among them does not matter.
 
   `tensors` is emptied as the features are reordered, one at a time, so the peak is one
   feature's copy beyond the input.
@@ -165,8 +164,8 @@ def remove_from_contexts(contexts: tf.Tensor, users: tf.Tensor, removed: tf.Tens
 def to_tensor(array: np.ndarray) -> tf.Tensor:
   """`array` as a tensor holding one copy of it.
 
-  A tensor made by `tf.constant` from a numpy array keeps two buffers as long as it lives
-  (measured: 381 MiB for a 191 MiB array); a tensor computed from it by an op has one.
+  A tensor made by `tf.constant` from a numpy array keeps two buffers as long as it
+  lives; a tensor computed from it by an op has one.
   """
   return tf.identity(tf.constant(array))
 
@@ -212,7 +211,7 @@ class ValidationSlice:
     validation: The held-out examples, contexts likewise cleaned.
     query_rows: One row of `validation` per validation user, whose context (the user's
       remaining train movies, most recent first) and time (the lower median of the
-      user's held-out times, `artifacts.query_time_rows`) are that user's query.
+      user's held-out times, `ranking_core.query_time.query_time_rows`) are that user's query.
     users, movies: Held-out (user index, movie index) pairs; `users` are positions in
       `query_rows`.
     query_users: The user index (vocabulary) of each position.
@@ -247,9 +246,8 @@ def _cleaned_contexts(contexts: tf.Tensor, users: tf.Tensor, removed: tf.Tensor,
   `_CLEAN_CHUNK` rows at a time.
 
   A variable, because it is the one container TensorFlow writes into: chunks cleaned
-  into new tensors and joined would hold two copies at once (peak after the split at 4M
-  rows, `benchmarks/trainer_memory.py`: 1.6 GiB above the load's, against 0.9 GiB this
-  way).
+  into new tensors and joined would hold two copies at once
+  (`benchmarks/trainer_memory.py` measures the peak).
   """
   cleaned = tf.Variable(contexts, trainable=False)
   count = int(contexts.shape[0])
@@ -290,7 +288,7 @@ def split_validation(tensors: Mapping[str, tf.Tensor], fraction: float, seed: in
   user_positions = user_positions.reshape(-1)
   # Each user is queried at the time the Evaluator would use (its contexts are alike).
   times = tensors[features.TIMESTAMP_SECONDS].numpy().reshape(-1)[validation_rows]
-  query_rows = artifacts.query_time_rows(user_positions, times)
+  query_rows = query_time.query_time_rows(user_positions, times)
   # Train pairs of the validation users, as positions in validation_users.
   position = np.searchsorted(validation_users, users[train_rows])
   position = np.minimum(position, len(validation_users) - 1)
@@ -344,9 +342,9 @@ def training_dataset(examples: Union[Mapping[str, tf.Tensor], Rows], batch_size:
   bottleneck on two cores.
 
   tf.data's default static optimizations are off: rewriting the pipeline serializes its
-  graph with every captured tensor inside, a copy of all the examples (measured: +780 MiB
-  at 4M rows, `benchmarks/trainer_memory.py`). The one that mattered here, parallel map
-  calls, is asked for directly.
+  graph with every captured tensor inside, a copy of all the examples
+  (`benchmarks/trainer_memory.py`). The one that matters here, parallel map calls, is
+  asked for directly.
   """
   if not isinstance(examples, Rows):
     examples = Rows(examples)
@@ -361,10 +359,10 @@ def positions_in_batches(count: int, batch_size: int, seed: int,
                          shuffle: bool = True) -> tf.data.Dataset:
   """Batches of the positions 0..count-1: in order, or in a new random order each epoch.
 
-  The order of an epoch is one permuted tensor (8 bytes a row). A shuffle buffer of
-  `count` single positions, the usual way, measured at 4M rows 784 MiB more peak memory
-  and 15.7 s of CPU an epoch, against 66 MiB and 1.2 s for this. Each iteration of the
-  dataset (each Keras epoch) draws a new order; the sequence repeats with the seed.
+  The order of an epoch is one permuted tensor (8 bytes a row), where a shuffle buffer of
+  `count` single positions, the usual way, holds each position as a dataset element of
+  its own and costs far more memory and CPU. Each iteration of the dataset (each Keras
+  epoch) draws a new order; the sequence repeats with the seed.
   """
   if not shuffle:
     return tf.data.Dataset.range(count).batch(batch_size)

@@ -25,29 +25,19 @@ consecutive ratings of a user as extra rows of the fit), whose weight the Traine
 on the validation slice with w. They shape only B: the user vector is still read from the
 set of the user's movies, so a given context needs no timestamps.
 
-Why: on ml-latest-small the towers alone score hit_rate@100 0.3695 against EASE's 0.3798,
-and most of the gap is in users with long histories; with the factor (rank 256, plain
-EASE) the model scored 0.3853, with session rows at rank 512 (the default) 0.3899 or
-0.3912 (two orders of the training rows, since made one), and 0.3934 with the user id
-head beside the history tower, keeping top_k_accuracy@100 above the towers' own
-(docs/model_quality.md). The weight w is chosen on the Trainer's validation slice (never
-the eval split), 0 dropping the factor; the factor is then refitted on every train
-rating.
+Why: the towers read a user's `max_context` most recent movies, EASE their whole train
+history, and users with long histories are where EASE beats the towers. The weight w is
+chosen on the Trainer's validation slice, never the eval split, 0 dropping the factor
+(trainer_module/ease_factor_selection.py); docs/model_quality.md has the measurements.
 """
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, Optional
 
-from absl import logging
 import numpy as np
 from scipy import sparse
 
 from closed_form import ease
 
-
-# The weight served without a validation slice to choose one from a list. On
-# ml-latest-small's eval split w = 1 and 2 are level (hit_rate@100 0.3822 and 0.3818), on
-# the synthetic data 1 was the in-sample factor's best (docs/model_quality.md).
-WEIGHT_WITHOUT_VALIDATION = 1.0
 
 # Users per block when scoring the catalog for user vectors: bounds the dense [users,
 # items] scores (float64) to about 1024 x 8 x items bytes.
@@ -64,7 +54,7 @@ class EaseFactor:
       context given at serving) is the sum over its movies.
     candidate_rows: float32 [movies, r], R's row of each movie, likewise.
     weight: w, the factor's share of the score (0: not used).
-    info: How it was fitted and chosen (written to the Trainer's history).
+    info: How EASE was fitted (`closed_form.ease.fit`'s info) and the rank.
     ease_model: The fitted EASE weights (columns are movie indices), which `user_vectors` scores
       with.
     fitted: Binary [users, items of `ease`], each user's row of the fit.
@@ -122,7 +112,7 @@ class EaseFactor:
                          candidate_rows=self.candidate_rows)
 
   def with_weight(self, weight: float) -> "EaseFactor":
-    return dataclasses.replace(self, weight=float(weight), info={**self.info, "weight": weight})
+    return dataclasses.replace(self, weight=float(weight))
 
 
 def _rows(matrix: sparse.csr_matrix, num_rows: int) -> sparse.csr_matrix:
@@ -149,32 +139,14 @@ class ServingFactor:
   candidate_rows: np.ndarray
 
 
-def history_entries(factor: Optional[EaseFactor]) -> Dict[str, List[float]]:
-  """What training_history.json records of the factor (contracts/artifacts.py): its
-  weight (0: none served), rank, and the validation slice's choice when it made one."""
-  if factor is None:
-    return {"ease_factor_weight": [0.0]}
-  entries = {"ease_factor_weight": [factor.weight], "ease_factor_rank": [float(factor.rank)],
-             "ease_factor_session_weight": [float(factor.info.get("session_weight", 0.0))]}
-  if "validation_hit_rates" in factor.info:
-    entries["ease_factor_weights"] = [float(w) for w in factor.info["validation_weights"]]
-    entries["ease_factor_validation_hit_rates"] = list(factor.info["validation_hit_rates"])
-    entries["ease_factor_level_weights"] = list(factor.info["validation_level_weights"])
-  if "session_validation_hit_rates" in factor.info:
-    entries["ease_factor_session_weights"] = list(factor.info["session_validation_weights"])
-    entries["ease_factor_session_validation_hit_rates"] = list(
-        factor.info["session_validation_hit_rates"])
-  return entries
-
-
 def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, rank: int,
         l2: float, max_items: int, seed: int,
         sessions: Optional[ease.Sessions] = None) -> EaseFactor:
   """Fits EASE on (user index, movie index) pairs and factorizes it to `rank`.
 
   `sessions` (timestamps aligned with the pairs) adds session rows to the fit
-  (closed_form/ease.py). Returns the factor with weight 0 (`choose_weight` or
-  `with_weight` sets it).
+  (closed_form/ease.py). Returns the factor with weight 0 (`with_weight` sets
+  it).
   """
   users = np.asarray(users, np.int64).reshape(-1)
   movies = np.asarray(movies, np.int64).reshape(-1)
@@ -191,69 +163,3 @@ def fit(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int, 
       fitted=ease.binary_matrix(users, fitted.item_columns(movies), num_users,
                                 len(fitted.items), np.float32),
       singular_values=np.sum(np.square(right.astype(np.float64)), axis=0))
-
-
-def _rates(hits: Sequence[np.ndarray]) -> List[float]:
-  """The hit rate of each candidate's per-pair hits (0 without pairs)."""
-  return [float(np.mean(h)) if len(h) else 0.0 for h in hits]
-
-
-def level_with_best(hits: Sequence[np.ndarray]) -> List[int]:
-  """Indices of the candidates whose validation hits are level with the best's.
-
-  A candidate is level when its hit rate is below the best's (the first of the highest)
-  by at most one standard error of the paired per-pair difference: the candidates rank
-  the same held-out pairs, so the difference is measured without the pairs' own spread.
-
-  Args:
-    hits: Per candidate, a float or bool array [pairs] with 1 where a held-out pair was
-      a hit; every array has the same pairs in the same order.
-
-  Returns:
-    Ascending indices into `hits`, the best's included.
-  """
-  hits = [np.asarray(h, np.float64) for h in hits]
-  rates = _rates(hits)
-  best = int(np.argmax(rates))
-  level = []
-  for i, h in enumerate(hits):
-    difference = hits[best] - h
-    error = float(np.std(difference, ddof=1) / np.sqrt(len(h))) if len(h) > 1 else 0.0
-    if rates[best] - rates[i] <= error:
-      level.append(i)
-  return level
-
-
-def choose_weight(factor: EaseFactor, weights: Sequence[float],
-                  validation_hits: Callable[[Optional[EaseFactor]], np.ndarray]
-                  ) -> EaseFactor:
-  """The factor at the middle one of the weights level with the best on validation.
-
-  Why not the best: on ml-latest-small the slice's hit rates across the weights 0.5 to 8
-  differ by less than their noise (about 3,300 held-out pairs), and its best alone kept
-  w = 0.5 in one run whose eval split scored 0.004-0.005 hit_rate@100 higher at any w
-  from 2 to 8 (docs/model_quality.md, "Choosing w"). Any weight level with the best
-  (`level_with_best`) may be the eval split's best, and the middle one of them is the
-  nearest to all of them; of an even count the larger middle one is kept. A clear curve
-  (the synthetic data's) leaves the best alone level.
-
-  Args:
-    factor: The fitted factor.
-    weights: Candidate weights, in any order (they are judged in ascending order).
-    validation_hits: Per held-out pair of the validation slice, whether the towers with
-      a factor (None: the towers alone) rank it in the top k, e.g.
-      `trainer.ValidationHitRate.hits`.
-  """
-  weights = sorted(weights)
-  hits = [validation_hits(factor.with_weight(w) if w else None) for w in weights]
-  rates = _rates(hits)
-  level = level_with_best(hits)
-  kept = weights[level[len(level) // 2]]
-  logging.info("EASE factor (rank %d): validation hit rates %s at weights %s; level with "
-               "the best: %s; keeping %g.", factor.rank, [round(rate, 4) for rate in rates],
-               list(weights), [weights[i] for i in level], kept)
-  chosen = factor.with_weight(kept)
-  return dataclasses.replace(chosen, info={
-      **chosen.info, "validation_weights": [float(w) for w in weights],
-      "validation_hit_rates": rates,
-      "validation_level_weights": [float(weights[i]) for i in level]})

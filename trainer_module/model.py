@@ -72,10 +72,8 @@ class UserIdHead(tf.keras.Model):
   The user_id query tower (on the user id alone) with its own candidate tower, retrieval
   task and optimizer, at the user_id family's temperature and learning rate. The context
   towers know a user only by their movies; this head learns each user's own embedding,
-  and the model scores by the sum of both cosines. On ml-latest-small the default
-  history tower scored hit_rate@100 0.3934 / 0.3924 with the head at seeds 42 / 7, and
-  0.3910 / 0.3903 without it (docs/model_quality.md, "Repeatable training, and the user
-  id head").
+  and the model scores by the sum of both cosines (docs/model_quality.md measures the
+  head against the history tower alone).
   """
 
   def __init__(self, sizes: VocabularySizes, config: configs.TrainerConfig):
@@ -87,15 +85,15 @@ class UserIdHead(tf.keras.Model):
     super().__init__(name="user_id_head")
     defaults = towers.FAMILY_DEFAULTS[towers.USER_ID]
     # The user id alone, not the user_id tower's time features: their bucket boundaries
-    # are Transform's approximate quantiles, which move a little from run to run, and
-    # the head scored as well without them (docs/model_quality.md).
+    # are Transform's approximate quantiles, which move a little from run to run, and a
+    # model should not change between two runs of the same data.
     self.query_tower = towers.UserIdQueryTower(
-        sizes.users, sizes.timestamp_buckets, config.embedding_dim,
-        config.hidden_layer_sizes, config.l2_regularization, use_time=False)
+        sizes.users, sizes.timestamp_buckets, config.towers.embedding_dim,
+        config.towers.hidden_layers, config.towers.l2_regularization, use_time=False)
     self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
                                                         sizes.title_tokens, sizes.genres)
     self.task = retrieval_task(defaults.temperature, "user_id_mean_loss")
-    self.head_optimizer = make_optimizer(config.optimizer, defaults.learning_rate)
+    self.head_optimizer = make_optimizer(config.optimization.optimizer, defaults.learning_rate)
 
 
 class RetrievalModel(tfrs.models.Model):
@@ -122,20 +120,21 @@ class RetrievalModel(tfrs.models.Model):
       max_context: Longest context the sequential query towers accept.
     """
     super().__init__()
-    if not config.temperature or not config.learning_rate or not config.epochs:
+    optimization = config.optimization
+    if not (optimization.temperature and optimization.learning_rate and optimization.epochs):
       raise ValueError("RetrievalModel needs a resolved config (towers.resolve_config): "
                        "learning_rate, temperature and epochs must be set.")
-    self.query_tower_name = config.query_tower
+    self.query_tower_name = config.towers.query_tower
     self.query_tower = towers.build_query_tower(config, sizes.users, sizes.movies,
                                                 sizes.timestamp_buckets, max_context)
     self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
                                                         sizes.title_tokens, sizes.genres)
-    self.task = retrieval_task(config.temperature, "mean_loss")
-    self._oov_user_rate = config.oov_user_rate
+    self.task = retrieval_task(config.optimization.temperature, "mean_loss")
+    self._oov_user_rate = config.optimization.oov_user_rate
     self._sizes = sizes
     self._sampling_probability = tf.constant(movie_sampling_probability, tf.float32)
     self.user_id_head = None
-    if config.user_id_head and self.uses_context:
+    if config.towers.user_id_head and self.uses_context:
       self.user_id_head = UserIdHead(sizes, config)
 
   @property

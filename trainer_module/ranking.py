@@ -12,11 +12,14 @@ history the request gives, through the OOV user embedding for the rest; without 
 the ranker reads only the request and the movie, and such a user is rated by each movie's
 general appeal.
 """
-from typing import Dict, List, Mapping, Optional, Sequence
+import json
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from absl import logging
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from contracts import artifacts
 from contracts import configs
 from contracts import features
 from trainer_module import data
@@ -127,15 +130,16 @@ def blank_some_unknown_contexts(inputs: Mapping[str, tf.Tensor], sizes: model_li
 
 def build(sizes: model_lib.VocabularySizes, config: configs.TrainerConfig,
           mean_rating: float, uses_context: bool = False) -> DcnRankingModel:
-  """A compiled, untrained ranking model of `config.ranking_model`, reading the context
+  """A compiled, untrained ranking model of `config.ranking.model`, reading the context
   when `uses_context`."""
-  if config.ranking_model != configs.DCN_RANKING:
+  if config.ranking.model != configs.DCN_RANKING:
     models = [name for name in configs.RANKING_MODELS if name != configs.NO_RANKING]
-    raise ValueError(f"No ranking model {config.ranking_model!r} to build; the ranking "
+    raise ValueError(f"No ranking model {config.ranking.model!r} to build; the ranking "
                      f"models are {models}.")
-  ranker = DcnRankingModel(sizes, config.embedding_dim, mean_rating,
-                           oov_user_rate=config.oov_user_rate, uses_context=uses_context)
-  ranker.compile(optimizer=tf.keras.optimizers.Adam(config.ranking_learning_rate))
+  ranker = DcnRankingModel(sizes, config.towers.embedding_dim, mean_rating,
+                           oov_user_rate=config.optimization.oov_user_rate,
+                           uses_context=uses_context)
+  ranker.compile(optimizer=tf.keras.optimizers.Adam(config.ranking.learning_rate))
   return ranker
 
 
@@ -156,7 +160,7 @@ def train(ranker: DcnRankingModel, fitted: data.Rows,
     ranker: A compiled ranking model.
     fitted: The training examples.
     validation: The validation slice's examples (held out of the train split), or None
-      to train `config.ranking_epochs` epochs without early stopping.
+      to train `config.ranking.epochs` epochs without early stopping.
     config: The trainer config (ranking_epochs, batch_size, early_stopping_patience).
 
   Returns:
@@ -164,16 +168,48 @@ def train(ranker: DcnRankingModel, fitted: data.Rows,
     "ranking_val_root_mean_squared_error", ...), plus "ranking_epoch_kept".
   """
   callbacks, validation_data = [], None
+  batch_size, seed = config.optimization.batch_size, config.optimization.seed
   if validation is not None:
-    validation_data = data.training_dataset(validation, config.batch_size, config.seed,
-                                            shuffle=False)
+    validation_data = data.training_dataset(validation, batch_size, seed, shuffle=False)
     callbacks.append(tf.keras.callbacks.EarlyStopping(
-        monitor=f"val_{RMSE}", patience=config.early_stopping_patience,
+        monitor=f"val_{RMSE}", patience=config.optimization.early_stopping_patience,
         restore_best_weights=True))
-  history = ranker.fit(data.training_dataset(fitted, config.batch_size, config.seed),
-                       validation_data=validation_data, epochs=config.ranking_epochs,
+  history = ranker.fit(data.training_dataset(fitted, batch_size, seed),
+                       validation_data=validation_data, epochs=config.ranking.epochs,
                        verbose=2, callbacks=callbacks)
   result = {f"ranking_{name}": values for name, values in history.history.items()}
   epochs_run = len(history.epoch)
   result["ranking_epoch_kept"] = [callbacks[0].best_epoch + 1 if callbacks else epochs_run]
   return result
+
+
+def train_stage(train_data: Mapping[str, tf.Tensor],
+                validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
+                sizes: model_lib.VocabularySizes
+                ) -> Tuple[DcnRankingModel, Dict[str, List[float]]]:
+  """Builds and trains the ranking stage on the examples retrieval was fitted on.
+
+  With a validation slice, the ranking stage fits the same rows and keeps the epoch of
+  the best validation RMSE; without one it fits every train example.
+
+  Returns:
+    The trained ranking model and its per-epoch history ("ranking_..." keys).
+  """
+  check_has_ratings(train_data)
+  mean_rating = float(tf.reduce_mean(train_data[features.RATING_LABEL]))
+  fitted = validation.train if validation else data.Rows(train_data)
+  ranker = build(sizes, config, mean_rating,
+                 uses_context=features.CONTEXT_MOVIE_INDICES in fitted.examples)
+  logging.info("Training the %s ranking stage on %d examples (mean rating %.3f).",
+               config.ranking.model, len(fitted), mean_rating)
+  history = train(ranker, fitted, validation.validation if validation else None, config)
+  return ranker, history
+
+
+def write_serving_config(model_uri: str, config: configs.TrainerConfig) -> None:
+  """The ranking stage's family and depth, where `artifacts.ranking_config_path` says: the
+  Evaluator re-orders as many retrieved movies as serving_ranked does."""
+  with tf.io.gfile.GFile(artifacts.ranking_config_path(model_uri), "w") as f:
+    json.dump({artifacts.RANKING_MODEL_FIELD: config.ranking.model,
+               artifacts.RANKING_CANDIDATES_FIELD: config.ranking.candidates,
+               artifacts.RANKING_WEIGHT_FIELD: config.ranking.weight}, f, indent=1)

@@ -36,8 +36,9 @@ import numpy as np
 
 from contracts import artifacts
 from contracts import features
+from contracts import serving
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
-from trainer_module import export
+from trainer_module import artifact_files
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
@@ -135,7 +136,7 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   _check_serving_model(model, model_dir)
-  if ranked and export.SERVING_RANKED not in model.signatures:
+  if ranked and serving.SERVING_RANKED not in model.signatures:
     raise ValueError(f"--ranked: {model_dir} has no ranking stage; train with "
                      "--ranking_model dcn.")
   query = {features.USER_ID: tf.constant(list(user_ids))}
@@ -146,17 +147,17 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
     query[features.CONTEXT_MOVIE_IDS] = tf.constant([[m.strip() for m in history]]
                                                     * len(user_ids))
   if exclude_seen:
-    seen = export.read_seen_movies(model_dir)
+    seen = artifact_files.read_seen_movies(model_dir)
     exclude = tf.ragged.constant([seen.get(u, []) for u in user_ids], dtype=tf.string)
-    query[export.EXCLUDE_MOVIE_IDS] = exclude.to_tensor(default_value="")
+    query[serving.EXCLUDE_MOVIE_IDS] = exclude.to_tensor(default_value="")
   name = _signature_for(query, ranked)
   if name not in model.signatures:
     # A model exported before the ranked signatures took a history, a time or exclusions.
     raise ValueError(f"{model_dir} has no {name} signature: train it again to serve this "
                      "request ranked.")
   result = model.signatures[name](**query)
-  ids, titles, scores = (result[name].numpy() for name in artifacts.SERVING_OUTPUTS)
-  ratings = result.get(artifacts.PREDICTED_RATING_OUTPUT)
+  ids, titles, scores = (result[name].numpy() for name in serving.SERVING_OUTPUTS)
+  ratings = result.get(serving.PREDICTED_RATING_OUTPUT)
   ratings = ratings.numpy() if ratings is not None else np.full(scores.shape, np.nan)
   left_out = {m.strip().encode() for m in history or ()}
   return [[Recommendation(i.decode(), t.decode(), float(s), None if np.isnan(r) else float(r))
@@ -168,12 +169,12 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
 def _check_serving_model(model, model_dir: str) -> None:
   """ValueError unless `model` answers serving_default with movies (a query model or a
   ranking model, say, is another SavedModel of the pipeline)."""
-  signature = model.signatures.get(export.SERVING_DEFAULT)
+  signature = model.signatures.get(serving.SERVING_DEFAULT)
   outputs = sorted(signature.structured_outputs) if signature is not None else []
-  if not set(artifacts.SERVING_OUTPUTS) <= set(outputs):
+  if not set(serving.SERVING_OUTPUTS) <= set(outputs):
     raise ValueError(
-        f"{model_dir} is not a serving model: its {export.SERVING_DEFAULT} returns "
-        f"{outputs or 'nothing'}, not {', '.join(artifacts.SERVING_OUTPUTS)}. Pass the "
+        f"{model_dir} is not a serving model: its {serving.SERVING_DEFAULT} returns "
+        f"{outputs or 'nothing'}, not {', '.join(serving.SERVING_OUTPUTS)}. Pass the "
         f"Pusher's --serving_dir (default <pipeline_root>/{artifacts.DEFAULT_SERVING_DIR}) "
         "or a Trainer model's Format-Serving directory.")
 
@@ -195,11 +196,11 @@ def _warn_unknown_movies(model, movie_ids: Sequence[str]) -> None:
 def _signature_for(request: Mapping[str, tf.Tensor], ranked: bool = False) -> str:
   """The retrieval signature whose inputs are exactly the request's, or with `ranked` its
   ranking-stage twin."""
-  excluding = export.EXCLUDE_MOVIE_IDS in request
-  query = set(request) - {export.EXCLUDE_MOVIE_IDS}
-  for name, twin in export.RANKED_TWINS.items():
-    if ((name in export.EXCLUDING_SIGNATURES) == excluding
-        and set(export.QUERY_SIGNATURE_INPUTS[name]) == query):
+  excluding = serving.EXCLUDE_MOVIE_IDS in request
+  query = set(request) - {serving.EXCLUDE_MOVIE_IDS}
+  for name, twin in serving.RANKED_TWINS.items():
+    if ((name in serving.EXCLUDING_SIGNATURES) == excluding
+        and set(serving.QUERY_SIGNATURE_INPUTS[name]) == query):
       return twin if ranked else name
   raise ValueError(f"No serving signature takes exactly {sorted(request)}.")
 

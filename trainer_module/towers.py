@@ -352,7 +352,7 @@ class FamilyDefaults:
   epochs: int
 
 
-# Chosen on ml-latest-small and the synthetic data together (README, "Model families").
+# Chosen on ml-latest-small and the synthetic data together (docs/model_quality.md).
 FAMILY_DEFAULTS = {
     USER_ID: FamilyDefaults(learning_rate=0.005, temperature=0.1, epochs=8),
     HISTORY: FamilyDefaults(learning_rate=0.002, temperature=0.2, epochs=12),
@@ -363,17 +363,16 @@ FAMILY_DEFAULTS = {
 
 def resolve_config(config: configs.TrainerConfig) -> configs.TrainerConfig:
   """`config` with learning_rate, temperature and epochs at 0 replaced by family defaults."""
-  defaults = FAMILY_DEFAULTS[config.query_tower]
-  return dataclasses.replace(
-      config,
-      learning_rate=config.learning_rate or defaults.learning_rate,
-      temperature=config.temperature or defaults.temperature,
-      epochs=config.epochs or defaults.epochs)
+  defaults = FAMILY_DEFAULTS[config.towers.query_tower]
+  optimization = config.optimization
+  return config.replace(learning_rate=optimization.learning_rate or defaults.learning_rate,
+                        temperature=optimization.temperature or defaults.temperature,
+                        epochs=optimization.epochs or defaults.epochs)
 
 
 def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies: int,
                       num_time_buckets: int, max_context: int) -> tf.keras.Model:
-  """The query tower `config.query_tower` names, sized from the vocabularies.
+  """The query tower `config.towers.query_tower` names, sized from the vocabularies.
 
   Args:
     config: Hyperparameters (query_tower, embedding_dim, hidden_layers, ...).
@@ -381,33 +380,35 @@ def build_query_tower(config: configs.TrainerConfig, num_users: int, num_movies:
     num_time_buckets: Timestamp buckets of the Transform output.
     max_context: Longest context the sequential towers accept.
   """
-  dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
-  users = num_users if config.history_user_id else 0
-  time_buckets = num_time_buckets if config.history_time else 0
-  if config.query_tower == USER_ID:
+  tower = config.towers
+  dim, hidden, l2 = tower.embedding_dim, tower.hidden_layers, tower.l2_regularization
+  users = num_users if config.towers.history_user_id else 0
+  time_buckets = num_time_buckets if config.towers.history_time else 0
+  if config.towers.query_tower == USER_ID:
     return UserIdQueryTower(num_users, num_time_buckets, dim, hidden, l2)
-  if config.query_tower == HISTORY:
+  if config.towers.query_tower == HISTORY:
     return HistoryQueryTower(num_movies, dim, hidden, num_users=users,
                              num_time_buckets=time_buckets,
-                             num_interests=config.num_interests, l2=l2)
-  sequential = dict(num_heads=config.num_heads, hidden_layers=hidden,
-                    context_embedding=config.context_embedding, num_hashes=config.num_hashes,
+                             num_interests=config.towers.num_interests, l2=l2)
+  sequential = dict(num_heads=config.towers.num_heads, hidden_layers=hidden,
+                    context_embedding=tower.context_embedding, num_hashes=tower.num_hashes,
                     num_users=users, num_time_buckets=time_buckets, l2=l2)
-  if config.query_tower == SEQUENTIAL_ATTENTION:
+  if config.towers.query_tower == SEQUENTIAL_ATTENTION:
     return SequentialAttentionQueryTower(num_movies, dim, max_context, **sequential)
-  if config.query_tower == SEQUENTIAL_MOE:
+  if config.towers.query_tower == SEQUENTIAL_MOE:
     return SequentialMoEQueryTower(num_movies, dim, max_context, **sequential)
-  raise ValueError(f"query_tower must be one of {QUERY_TOWERS}, got {config.query_tower!r}.")
+  raise ValueError(f"query_tower must be one of {QUERY_TOWERS}, got {config.towers.query_tower!r}.")
 
 
 def build_candidate_tower(config: configs.TrainerConfig, num_movies: int,
                           num_title_tokens: int, num_genres: int) -> tf.keras.Model:
-  """The candidate tower `config.candidate_tower` names, sized from the vocabularies."""
-  dim, hidden, l2 = config.embedding_dim, config.hidden_layer_sizes, config.l2_regularization
-  if config.candidate_tower == FEATURES:
+  """The candidate tower `config.towers.candidate_tower` names, sized from the vocabularies."""
+  tower = config.towers
+  dim, hidden, l2 = tower.embedding_dim, tower.hidden_layers, tower.l2_regularization
+  if config.towers.candidate_tower == FEATURES:
     return FeaturesCandidateTower(num_movies, num_title_tokens, num_genres, dim, hidden, l2)
-  if config.candidate_tower == DEEP_HASH:
-    return DeepHashCandidateTower(num_genres, dim, num_hashes=2 * config.num_hashes,
-                                  hidden_layers=hidden, l2=l2, seed=config.seed)
+  if config.towers.candidate_tower == DEEP_HASH:
+    return DeepHashCandidateTower(num_genres, dim, num_hashes=2 * config.towers.num_hashes,
+                                  hidden_layers=hidden, l2=l2, seed=config.optimization.seed)
   raise ValueError(f"candidate_tower must be one of {CANDIDATE_TOWERS}, "
-                   f"got {config.candidate_tower!r}.")
+                   f"got {config.towers.candidate_tower!r}.")

@@ -1,7 +1,8 @@
 """Columnar conversion of parsed MovieLens rows to serialized tf.Examples.
 
-Rows are assembled as Arrow list arrays and serialized by tfx_bsl's C++ encoder, which is
-~50x faster than building tf.train.Example protos in Python (matters at ml-25m scale).
+Rows are assembled as Arrow list arrays and serialized by tfx_bsl's C++ encoder, which
+serializes a whole batch in C++ instead of building one tf.train.Example proto per rating
+in Python: what matters at ml-25m's 25 million ratings.
 """
 from typing import List, Mapping, Sequence
 

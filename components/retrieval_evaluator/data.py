@@ -23,6 +23,8 @@ from tfx.types import artifact_utils
 
 from contracts import artifacts
 from contracts import features
+from contracts import serving
+from ranking_core import query_time
 
 # The catalog column of each rating, in the batches `read_ratings` yields.
 MOVIES = "movies"
@@ -160,7 +162,7 @@ def load_signature(path: str, name: str, what: str,
 
 
 def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray],
-                     signature_name: str = artifacts.QUERY_SIGNATURE) -> np.ndarray:
+                     signature_name: str = serving.QUERY_SIGNATURE) -> np.ndarray:
   """Runs the query tower on every row of `queries`: float32 [U, d], or [U, H, d] for
   multi-vector queries.
 
@@ -180,10 +182,10 @@ def query_embeddings(model_uri: str, queries: Mapping[str, np.ndarray],
     outputs = signature(**{name: tf.constant(queries[name][start:end],
                                              features.RAW_FEATURES[name].dtype)
                            for name in inputs})
-    if artifacts.EMBEDDING_OUTPUT not in outputs:
+    if serving.EMBEDDING_OUTPUT not in outputs:
       raise ValueError(f"The query model {path} returns {sorted(outputs)}, not "
-                       f"'{artifacts.EMBEDDING_OUTPUT}'.")
-    batches.append(outputs[artifacts.EMBEDDING_OUTPUT].numpy())
+                       f"'{serving.EMBEDDING_OUTPUT}'.")
+    batches.append(outputs[serving.EMBEDDING_OUTPUT].numpy())
   del loaded  # Held until the last call of its signature.
   embeddings = np.concatenate(batches).astype(np.float32, copy=False)
   if embeddings.shape[:1] != (num_users,) or embeddings.ndim not in (2, 3):
@@ -262,7 +264,7 @@ def _sample_users(user_ids: np.ndarray, users: np.ndarray, movies: np.ndarray,
 
 def _median_per_user(users: np.ndarray, timestamps: np.ndarray, num_users: int) -> np.ndarray:
   """Lower median of each user's timestamps (every user row has at least one)."""
-  rows = artifacts.query_time_rows(users, timestamps)
+  rows = query_time.query_time_rows(users, timestamps)
   if len(rows) != num_users:
     raise ValueError(f"Expected the eval ratings of {num_users} users, found {len(rows)}.")
   return timestamps[rows].astype(np.int64)

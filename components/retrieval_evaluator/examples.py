@@ -9,7 +9,7 @@ from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
-from components.retrieval_evaluator import metrics
+from ranking_core import rankings as rankings_lib
 
 USER_ID = "user_id"
 LAST_RATED = "last_rated"
@@ -23,7 +23,7 @@ LAST_RATED_SHOWN = 5
 
 def example_users(user_ids: np.ndarray, train_users: np.ndarray, train_movies: np.ndarray,
                   train_timestamps: np.ndarray, titles: Sequence[str],
-                  rankings: Mapping[str, metrics.Rankings], num_users: int,
+                  rankings: Mapping[str, rankings_lib.Rankings], num_users: int,
                   seed: int) -> List[Dict]:
   """The report's example users, a seeded sample of the ranked users, by user row.
 
@@ -48,7 +48,7 @@ def example_users(user_ids: np.ndarray, train_users: np.ndarray, train_movies: n
 
 def _example(position: int, row: int, user_ids: np.ndarray, train_users: np.ndarray,
              train_movies: np.ndarray, train_timestamps: np.ndarray,
-             titles: Sequence[str], rankings: Mapping[str, metrics.Rankings]) -> Dict:
+             titles: Sequence[str], rankings: Mapping[str, rankings_lib.Rankings]) -> Dict:
   mine = np.flatnonzero(train_users == row)
   recent = mine[np.argsort(-train_timestamps[mine], kind="stable")[:LAST_RATED_SHOWN]]
   user_id = user_ids[row]
@@ -60,6 +60,6 @@ def _example(position: int, row: int, user_ids: np.ndarray, train_users: np.ndar
       NUM_EVAL_MOVIES: len(eval_movies),
       TOP: {section: [{TITLE: titles[m], HIT: m in eval_movies}
                       for m in ranked.top_movies[position].tolist()
-                      if m != metrics.EMPTY_SLOT]
+                      if m != rankings_lib.EMPTY_SLOT]
             for section, ranked in rankings.items()},
   }

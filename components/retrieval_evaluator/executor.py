@@ -38,6 +38,8 @@ from components.retrieval_evaluator import tfma_metrics
 from contracts import artifacts
 from contracts import configs
 from contracts import features
+from ranking_core import rankings as rankings_lib
+from ranking_core import scores as scores_lib
 
 # Artifact keys (shared with component.py); the execution properties are the fields of
 # `configs.EvaluatorConfig`.
@@ -121,7 +123,7 @@ class Executor(tfx_evaluator_executor.Executor):
     logging.info("Evaluation report: %s", paths[results_lib.HTML_REPORT_FILE])
 
 
-def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Artifact],
+def _rank_every_model(model_scores: scores_lib.ScoreFn, baseline: Optional[types.Artifact],
                       catalog: List[str], eval_data: data.EvalData,
                       config: configs.EvaluatorConfig):
   """{section: Rankings} of the model (`model_scores`) and every baseline, and how EASE
@@ -139,7 +141,7 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
       # The eval users' train pairs are their rows of the fit: each user's own train
       # movies are scored as if the user had been left out of it (closed_form/ease.py),
       # as the Trainer's EASE factor scores them. The order of the other movies, and so
-      # every hit_rate, is the in-sample one; top_k_accuracy no longer sees the train
+      # every hit_rate, is the in-sample one; top_k_accuracy does not see the train
       # movies lifted by their own row.
       results_lib.EASE_SECTION: scoring.with_fallback(
           fitted.score_fn(eval_data.train_users, eval_data.train_movies,
@@ -158,7 +160,7 @@ def _rank_every_model(model_scores: metrics.ScoreFn, baseline: Optional[types.Ar
                     results_lib.EASE_USERS_WITHOUT_HISTORY: int((~has_history).sum())}
 
 
-def _evaluate_ranking_stage(model: types.Artifact, model_scores: metrics.ScoreFn,
+def _evaluate_ranking_stage(model: types.Artifact, model_scores: scores_lib.ScoreFn,
                             examples_artifact: types.Artifact,
                             movies: Optional[types.Artifact], catalog: List[str],
                             eval_data: data.EvalData,
@@ -185,7 +187,7 @@ def _evaluate_ranking_stage(model: types.Artifact, model_scores: metrics.ScoreFn
 
 
 def model_score_fn(model_uri: str, catalog: List[str],
-                   eval_data: data.EvalData) -> metrics.ScoreFn:
+                   eval_data: data.EvalData) -> scores_lib.ScoreFn:
   """A two-tower model's scores; its catalog is aligned to the evaluated `catalog`.
 
   Public for benchmarks/ease_headroom.py, which ranks the same users with it.
@@ -202,7 +204,7 @@ def model_score_fn(model_uri: str, catalog: List[str],
   return scoring.embedding_score_fn(queries, embeddings, present)
 
 
-def _evaluation_results(rankings: Mapping[str, metrics.Rankings], eval_data: data.EvalData,
+def _evaluation_results(rankings: Mapping[str, rankings_lib.Rankings], eval_data: data.EvalData,
                        config: configs.EvaluatorConfig, ease_info: Mapping[str, Any],
                        titles: List[str]) -> Dict[str, Any]:
   """Everything metrics.json holds except the verdict, the history and the config."""

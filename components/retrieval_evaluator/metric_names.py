@@ -32,7 +32,7 @@ GLOBAL_MEAN = "global_mean"  # Predicts the mean train rating.
 MOVIE_MEAN = "movie_mean"  # Predicts the movie's mean train rating, shrunk (ranking.py).
 # Under RANKED_ORDER, the retrieval metrics of the list serving_ranked returns: each eval
 # user's RANKING_CANDIDATES best retrieved movies (train movies excluded) re-ordered by
-# their retrieval score and predicted rating (contracts.artifacts.ranked_order_key).
+# their retrieval score and predicted rating (ranking_core.scores.ranked_order_key).
 RANKED_ORDER = "ranked_order"
 RANKING_CANDIDATES = "candidates"
 RANKING_WEIGHT = "weight"  # The predicted rating's share of the order (ranked_order_key).

@@ -14,7 +14,7 @@ each rating's catalog column are kept, never the raw strings of a whole split.
 A rating model answers "how much will they like it", not "will they watch it", so the
 list serving_ranked returns is measured too (`ranked_order`): each sampled eval user's
 `ranking_candidates` best retrieved movies (train movies excluded, as in every hit rate
-here) re-ordered as serving_ranked orders them (`artifacts.ranked_order_key`: the
+here) re-ordered as serving_ranked orders them (`ranking_core.scores.ranked_order_key`: the
 predicted rating's share of the order is the Trainer's `ranking_weight`), with the
 retrieval metrics at every evaluated k up to that depth. Set beside the model's own
 (retrieval-order) figures, it says whether re-ordering gains or loses hits.
@@ -33,6 +33,9 @@ from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import metrics
 from contracts import artifacts
 from contracts import features
+from contracts import serving
+from ranking_core import rankings as rankings_lib
+from ranking_core import scores as scores_lib
 
 # movie_mean adds this many pseudo-ratings at the global mean to each movie's train
 # ratings: (sum + k * global) / (count + k). A movie rated once or twice then stays near
@@ -105,7 +108,7 @@ def serving_order(model_uri: str) -> Tuple[int, float]:
   return candidates, float(weight)
 
 
-def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.EvalData,
+def ranked_order(model_uri: str, retrieval: scores_lib.ScoreFn, eval_data: data.EvalData,
                  catalog_features: Mapping[str, np.ndarray], ks: Sequence[int],
                  batch_size: int) -> Dict[str, Any]:
   """metrics.json's ranking/ranked_order: the retrieval metrics of the re-ordered lists.
@@ -138,13 +141,13 @@ def ranked_order(model_uri: str, retrieval: metrics.ScoreFn, eval_data: data.Eva
           **{name: summary[name] for name in reported}}
 
 
-def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
+def _reordered_score_fn(model_uri: str, retrieval: scores_lib.ScoreFn,
                         eval_data: data.EvalData, catalog_features: Mapping[str, np.ndarray],
-                        depth: int, weight: float) -> metrics.ScoreFn:
+                        depth: int, weight: float) -> scores_lib.ScoreFn:
   """Scores whose order is serving_ranked's: each user's `depth` best retrieved movies
-  (train movies excluded) get their `artifacts.ranked_order_key`, every other movie -inf."""
+  (train movies excluded) get their `ranking_core.scores.ranked_order_key`, every other movie -inf."""
   path = artifacts.ranking_model_path(model_uri)
-  loaded, signature, inputs = data.load_signature(path, artifacts.RANKING_SIGNATURE,
+  loaded, signature, inputs = data.load_signature(path, serving.RANKING_SIGNATURE,
                                                   "ranking model", features.RANKING_FEATURES)
   num_movies = len(catalog_features[features.MOVIE_ID])
   seen = sparse.csr_matrix((np.ones(len(eval_data.train_users), bool),
@@ -156,7 +159,7 @@ def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
     scores = np.array(retrieval(rows), dtype=np.float32)
     seen_rows, seen_movies = seen[rows].nonzero()
     scores[seen_rows, seen_movies] = -np.inf
-    columns, valid = metrics.top_k(scores, min(depth, num_movies))
+    columns, valid = rankings_lib.top_k(scores, min(depth, num_movies))
     users, movies = np.nonzero(valid)[0], columns[valid]
     request = {name: queries[name][rows[users]] for name in features.REQUEST_QUERY_FEATURES}
     request.update({name: catalog_features[name][movies]
@@ -169,7 +172,7 @@ def _reordered_score_fn(model_uri: str, retrieval: metrics.ScoreFn,
     reordered = np.full(scores.shape, -np.inf, np.float32)
     for row in np.flatnonzero(valid.any(axis=1)):  # A row's key covers its valid movies.
       kept = valid[row]
-      reordered[row, columns[row, kept]] = artifacts.ranked_order_key(
+      reordered[row, columns[row, kept]] = scores_lib.ranked_order_key(
           retrieved[row, kept], ratings[row, kept], weight)
     return reordered
 
@@ -206,7 +209,7 @@ def _predict(examples: types.Artifact, split: str, model_uri: str,
   """The ranking model's prediction, the rating and the catalog column of every rating
   of `split`: float32 [N], float32 [N], int32 [N]."""
   path = artifacts.ranking_model_path(model_uri)
-  loaded, signature, inputs = data.load_signature(path, artifacts.RANKING_SIGNATURE,
+  loaded, signature, inputs = data.load_signature(path, serving.RANKING_SIGNATURE,
                                                   "ranking model", features.RANKING_FEATURES)
   predicted, labels, movies = [], [], []
   for batch in data.read_ratings(examples, split, _RATING_INPUTS, movie_table,
@@ -228,12 +231,12 @@ def _predict(examples: types.Artifact, split: str, model_uri: str,
 def _checked_ratings(outputs: Dict[str, tf.Tensor], num_ratings: int, path: str) -> np.ndarray:
   """The signature's predicted ratings, float32 [num_ratings]; ValueError naming `path`
   for a missing output or another shape."""
-  if artifacts.PREDICTED_RATING_OUTPUT not in outputs:
+  if serving.PREDICTED_RATING_OUTPUT not in outputs:
     raise ValueError(f"The ranking model {path} returns {sorted(outputs)}, not "
-                     f"'{artifacts.PREDICTED_RATING_OUTPUT}'.")
-  ratings = outputs[artifacts.PREDICTED_RATING_OUTPUT].numpy()
+                     f"'{serving.PREDICTED_RATING_OUTPUT}'.")
+  ratings = outputs[serving.PREDICTED_RATING_OUTPUT].numpy()
   if ratings.shape != (num_ratings,):
-    raise ValueError(f"The ranking model {path} returned '{artifacts.PREDICTED_RATING_OUTPUT}' "
+    raise ValueError(f"The ranking model {path} returned '{serving.PREDICTED_RATING_OUTPUT}' "
                      f"of shape {ratings.shape} for {num_ratings} ratings; expected "
                      f"[{num_ratings}].")
   return ratings.astype(np.float32, copy=False)

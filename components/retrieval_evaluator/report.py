@@ -15,6 +15,7 @@ from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import plots
 from components.retrieval_evaluator import results as results_lib
 from components.retrieval_evaluator import slices as slices_lib
+from contracts import artifacts
 
 # Metrics of the user slices shown in the reports (metrics.json has every one).
 _SLICE_FAMILIES = (names.HIT_RATE, names.RECALL)
@@ -245,27 +246,29 @@ def _history_table(history: Mapping[str, Sequence[float]]) -> str:
 
 def _ease_factor_paragraph(history: Mapping[str, Sequence[float]]) -> str:
   """What the Trainer did with the EASE factor (--ease_factor_rank), from its history."""
-  if not history.get("ease_factor_rank"):
+  if not history.get(artifacts.HISTORY_EASE_FACTOR_RANK):
+    recorded = artifacts.HISTORY_EASE_FACTOR_WEIGHT in history
     return ("<p>No EASE factor: the served scores are the towers' alone "
-            "(--ease_factor_rank 0).</p>") if "ease_factor_weight" in history else ""
-  weight = history["ease_factor_weight"][0]
-  text = (f"EASE factor (rank {history['ease_factor_rank'][0]:g}): "
+            "(--ease_factor_rank 0).</p>") if recorded else ""
+  weight = history[artifacts.HISTORY_EASE_FACTOR_WEIGHT][0]
+  rank = history[artifacts.HISTORY_EASE_FACTOR_RANK][0]
+  text = (f"EASE factor (rank {rank:g}): "
           + (f"served at weight {weight:g}" if weight else "not served (weight 0)"))
-  rates = history.get("ease_factor_validation_hit_rates")
+  rates = history.get(artifacts.HISTORY_EASE_FACTOR_VALIDATION_HIT_RATES)
   if rates:
     grid = ", ".join(f"{rate:.4f} at {w:g}"
-                     for w, rate in zip(history["ease_factor_weights"], rates))
-    level = history.get("ease_factor_level_weights")
+                     for w, rate in zip(history[artifacts.HISTORY_EASE_FACTOR_WEIGHTS], rates))
+    level = history.get(artifacts.HISTORY_EASE_FACTOR_LEVEL_WEIGHTS)
     text += (f", the middle one of the weights whose validation hit rate is level with "
              f"the best ({', '.join(f'{w:g}' for w in level)}; the weights tried: {grid})"
              if level else f", the best validation hit rate of the weights tried ({grid})")
-  session_weight = history.get("ease_factor_session_weight", [0.0])[0]
+  session_weight = history.get(artifacts.HISTORY_EASE_FACTOR_SESSION_WEIGHT, [0.0])[0]
   text += (f"; EASE fitted with session rows weighted {session_weight:g}" if session_weight
            else "; plain EASE (no session rows)")
-  session_rates = history.get("ease_factor_session_validation_hit_rates")
+  session_rates = history.get(artifacts.HISTORY_EASE_FACTOR_SESSION_VALIDATION_HIT_RATES)
   if session_rates:
     grid = ", ".join(f"{rate:.4f} at {w:g}" for w, rate in
-                     zip(history["ease_factor_session_weights"], session_rates))
+                     zip(history[artifacts.HISTORY_EASE_FACTOR_SESSION_WEIGHTS], session_rates))
     text += f", the best of the session weights tried ({grid})"
   return f"<p>{html_lib.escape(text)}.</p>"
 

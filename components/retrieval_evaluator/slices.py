@@ -17,6 +17,7 @@ import numpy as np
 
 from components.retrieval_evaluator import metric_names as names
 from components.retrieval_evaluator import metrics
+from ranking_core import rankings as rankings_lib
 
 ACTIVITY_SLICES = ("few_ratings", "some_ratings", "many_ratings")
 LONG_TAIL_SLICE = "long_tail"
@@ -95,12 +96,12 @@ def long_tail(train_counts: np.ndarray, head_fraction: float = HEAD_FRACTION) ->
   return LongTail(is_tail=train_counts < threshold, min_head_ratings=threshold)
 
 
-def popularity_bias(rankings: metrics.Rankings, train_counts: np.ndarray,
+def popularity_bias(rankings: rankings_lib.Rankings, train_counts: np.ndarray,
                     is_tail: np.ndarray,
                     user_mask: Optional[np.ndarray] = None) -> Dict[str, Optional[float]]:
   """tail_share@10 and mean_popularity@10 of the filled top-10 slots of the users."""
   top = rankings.top_movies if user_mask is None else rankings.top_movies[user_mask]
-  slots = top[top != metrics.EMPTY_SLOT]
+  slots = top[top != rankings_lib.EMPTY_SLOT]
   tail_share, mean_popularity = names.popularity_bias_names()
   if not len(slots):
     return {tail_share: None, mean_popularity: None}
@@ -108,7 +109,7 @@ def popularity_bias(rankings: metrics.Rankings, train_counts: np.ndarray,
           mean_popularity: float(np.asarray(train_counts)[slots].mean())}
 
 
-def slice_metrics(rankings: metrics.Rankings, ks: Sequence[int], activity: UserActivity,
+def slice_metrics(rankings: rankings_lib.Rankings, ks: Sequence[int], activity: UserActivity,
                   tail: LongTail, train_counts: np.ndarray) -> Dict[str, Dict]:
   """{slice name: metrics} for one model: every metric per activity bucket, and the
   long tail's hit_rate@k and top_k_accuracy@k (names from metric_names)."""
@@ -121,7 +122,7 @@ def slice_metrics(rankings: metrics.Rankings, ks: Sequence[int], activity: UserA
   return result
 
 
-def _long_tail_metrics(rankings: metrics.Rankings, ks: Sequence[int],
+def _long_tail_metrics(rankings: rankings_lib.Rankings, ks: Sequence[int],
                        is_tail: np.ndarray) -> Dict[str, Optional[float]]:
   in_tail = is_tail[rankings.pair_movies]
   num_pairs = int(in_tail.sum())
@@ -141,7 +142,7 @@ def popularity_histogram(top_movies: Mapping[str, np.ndarray],
   """Share of the catalog, and of each model's filled recommended slots, per popularity bin.
 
   Args:
-    top_movies: {section: top slots [U, 10] of `metrics.Rankings`}.
+    top_movies: {section: top slots [U, 10] of `rankings_lib.Rankings`}.
     train_counts: Train ratings per catalog column [M].
 
   Returns:
@@ -152,7 +153,7 @@ def popularity_histogram(top_movies: Mapping[str, np.ndarray],
   edges = _one_two_five_edges(int(train_counts.max(initial=0)))
   result = {"bin_edges": edges, "catalog": _shares(train_counts, edges)}
   for section, top in top_movies.items():
-    slots = top[top != metrics.EMPTY_SLOT]
+    slots = top[top != rankings_lib.EMPTY_SLOT]
     result[section] = _shares(train_counts[slots], edges)
   return result
 

@@ -1,0 +1,124 @@
+"""Building and fitting the two-tower retrieval model.
+
+The model is sized from the Transform output (vocabularies, OOV buckets) and fitted with
+Keras `fit`; with a validation slice, `validation.ValidationHitRate` chooses the epoch.
+"""
+import time
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from contracts import artifacts
+from contracts import configs
+from contracts import features
+from contracts import progress
+from trainer_module import data
+from trainer_module import model as model_lib
+from trainer_module import towers
+from trainer_module import validation as validation_lib
+
+
+def vocabulary_sizes(tft_output: tft.TFTransformOutput,
+                     transform_config: configs.TransformConfig) -> model_lib.VocabularySizes:
+  """Embedding table sizes from the Transform output, OOV buckets included."""
+  def size(name: str) -> int:
+    return tft_output.vocabulary_size_by_name(name) + transform_config.num_oov_buckets
+  return model_lib.VocabularySizes(
+      users=size(features.USER_ID_VOCAB), movies=size(features.MOVIE_ID_VOCAB),
+      title_tokens=size(features.TITLE_TOKEN_VOCAB), genres=size(features.GENRE_VOCAB),
+      timestamp_buckets=transform_config.timestamp_buckets,
+      num_oov_buckets=transform_config.num_oov_buckets)
+
+
+def make_optimizer(config: configs.TrainerConfig) -> tf.keras.optimizers.Optimizer:
+  return model_lib.make_optimizer(config.optimization.optimizer, config.optimization.learning_rate)
+
+
+def build_model(tft_output: tft.TFTransformOutput, trainer_config: configs.TrainerConfig,
+                transform_config: configs.TransformConfig,
+                max_context: int = configs.ContextConfig().max_context,
+                ) -> model_lib.RetrievalModel:
+  """A compiled, untrained RetrievalModel sized from the Transform output.
+
+  learning_rate, temperature and epochs left at 0 take the query tower's defaults.
+  """
+  trainer_config = towers.resolve_config(trainer_config)
+  model = model_lib.RetrievalModel(
+      vocabulary_sizes(tft_output, transform_config), trainer_config,
+      data.movie_sampling_probability(tft_output, transform_config.num_oov_buckets),
+      max_context=max_context)
+  model.compile(optimizer=make_optimizer(trainer_config))
+  return model
+
+
+class _Throughput(tf.keras.callbacks.Callback):
+  """Logs training examples per second of each epoch (the first includes tracing).
+
+  The clock stops when validation starts, so the rate counts training steps only.
+  """
+
+  def __init__(self, examples_per_epoch: int):
+    super().__init__()
+    self._examples = examples_per_epoch
+    self.per_epoch = []
+    self._start = 0.0
+    self._train_seconds = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+    self._train_seconds = 0.0
+
+  def on_test_begin(self, logs=None):
+    self._train_seconds = time.perf_counter() - self._start
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = self._train_seconds or (time.perf_counter() - self._start)
+    rate = self._examples / seconds
+    self.per_epoch.append(rate)
+    logs = logs or {}
+    val_hit_rate = logs.get("val_hit_rate")
+    progress.LOGGER.info(
+        "Epoch %d: %.0f training examples/s, mean loss %.4f, validation mean loss %.4f%s",
+        epoch + 1, rate, logs.get("mean_loss", float("nan")),
+        logs.get("val_mean_loss", float("nan")),
+        "" if val_hit_rate is None else f", validation hit rate {val_hit_rate:.4f}")
+
+
+def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
+          validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
+          log_dir: str, targets_ratio: float = 1.0) -> Dict[str, Any]:
+  """Fits `model`; returns the Keras history plus throughput per epoch.
+
+  Args:
+    model: A compiled model.
+    train_data: Every training example; used when `validation` is None.
+    validation: The validation slice (its `train` part is then what is fitted), or None
+      to train every epoch without validation.
+    config: Hyperparameters, family defaults resolved or not.
+    log_dir: TensorBoard logs.
+    targets_ratio: Scales the validation cutoff (`validation.validation_targets_ratio`).
+
+  Returns:
+    Per-epoch lists: "mean_loss", "examples_per_second", and with validation
+    "val_mean_loss", "val_hit_rate"; "epoch_kept": [the epoch whose weights were kept].
+  """
+  optimization = towers.resolve_config(config).optimization
+  fitted = validation.train if validation else data.Rows(train_data)
+  throughput = _Throughput(len(fitted))
+  callbacks = []
+  validation_data = None
+  if validation:
+    validation_data = data.training_dataset(validation.validation, optimization.batch_size,
+                                            optimization.seed, shuffle=False)
+    # Before the throughput callback, whose one line per epoch then shows the hit rate.
+    callbacks.append(validation_lib.ValidationHitRate(
+        validation, optimization.early_stopping_patience, optimization.seed, targets_ratio))
+  callbacks += [throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
+  history = model.fit(data.training_dataset(fitted, optimization.batch_size, optimization.seed),
+                      validation_data=validation_data, epochs=optimization.epochs, verbose=2,
+                      callbacks=callbacks)
+  result = {**history.history, "examples_per_second": throughput.per_epoch}
+  result[artifacts.HISTORY_EPOCH_KEPT] = [callbacks[0].best_epoch if validation
+                                          else len(throughput.per_epoch)]
+  return result
