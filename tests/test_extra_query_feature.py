@@ -27,7 +27,7 @@ from contracts import serving as serving_lib
 from tests import transform_fixtures
 from trainer_module import data
 from trainer_module import preprocessing
-from trainer_module import towers
+from trainer_module import query_towers
 from trainer_module import trainer
 
 HOUR_OF_DAY = features.transformed_name("hour_of_day")
@@ -45,7 +45,7 @@ def _preprocessing_with_hour(inputs, custom_config=None):
   return outputs
 
 
-class _HourAwareUserIdTower(towers.UserIdQueryTower):
+class _HourAwareUserIdTower(query_towers.UserIdQueryTower):
   """The user_id tower with an hour-of-day embedding beside the user and time parts."""
 
   def __init__(self, *args, **kwargs):
@@ -64,7 +64,7 @@ def extended(tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(features, "HOUR_OF_DAY", HOUR_OF_DAY, raising=False)
     patch.setattr(preprocessing, "preprocessing_fn", _preprocessing_with_hour)
-    patch.setattr(towers, "UserIdQueryTower", _HourAwareUserIdTower)
+    patch.setattr(query_towers, "UserIdQueryTower", _HourAwareUserIdTower)
     fixture_data = transform_fixtures.build(os.path.join(root, "data"))
     model_uri = os.path.join(root, "model")
     trainer.run_fn(tfx.components.FnArgs(

@@ -7,7 +7,9 @@ import tensorflow_recommenders as tfrs
 
 from contracts import configs
 from contracts import features
+from trainer_module import candidate_towers
 from trainer_module import layers
+from trainer_module import query_towers
 from trainer_module import towers
 from ranking_core import scores as scores_lib
 
@@ -44,20 +46,20 @@ def _candidate_inputs(movies, title_tokens, genres):
 
 def _query_towers():
   return {
-      "user_id": towers.UserIdQueryTower(NUM_USERS, TIME_BUCKETS, DIM),
-      "history": towers.HistoryQueryTower(NUM_MOVIES, DIM),
-      "history_user_time": towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(16,),
+      "user_id": query_towers.UserIdQueryTower(NUM_USERS, TIME_BUCKETS, DIM),
+      "history": query_towers.HistoryQueryTower(NUM_MOVIES, DIM),
+      "history_user_time": query_towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(16,),
                                                     num_users=NUM_USERS,
                                                     num_time_buckets=TIME_BUCKETS),
-      "history_interests": towers.HistoryQueryTower(NUM_MOVIES, DIM, num_users=NUM_USERS,
+      "history_interests": query_towers.HistoryQueryTower(NUM_MOVIES, DIM, num_users=NUM_USERS,
                                                     num_time_buckets=TIME_BUCKETS,
                                                     num_interests=3),
-      "sequential_attention": towers.SequentialAttentionQueryTower(
+      "sequential_attention": query_towers.SequentialAttentionQueryTower(
           NUM_MOVIES, DIM, MAX_CONTEXT, num_heads=2, num_layers=2),
-      "sequential_attention_deep_hash": towers.SequentialAttentionQueryTower(
+      "sequential_attention_deep_hash": query_towers.SequentialAttentionQueryTower(
           NUM_MOVIES, DIM, MAX_CONTEXT, context_embedding="deep_hash", num_hashes=16,
           num_users=NUM_USERS),
-      "sequential_moe": towers.SequentialMoEQueryTower(NUM_MOVIES, DIM, MAX_CONTEXT,
+      "sequential_moe": query_towers.SequentialMoEQueryTower(NUM_MOVIES, DIM, MAX_CONTEXT,
                                                        hidden_layers=(16,)),
   }
 
@@ -97,13 +99,13 @@ def test_context_towers_read_the_context(name):
 
 
 def test_sequential_attention_rejects_a_context_longer_than_max_context():
-  tower = towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, max_context=2)
+  tower = query_towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, max_context=2)
   with pytest.raises(tf.errors.InvalidArgumentError, match="max_length"):
     tower(_query_inputs([[1, 2, 3]]))
 
 
 def test_moe_gate_weights_are_a_distribution():
-  tower = towers.SequentialMoEQueryTower(NUM_MOVIES, DIM, MAX_CONTEXT)
+  tower = query_towers.SequentialMoEQueryTower(NUM_MOVIES, DIM, MAX_CONTEXT)
   inputs = _query_inputs(CONTEXT)
   tower(inputs)
   weights = tower.expert_weights(inputs).numpy()
@@ -132,8 +134,8 @@ def test_gru_encoder_reads_oldest_to_newest_and_ignores_padding():
 
 def _candidate_towers():
   return {
-      "features": towers.FeaturesCandidateTower(NUM_MOVIES, NUM_TOKENS, NUM_GENRES, DIM),
-      "deep_hash": towers.DeepHashCandidateTower(NUM_GENRES, DIM, num_hashes=16,
+      "features": candidate_towers.FeaturesCandidateTower(NUM_MOVIES, NUM_TOKENS, NUM_GENRES, DIM),
+      "deep_hash": candidate_towers.DeepHashCandidateTower(NUM_GENRES, DIM, num_hashes=16,
                                                  hash_hidden_layers=(32,)),
   }
 
@@ -152,7 +154,7 @@ def test_candidate_tower_shape_and_padding_invariance(name):
 
 @pytest.mark.parametrize("num_movies", [100, 1_000_000])
 def test_deep_hash_tower_has_no_variable_sized_by_the_catalog(num_movies):
-  tower = towers.DeepHashCandidateTower(NUM_GENRES, DIM, num_hashes=16,
+  tower = candidate_towers.DeepHashCandidateTower(NUM_GENRES, DIM, num_hashes=16,
                                         hash_hidden_layers=(32,))
   movies = np.array([0, 1, num_movies - 1])
   out = tower(_candidate_inputs(movies, [[PAD]] * 3, [[1]] * 3)).numpy()
@@ -263,12 +265,12 @@ def test_history_time_adds_the_query_time_to_the_context_towers(query_tower, his
 
 
 @pytest.mark.parametrize("make", [
-    lambda: towers.HistoryQueryTower(0, DIM),
-    lambda: towers.HistoryQueryTower(NUM_MOVIES, DIM, num_interests=-1),
+    lambda: query_towers.HistoryQueryTower(0, DIM),
+    lambda: query_towers.HistoryQueryTower(NUM_MOVIES, DIM, num_interests=-1),
     lambda: layers.MultiInterestPooling(0),
-    lambda: towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(0,)),
-    lambda: towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 0),
-    lambda: towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 4, context_embedding="x"),
+    lambda: query_towers.HistoryQueryTower(NUM_MOVIES, DIM, hidden_layers=(0,)),
+    lambda: query_towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 0),
+    lambda: query_towers.SequentialAttentionQueryTower(NUM_MOVIES, DIM, 4, context_embedding="x"),
     lambda: layers.DeepHashEmbedding(DIM, num_hashes=0),
     lambda: layers.GatedMixture(1),
 ])

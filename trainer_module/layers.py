@@ -292,3 +292,18 @@ def validate_ids(ids: tf.Tensor, vocabulary_size: int, name: Optional[str] = Non
                                     message=f"{name or 'ids'} below the padding value")
   tf.debugging.assert_less(ids, tf.cast(vocabulary_size, ids.dtype),
                            message=f"{name or 'ids'} outside the vocabulary")
+
+
+def check_positive(**values: int) -> None:
+  """Raises ValueError naming the first size below 1."""
+  for name, value in values.items():
+    if value < 1:
+      raise ValueError(f"{name} must be >= 1, got {value}.")
+
+
+def check_hidden(hidden_layers: Sequence[int]) -> list:
+  """The hidden layer sizes as a list; raises ValueError when one is below 1."""
+  hidden = list(hidden_layers)
+  if any(size < 1 for size in hidden):
+    raise ValueError(f"hidden_layers sizes must be positive, got {hidden}.")
+  return hidden

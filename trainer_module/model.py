@@ -13,6 +13,7 @@ import tensorflow_recommenders as tfrs
 from contracts import configs
 from contracts import features
 from trainer_module import layers
+from trainer_module import query_towers
 from trainer_module import towers
 
 PADDING = layers.PADDING
@@ -87,7 +88,7 @@ class UserIdHead(tf.keras.Model):
     # The user id alone, not the user_id tower's time features: their bucket boundaries
     # are Transform's approximate quantiles, which move a little from run to run, and a
     # model should not change between two runs of the same data.
-    self.query_tower = towers.UserIdQueryTower(
+    self.query_tower = query_towers.UserIdQueryTower(
         sizes.users, sizes.timestamp_buckets, config.towers.embedding_dim,
         config.towers.hidden_layers, config.towers.l2_regularization, use_time=False)
     self.candidate_tower = towers.build_candidate_tower(config, sizes.movies,
