@@ -30,7 +30,8 @@ from absl import flags
 from absl import logging
 
 from contracts import configs
-from pipeline import flags as config_flags
+from contracts import config_flags
+from pipeline import flags as pipeline_flags
 from pipeline import locking
 from pipeline import progress
 
@@ -69,7 +70,7 @@ _LOCK_WAIT_SECONDS = flags.DEFINE_float(
     "lock_wait_seconds", 0, "When another run holds the pipeline root, wait this long "
     f"for it (negative: without limit) before exiting with status {EXIT_ROOT_BUSY}.")
 
-config_flags.define_pipeline_flags()
+pipeline_flags.define_pipeline_flags()
 config_flags.define_config_flags(configs.SyntheticDataConfig)
 flags.adopt_module_key_flags(config_flags)
 
@@ -124,7 +125,7 @@ def run(pipeline_root: str, out: TextIO) -> int:
       synthetic_data=config_flags.config_from_flags(configs.SyntheticDataConfig),
       serving_dir=_SERVING_DIR.value, enable_cache=_ENABLE_CACHE.value,
       direct_num_workers=_DIRECT_NUM_WORKERS.value,
-      config=config_flags.pipeline_config_from_flags()), out)
+      config=pipeline_flags.pipeline_config_from_flags()), out)
   return exit_status(summary, out)
 
 

@@ -29,12 +29,12 @@ if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from contracts import config_flags
 from contracts import configs
 from movielens import formats
 from movielens import readers
 from movielens import sources
 from movielens import synthetic
-from pipeline import flags as config_flags
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 

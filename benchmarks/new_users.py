@@ -51,6 +51,7 @@ from contracts import features
 from contracts import serving
 from movielens import formats
 from movielens import sources
+from ranking_core import scores as scores_lib
 
 import numpy as np  # pylint: disable=g-bad-import-order
 
@@ -71,8 +72,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the held-out users and of the s
 HELD_OUT_FILE = "held_out.tsv"
 SOURCE_FILE = "source.txt"  # The data set the copy was made from, for the results file.
 _KS = (10, 100)
-
-ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
 # --------------------------------------------------------------------------------- prepare
@@ -156,7 +155,7 @@ def _first_n_per_user(users: np.ndarray, order: np.ndarray, n: int) -> np.ndarra
 
 def _model_scores(model_uri: str, catalog: List[str], user_ids: List[str],
                   users: np.ndarray, movies: np.ndarray, timestamps: np.ndarray,
-                  query_times: np.ndarray) -> ScoreFn:
+                  query_times: np.ndarray) -> scores_lib.ScoreFn:
   """The query model from each user's given movies, most recent first, as a new user's
   request (the towers read the first max_context, the EASE factor all of them)."""
   order = np.lexsort((-timestamps, users))
@@ -198,11 +197,11 @@ def evaluate(output_dir: str, pipeline_root: str, given_fraction: float,
   fitted = ease.fit(train.all_train_users, train.all_train_movies, train.num_train_users,
                     train.train_counts, config.ease_l2, config.ease_max_items)
 
-  def model_from(keep: np.ndarray) -> ScoreFn:
+  def model_from(keep: np.ndarray) -> scores_lib.ScoreFn:
     return _model_scores(model_uri, catalog, user_ids, users[keep], movies[keep],
                          timestamps[keep], query_times)
 
-  rows: Dict[str, Callable[[], ScoreFn]] = {
+  rows: Dict[str, Callable[[], scores_lib.ScoreFn]] = {
       "popularity": lambda: scoring.popularity_score_fn(train.train_counts),
       "EASE, whole given history": lambda: fitted.score_fn(users[given], movies[given],
                                                            num_users),

@@ -1,7 +1,7 @@
 """Every knob of the pipeline, with its default and its allowed values, in one place.
 
 Each group is a frozen dataclass (contracts/config_fields.py says how a knob is declared).
-The runners turn every field into a command-line flag (pipeline/flags.py); the components
+The runners turn every field into a command-line flag (config_flags.py); the components
 derive their execution parameters from the same fields (components/component_params.py);
 the pipeline passes the Transform and Trainer groups to their user code as
 `custom_config`, which rebuilds them with `from_dict`. The Trainer's knobs form one

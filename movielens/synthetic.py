@@ -53,6 +53,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from contracts import config_flags
 from contracts import configs
 from movielens import formats
 
@@ -777,34 +778,26 @@ def _write_text(path: str, text: str) -> None:
 # --------------------------------------------------------------------------------- CLI
 
 
-_DEFINE_FLAG = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
-                str: flags.DEFINE_string, bool: flags.DEFINE_bool}
-
-
 def _define_flags() -> None:
   """Defines the CLI flags; only when run as a script, so importers get no flags.
 
-  --output_dir, and one flag per field of `configs.SyntheticDataConfig`, as the local
+  --output_dir, and one flag per knob of `configs.SyntheticDataConfig`, as the local
   runner defines them.
   """
   flags.DEFINE_string("output_dir", None, "Directory to write the data set into.",
                       required=True)
-  for field in dataclasses.fields(configs.SyntheticDataConfig):
-    _DEFINE_FLAG[field.type](field.name, field.default, field.metadata.get("help"))
+  config_flags.define_config_flags(configs.SyntheticDataConfig)
 
 
 def _main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  values = flags.FLAGS
   try:
-    size = configs.SyntheticDataConfig(**{
-        field.name: values[field.name].value
-        for field in dataclasses.fields(configs.SyntheticDataConfig)})
+    size = config_flags.config_from_flags(configs.SyntheticDataConfig)
     check_feasible(size)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  print(generate(values.output_dir, size))
+  print(generate(flags.FLAGS.output_dir, size))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import kfp
 import yaml
 
 from contracts import configs
-from pipeline import flags as config_flags
+from contracts import config_flags
+from pipeline import flags as pipeline_flags
 from pipeline import pipeline
 
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
@@ -99,7 +100,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                     flag_values=flag_values)
   _define_beam_flags(flag_values)
   _define_submit_flags(flag_values)
-  config_flags.define_pipeline_flags(flag_values)
+  pipeline_flags.define_pipeline_flags(flag_values)
   flags.adopt_module_key_flags(config_flags, flag_values=flag_values)
 
 
@@ -307,7 +308,7 @@ def run(flag_values: flags.FlagValues = flags.FLAGS) -> Dict[str, Any]:
       output=output, image=flag_values.image, pipeline_root=pipeline_root,
       data_root=flag_values.data_root, serving_dir=flag_values.serving_dir,
       pipeline_name=flag_values.pipeline_name,
-      config=config_flags.pipeline_config_from_flags(flag_values), beam_args=beam_args,
+      config=pipeline_flags.pipeline_config_from_flags(flag_values), beam_args=beam_args,
       enable_cache=flag_values.enable_cache,
       use_pipeline_spec_2_1=flag_values.pipeline_spec_2_1)
   print(f"Compiled pipeline written to {output}")
