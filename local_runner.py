@@ -32,6 +32,7 @@ from absl import logging
 from contracts import configs
 from pipeline import flags as config_flags
 from pipeline import locking
+from pipeline import preflight
 from pipeline import progress
 
 EXIT_OK = 0
@@ -43,8 +44,8 @@ EXIT_INTERRUPTED = 130
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
     "MovieLens directory or official zip (ml-100k, ml-1m, ml-latest-small, ml-latest, "
-    "ml-20m, ml-25m). Default: synthetic ml-100k-format data generated under "
-    "<pipeline_root>/data.")
+    "ml-20m, ml-25m). Without the flag: synthetic ml-100k-format data generated under "
+    "<pipeline_root>/data (an empty value is an error).")
 _PIPELINE_ROOT = flags.DEFINE_string(
     "pipeline_root", "tfx_root", "Directory for artifacts and the ML Metadata store.")
 _PIPELINE_NAME = flags.DEFINE_string("pipeline_name", configs.PIPELINE_NAME,
@@ -77,6 +78,11 @@ flags.adopt_module_key_flags(config_flags)
 def main(argv):
   del argv
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
+  try:
+    preflight.check_data_dir(_DATA_DIR.value)
+  except preflight.FlagError as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return EXIT_FAILED
   try:
     lock = locking.PipelineRootLock(pipeline_root, _LOCK_WAIT_SECONDS.value).acquire()
   except locking.PipelineRootLockedError as e:

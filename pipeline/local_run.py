@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 from contracts import configs
 from movielens import synthetic
 from pipeline import pipeline
+from pipeline import preflight
 from pipeline import progress
 from pipeline import run_record
 from pipeline import run_summary
@@ -33,11 +34,21 @@ class Options:
 
 
 def resolve_data_dir(options: Options) -> str:
-  """--data_dir, or the synthetic default data, generated on first use."""
-  if options.data_dir:
+  """--data_dir, or (only when it is None) the synthetic default data, generated on first
+  use. An empty or blank --data_dir is an error, never the synthetic data."""
+  if options.data_dir is not None:
+    preflight.check_data_dir(options.data_dir)
     return options.data_dir
   return synthetic.ensure_generated(os.path.join(options.pipeline_root, "data"),
                                    options.synthetic_data)
+
+
+def synthetic_notice(size: configs.SyntheticDataConfig, data_dir: str) -> str:
+  """The line a run without --data_dir starts with: its model knows no real movie."""
+  return (f"NOTE: no --data_dir given, so this run trains on BUILT-IN SYNTHETIC data "
+          f"({size.synthetic_users:,} users, {size.synthetic_movies:,} movies, "
+          f"{size.synthetic_ratings:,} ratings, seed {size.synthetic_seed}) in {data_dir}, "
+          f"not on MovieLens; pass --data_dir PATH for real data.")
 
 
 def run(options: Options, out: TextIO) -> Dict[str, Any]:
@@ -47,8 +58,10 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(options.pipeline_root, "metadata.sqlite"))
   store = metadata_store.MetadataStore(metadata)
-  interrupted = _mark_interrupted(store, options, run_id, out)
   data_dir = resolve_data_dir(options)
+  if options.data_dir is None:
+    progress.print_line(out, synthetic_notice(options.synthetic_data, data_dir))
+  interrupted = _mark_interrupted(store, options, run_id, out)
   components = pipeline.create_components(
       data_dir=data_dir,
       serving_dir=options.serving_dir or pipeline.default_serving_dir(options.pipeline_root),
