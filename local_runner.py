@@ -93,6 +93,11 @@ def main(argv):
           f"{e.strerror or e}.", file=sys.stderr)
     return EXIT_FAILED
   try:
+    try:
+      preflight.check_serving_dir(_SERVING_DIR.value, pipeline_root)
+    except preflight.FlagError as e:
+      print(f"ERROR: {e}", file=sys.stderr)
+      return EXIT_FAILED
     if _VERBOSE.value:
       return run(pipeline_root, sys.stdout)
     return run_quietly(pipeline_root)

@@ -86,3 +86,65 @@ def test_a_run_with_data_dir_has_no_synthetic_note(tmp_path, monkeypatch):
   printed = _run_until_execution(_options(tmp_path, data_dir=str(tmp_path / "ml")),
                                  monkeypatch)
   assert "SYNTHETIC" not in printed
+
+
+# --------------------------------------------------------------------------- --serving_dir
+
+
+def _assert_refused_before_running(failed, root, message):
+  assert failed.returncode == 1
+  assert failed.stderr.splitlines() == [f"ERROR: {message}"]
+  assert failed.stdout == ""
+  # No component ran: no ML Metadata store, no log, no data generated.
+  assert sorted(os.listdir(root)) == [".run.lock"]
+
+
+def test_a_serving_dir_that_is_a_file_is_refused_before_any_component(tmp_path):
+  root, a_file = tmp_path / "root", tmp_path / "models"
+  a_file.write_text("not a directory")
+  failed = _local_runner(f"--pipeline_root={root}", f"--serving_dir={a_file}")
+  _assert_refused_before_running(
+      failed, root, f"--serving_dir {a_file} is a file, not a directory; the Pusher "
+      "writes model versions into it.")
+
+
+def test_a_serving_dir_under_a_file_is_refused_naming_the_file(tmp_path):
+  root, a_file = tmp_path / "root", tmp_path / "models"
+  a_file.write_text("not a directory")
+  failed = _local_runner(f"--pipeline_root={root}", f"--serving_dir={a_file}/v/x")
+  _assert_refused_before_running(
+      failed, root, f"--serving_dir {a_file}/v/x cannot be created: {a_file} is a file, "
+      "not a directory; the Pusher writes model versions into it.")
+
+
+def test_the_default_serving_dir_is_checked_too(tmp_path):
+  root = tmp_path / "root"
+  root.mkdir()
+  (root / "serving_model").write_text("in the way")
+  failed = _local_runner(f"--pipeline_root={root}")
+  assert failed.returncode == 1
+  assert failed.stderr.splitlines() == [
+      f"ERROR: --serving_dir (default {root}/serving_model) is a file, not a directory; "
+      "the Pusher writes model versions into it."]
+
+
+def test_an_unwritable_serving_dir_is_refused(tmp_path, monkeypatch):
+  # Tests may run as root, for whom permission bits do not deny: os.access stands in.
+  monkeypatch.setattr(preflight.os, "access", lambda path, mode: path != str(tmp_path))
+  with pytest.raises(preflight.FlagError,
+                     match=f"--serving_dir {tmp_path}/new cannot be created: {tmp_path} is "
+                     "not writable by this user"):
+    preflight.check_serving_dir(str(tmp_path / "new"), str(tmp_path))
+  (tmp_path / "writable").mkdir()
+  preflight.check_serving_dir(str(tmp_path / "writable" / "new"), str(tmp_path))
+
+
+@pytest.mark.parametrize("value", ["gs://bucket/models", None])
+def test_a_remote_or_creatable_serving_dir_passes(tmp_path, value):
+  preflight.check_serving_dir(value, str(tmp_path))
+  assert not (tmp_path / "serving_model").exists()  # Checking creates nothing.
+
+
+def test_an_empty_serving_dir_is_an_error(tmp_path):
+  with pytest.raises(preflight.FlagError, match="--serving_dir is empty"):
+    preflight.check_serving_dir(" ", str(tmp_path))
