@@ -15,6 +15,7 @@ interrupted (Ctrl-C).
 
 Every knob of contracts/configs.py is a flag (see --helpfull).
 """
+import contextlib
 import os
 import sys
 import time
@@ -109,10 +110,17 @@ def run_quietly(pipeline_root: str) -> int:
   """`run` with everything but the progress lines in a log file."""
   log_path = os.path.join(pipeline_root, "logs",
                           time.strftime("run-%Y%m%d-%H%M%S.log", time.localtime()))
-  print(f"Log: {log_path} (TFX, Beam and TensorFlow output; --verbose shows it here)",
-        flush=True)
-  logging.set_verbosity(logging.INFO)
-  with progress.redirect_output(log_path) as terminal:
+  with contextlib.ExitStack() as stack:
+    try:
+      terminal = stack.enter_context(progress.redirect_output(log_path))
+    except OSError as e:  # logs/ is a file, not writable, the disk is full, ...
+      where = f"{e.filename}: " if e.filename else ""
+      print(f"ERROR: cannot write the run's log file {log_path}: {where}"
+            f"{e.strerror or e} (--verbose writes no log file).", file=sys.stderr)
+      return EXIT_FAILED
+    progress.print_line(terminal, f"Log: {log_path} (TFX, Beam and TensorFlow output; "
+                        "--verbose shows it here)")
+    logging.set_verbosity(logging.INFO)
     try:
       with progress.progress_lines_to(terminal):
         return run(pipeline_root, terminal)

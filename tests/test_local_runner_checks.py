@@ -6,6 +6,7 @@ pipeline execution replaced.
 """
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -148,3 +149,22 @@ def test_a_remote_or_creatable_serving_dir_passes(tmp_path, value):
 def test_an_empty_serving_dir_is_an_error(tmp_path):
   with pytest.raises(preflight.FlagError, match="--serving_dir is empty"):
     preflight.check_serving_dir(" ", str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- the log file
+
+
+def test_an_unwritable_log_directory_is_one_error_line(tmp_path):
+  root = tmp_path / "root"
+  root.mkdir()
+  (root / "logs").write_text("a file where the logs directory goes")
+  failed = _local_runner(f"--pipeline_root={root}")
+  assert failed.returncode == 1
+  lines = failed.stderr.splitlines()
+  assert "Traceback" not in failed.stderr
+  assert len(lines) == 1
+  logs = re.escape(f"{root}/logs")
+  assert re.fullmatch(rf"ERROR: cannot write the run's log file {logs}/run-\d{{8}}-\d{{6}}"
+                      rf"\.log: {logs}: File exists \(--verbose writes no log file\)\.",
+                      lines[0]), lines[0]
+  assert failed.stdout == ""
