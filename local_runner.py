@@ -11,12 +11,14 @@ all instead. One run at a time holds a pipeline root (pipeline/locking.py).
 Exit status: 0 done (a model was pushed, or --allow_unblessed); 1 failed (the error and
 the log file are printed; also bad flags); 3 completed but the model was not blessed, so
 nothing was pushed; 75 the pipeline root is in use by another run (EX_TEMPFAIL); 130
-interrupted (Ctrl-C).
+interrupted (Ctrl-C); 143 terminated (SIGTERM, e.g. `kill` or a scheduler's timeout),
+which stops the run as Ctrl-C does.
 
 Every knob of contracts/configs.py is a flag (see --helpfull).
 """
 import contextlib
 import os
+import signal
 import sys
 import time
 from typing import Any, Mapping, TextIO
@@ -41,6 +43,7 @@ EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_ROOT_BUSY = 75
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell reports for a process it killed.
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
@@ -76,8 +79,19 @@ config_flags.define_config_flags(configs.SyntheticDataConfig)
 flags.adopt_module_key_flags(config_flags)
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that a terminated run
+  stops the same way: the error line, the log file named, the lock released."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise Terminated("SIGTERM received")
+
+
 def main(argv):
   del argv
+  signal.signal(signal.SIGTERM, _raise_terminated)
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
   try:
     preflight.check_data_dir(_DATA_DIR.value)
@@ -100,7 +114,11 @@ def main(argv):
       print(f"ERROR: {e}", file=sys.stderr)
       return EXIT_FAILED
     if _VERBOSE.value:
-      return run(pipeline_root, sys.stdout)
+      try:
+        return run(pipeline_root, sys.stdout)
+      except Terminated:
+        print("ERROR: Terminated: SIGTERM received", file=sys.stderr)
+        return EXIT_TERMINATED
     return run_quietly(pipeline_root)
   finally:
     lock.release()
@@ -127,7 +145,8 @@ def run_quietly(pipeline_root: str) -> int:
     except (Exception, KeyboardInterrupt) as e:  # pylint: disable=broad-except
       logging.exception("The run failed.")
       error = f"{type(e).__name__}: {e}"
-      status = EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_FAILED
+      status = (EXIT_TERMINATED if isinstance(e, Terminated) else
+                EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_FAILED)
   print(f"ERROR: {error}\nThe run failed; full log: {log_path}", file=sys.stderr)
   return status
 

@@ -7,6 +7,7 @@ pipeline execution replaced.
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -168,3 +169,43 @@ def test_an_unwritable_log_directory_is_one_error_line(tmp_path):
                       rf"\.log: {logs}: File exists \(--verbose writes no log file\)\.",
                       lines[0]), lines[0]
   assert failed.stdout == ""
+
+
+# ---------------------------------------------------------------------------------- SIGTERM
+
+# local_runner.main with the pipeline replaced by a wait, so that a signal finds the run
+# under way; it says "running" on the terminal once it is.
+_WAITING_RUNNER = """
+import sys, time
+from absl import app
+import local_runner
+
+def wait(pipeline_root, out):
+  out.write("running\\n")
+  out.flush()
+  time.sleep(120)
+  return 0
+
+local_runner.run = wait
+app.run(local_runner.main, argv=["local_runner.py", "--pipeline_root=" + sys.argv[1]])
+"""
+
+
+def test_sigterm_stops_the_run_like_ctrl_c_naming_the_log(tmp_path):
+  root = tmp_path / "root"
+  runner = subprocess.Popen([sys.executable, "-c", _WAITING_RUNNER, str(root)], cwd=_REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    log_line = runner.stdout.readline()
+    assert runner.stdout.readline() == "running\n"
+    runner.send_signal(signal.SIGTERM)
+    stdout, stderr = runner.communicate(timeout=60)
+  finally:
+    runner.kill()
+  log_path = log_line.split()[1]
+  assert runner.returncode == 143
+  assert stderr.splitlines() == ["ERROR: Terminated: SIGTERM received",
+                                 f"The run failed; full log: {log_path}"]
+  assert stdout == ""
+  with open(log_path, encoding="utf-8") as f:
+    assert "Terminated: SIGTERM received" in f.read()
