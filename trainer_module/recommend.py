@@ -134,6 +134,9 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   left after exclusions); blank slots are never returned.
   """
   check_request(user_ids, k, history, exclude_seen, timestamp)
+  # Whitespace around an id is not part of it (serving.ID_INPUTS), here too: the seen
+  # movies are looked up by the id.
+  user_ids = [user_id.strip() for user_id in user_ids]
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   _check_serving_model(model, model_dir)
