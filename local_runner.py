@@ -92,6 +92,15 @@ def _raise_terminated(signum, frame):
 def main(argv):
   del argv
   signal.signal(signal.SIGTERM, _raise_terminated)
+  try:
+    return _checked_and_locked_run()
+  except Terminated:  # Outside the quiet run's own handling: a lock wait, --verbose.
+    print("ERROR: Terminated: SIGTERM received", file=sys.stderr)
+    return EXIT_TERMINATED
+
+
+def _checked_and_locked_run() -> int:
+  """Checks the flags, takes the pipeline root's lock and runs; the exit status."""
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
   try:
     preflight.check_data_dir(_DATA_DIR.value)
@@ -114,11 +123,7 @@ def main(argv):
       print(f"ERROR: {e}", file=sys.stderr)
       return EXIT_FAILED
     if _VERBOSE.value:
-      try:
-        return run(pipeline_root, sys.stdout)
-      except Terminated:
-        print("ERROR: Terminated: SIGTERM received", file=sys.stderr)
-        return EXIT_TERMINATED
+      return run(pipeline_root, sys.stdout)
     return run_quietly(pipeline_root)
   finally:
     lock.release()

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -209,3 +210,36 @@ def test_sigterm_stops_the_run_like_ctrl_c_naming_the_log(tmp_path):
   assert stdout == ""
   with open(log_path, encoding="utf-8") as f:
     assert "Terminated: SIGTERM received" in f.read()
+
+
+def _wait_until_open(pid, path, seconds=60):
+  """Returns once process `pid` has `path` open (Linux /proc)."""
+  deadline = time.monotonic() + seconds
+  while time.monotonic() < deadline:
+    fds = f"/proc/{pid}/fd"
+    try:
+      if any(os.readlink(os.path.join(fds, fd)) == path for fd in os.listdir(fds)):
+        return
+    except OSError:  # A descriptor closed while listed.
+      pass
+    time.sleep(0.05)
+  raise TimeoutError(f"process {pid} never opened {path}")
+
+
+def test_sigterm_while_waiting_for_the_lock_is_one_error_line(tmp_path):
+  from pipeline import locking  # pylint: disable=g-import-not-at-top
+  with locking.PipelineRootLock(str(tmp_path)):
+    runner = subprocess.Popen(
+        [sys.executable, "local_runner.py", f"--pipeline_root={tmp_path}",
+         "--lock_wait_seconds=-1"], cwd=_REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+      _wait_until_open(runner.pid, str(tmp_path / ".run.lock"))  # It waits for the lock.
+      runner.send_signal(signal.SIGTERM)
+      stdout, stderr = runner.communicate(timeout=60)
+    finally:
+      runner.kill()
+  assert runner.returncode == 143, stderr
+  assert stderr.splitlines()[-1] == "ERROR: Terminated: SIGTERM received"
+  assert "Traceback" not in stderr
+  assert stdout == ""
