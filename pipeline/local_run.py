@@ -30,7 +30,26 @@ class Options:
   serving_dir: Optional[str]  # None: pipeline.default_serving_dir.
   enable_cache: bool
   config: configs.PipelineConfig
-  direct_num_workers: int  # Beam DirectRunner workers (configs.direct_runner_args).
+  direct_num_workers: int  # Beam DirectRunner workers (local_beam_args).
+
+
+# The project's setup.py, beside its packages in a checkout. Given to Beam as
+# --setup_file it tells TFX that the workers' dependencies are provided: without one of
+# --extra_packages, --setup_file, --requirements_file or a container image, TFX's
+# dependency_utils copies its whole installed package into a new temporary directory and
+# builds an sdist there, for every Beam component, and never removes it. The DirectRunner
+# runs its workers with this interpreter and stages nothing, so the file is never built.
+_PROJECT_SETUP_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+def local_beam_args(num_workers: int) -> List[str]:
+  """The DirectRunner's arguments (configs.direct_runner_args) and, in a checkout, the
+  project's setup.py, so that no Beam component builds a temporary package."""
+  args = configs.direct_runner_args(num_workers)
+  if os.path.exists(_PROJECT_SETUP_FILE):
+    args.append(f"--setup_file={_PROJECT_SETUP_FILE}")
+  return args
 
 
 def resolve_data_dir(options: Options) -> str:
@@ -70,7 +89,7 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   _run_with_progress(pipeline.create_pipeline(
       pipeline_name=options.pipeline_name, pipeline_root=options.pipeline_root,
       components=components, enable_cache=options.enable_cache,
-      beam_pipeline_args=configs.direct_runner_args(options.direct_num_workers),
+      beam_pipeline_args=local_beam_args(options.direct_num_workers),
       metadata_connection_config=metadata), run_id, store, len(components), out)
 
   summary = run_summary.summarize(metadata, options.pipeline_name, run_id)
