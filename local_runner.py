@@ -11,11 +11,14 @@ all instead. One run at a time holds a pipeline root (pipeline/locking.py).
 Exit status: 0 done (a model was pushed, or --allow_unblessed); 1 failed (the error and
 the log file are printed; also bad flags); 3 completed but the model was not blessed, so
 nothing was pushed; 75 the pipeline root is in use by another run (EX_TEMPFAIL); 130
-interrupted (Ctrl-C).
+interrupted (Ctrl-C); 143 terminated (SIGTERM, e.g. `kill` or a scheduler's timeout),
+which stops the run as Ctrl-C does.
 
 Every knob of contracts/configs.py is a flag (see --helpfull).
 """
+import contextlib
 import os
+import signal
 import sys
 import time
 from typing import Any, Mapping, TextIO
@@ -33,6 +36,7 @@ from contracts import configs
 from contracts import config_flags
 from pipeline import flags as pipeline_flags
 from pipeline import locking
+from pipeline import preflight
 from pipeline import progress
 
 EXIT_OK = 0
@@ -40,12 +44,13 @@ EXIT_FAILED = 1
 EXIT_NOT_BLESSED = 3
 EXIT_ROOT_BUSY = 75
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: what a shell reports for a process it killed.
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
     "MovieLens directory or official zip (ml-100k, ml-1m, ml-latest-small, ml-latest, "
-    "ml-20m, ml-25m). Default: synthetic ml-100k-format data generated under "
-    "<pipeline_root>/data.")
+    "ml-20m, ml-25m). Without the flag: synthetic ml-100k-format data generated under "
+    "<pipeline_root>/data (an empty value is an error).")
 _PIPELINE_ROOT = flags.DEFINE_string(
     "pipeline_root", "tfx_root", "Directory for artifacts and the ML Metadata store.")
 _PIPELINE_NAME = flags.DEFINE_string("pipeline_name", configs.PIPELINE_NAME,
@@ -75,9 +80,34 @@ config_flags.define_config_flags(configs.SyntheticDataConfig)
 flags.adopt_module_key_flags(config_flags)
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that a terminated run
+  stops the same way: the error line, the log file named, the lock released."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise Terminated("SIGTERM received")
+
+
 def main(argv):
   del argv
+  signal.signal(signal.SIGTERM, _raise_terminated)
+  try:
+    return _checked_and_locked_run()
+  except Terminated:  # Outside the quiet run's own handling: a lock wait, --verbose.
+    print("ERROR: Terminated: SIGTERM received", file=sys.stderr)
+    return EXIT_TERMINATED
+
+
+def _checked_and_locked_run() -> int:
+  """Checks the flags, takes the pipeline root's lock and runs; the exit status."""
   pipeline_root = os.path.abspath(_PIPELINE_ROOT.value)
+  try:
+    preflight.check_data_dir(_DATA_DIR.value)
+  except preflight.FlagError as e:
+    print(f"ERROR: {e}", file=sys.stderr)
+    return EXIT_FAILED
   try:
     lock = locking.PipelineRootLock(pipeline_root, _LOCK_WAIT_SECONDS.value).acquire()
   except locking.PipelineRootLockedError as e:
@@ -88,6 +118,11 @@ def main(argv):
           f"{e.strerror or e}.", file=sys.stderr)
     return EXIT_FAILED
   try:
+    try:
+      preflight.check_serving_dir(_SERVING_DIR.value, pipeline_root)
+    except preflight.FlagError as e:
+      print(f"ERROR: {e}", file=sys.stderr)
+      return EXIT_FAILED
     if _VERBOSE.value:
       return run(pipeline_root, sys.stdout)
     return run_quietly(pipeline_root)
@@ -99,17 +134,25 @@ def run_quietly(pipeline_root: str) -> int:
   """`run` with everything but the progress lines in a log file."""
   log_path = os.path.join(pipeline_root, "logs",
                           time.strftime("run-%Y%m%d-%H%M%S.log", time.localtime()))
-  print(f"Log: {log_path} (TFX, Beam and TensorFlow output; --verbose shows it here)",
-        flush=True)
-  logging.set_verbosity(logging.INFO)
-  with progress.redirect_output(log_path) as terminal:
+  with contextlib.ExitStack() as stack:
+    try:
+      terminal = stack.enter_context(progress.redirect_output(log_path))
+    except OSError as e:  # logs/ is a file, not writable, the disk is full, ...
+      where = f"{e.filename}: " if e.filename else ""
+      print(f"ERROR: cannot write the run's log file {log_path}: {where}"
+            f"{e.strerror or e} (--verbose writes no log file).", file=sys.stderr)
+      return EXIT_FAILED
+    progress.print_line(terminal, f"Log: {log_path} (TFX, Beam and TensorFlow output; "
+                        "--verbose shows it here)")
+    logging.set_verbosity(logging.INFO)
     try:
       with progress.progress_lines_to(terminal):
         return run(pipeline_root, terminal)
     except (Exception, KeyboardInterrupt) as e:  # pylint: disable=broad-except
       logging.exception("The run failed.")
       error = f"{type(e).__name__}: {e}"
-      status = EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_FAILED
+      status = (EXIT_TERMINATED if isinstance(e, Terminated) else
+                EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else EXIT_FAILED)
   print(f"ERROR: {error}\nThe run failed; full log: {log_path}", file=sys.stderr)
   return status
 

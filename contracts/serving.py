@@ -104,6 +104,12 @@ RANKED_TWINS: Mapping[str, str] = {
 }
 EXCLUDE_MOVIE_IDS = "exclude_movie_ids"
 
+# The id inputs of every signature. The one rule for whitespace around an id: it is not
+# part of the id. The readers strip it from the data's ids, recommend's comma-separated
+# flags strip it, and the signatures strip it from these inputs, so " 42" is user "42".
+ID_INPUTS = (features.USER_ID, features.MOVIE_ID, features.CONTEXT_MOVIE_IDS,
+             EXCLUDE_MOVIE_IDS)
+
 # The serving model's outputs, each [batch, k]: the top-k movies' ids, titles and scores;
 # the ranked signatures add PREDICTED_RATING_OUTPUT.
 MOVIE_ID_OUTPUT = "movie_id"

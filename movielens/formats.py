@@ -29,7 +29,11 @@ MAX_RATING = 5.0
 
 # Ids must fit int64: downstream code (splits, TF) converts them to integers.
 _MAX_ID_DIGITS = 18
-_MAX_TIMESTAMP = (1 << 63) - 1
+# Timestamps are Unix seconds. Any rating made after 1972 but written in milliseconds
+# reads as seconds past the year 3000, so such a line is bad (its reason says
+# "milliseconds?"), never a time taken a thousandfold too late. This bound also keeps
+# every timestamp within int64.
+_MAX_TIMESTAMP = 32_503_680_000  # 3000-01-01T00:00:00Z.
 # Field text quoted in an error message is cut here so one bad line cannot flood a log.
 _MAX_QUOTED_CHARS = 40
 
@@ -189,8 +193,9 @@ def parse_movie(line: bytes, layout: MovieLensFormat) -> MovieOrReason:
 
   Returns:
     (the movie, "") or (None, why the line is malformed): empty line, wrong field count,
-    bad CSV quoting, wrong encoding, non-integer id, genre flag other than 0/1, empty
-    title or genre. Duplicate ids are the reader's business.
+    bad CSV quoting, a field over the CSV reader's size limit, wrong encoding,
+    non-integer id, genre flag other than 0/1, empty title or genre. Duplicate ids are
+    the reader's business.
   """
   if not line:
     return None, "empty line"
@@ -222,6 +227,11 @@ def _movie_fields(line: bytes, layout: MovieLensFormat) -> Tuple[List[str], str]
       fields = next(csv.reader([line.decode(layout.encoding, "surrogateescape")],
                                delimiter=file.separator.decode(), strict=True))
     except csv.Error as e:
+      # The csv module raises the same error class for a field over its size limit
+      # (csv.field_size_limit()) and for bad quoting; only its message tells them apart.
+      if str(e).startswith("field larger than field limit"):
+        return [], (f"a field is longer than {csv.field_size_limit():,} characters, the "
+                    "CSV reader's limit (is the file a movies.csv?)")
       return [], f"bad CSV quoting ({e})"
   else:
     fields = [field.decode(layout.encoding, "surrogateescape")
@@ -359,8 +369,9 @@ def rating_parser(layout: MovieLensFormat, known_movie_ids: Container[str]) -> R
     if not timestamp_text.isdigit():
       return f"timestamp {quote(timestamp_text)} is not a non-negative integer"
     timestamp = int(timestamp_text)
-    if timestamp > _MAX_TIMESTAMP:
-      return f"timestamp {quote(timestamp_text)} does not fit int64"
+    if timestamp >= _MAX_TIMESTAMP:
+      return (f"timestamp {quote(timestamp_text)} is after the year 3000: milliseconds? "
+              "MovieLens timestamps are Unix seconds")
     if not cached[1]:
       return f"movie id {cached[0]!r}{not_in_catalog}"
     columns.user_ids.append(user_id.decode("ascii"))

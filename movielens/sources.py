@@ -10,6 +10,7 @@ import functools
 import hashlib
 import os
 import posixpath
+import stat
 import zipfile
 from typing import BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -61,7 +62,8 @@ def detect_source(path: str) -> MovieLensSource:
     The source, with the files of the one layout found.
 
   Raises:
-    MovieLensFormatError: `path` is missing or is neither a directory nor a zip; no
+    MovieLensFormatError: `path` is missing or is neither a directory nor a zip (a FIFO,
+      a device, ... is refused without being opened: reading one may block); no
       layout is found (the message lists those looked for); only one file of a layout is
       found (the message names the missing one); or several layouts are found.
   """
@@ -69,6 +71,7 @@ def detect_source(path: str) -> MovieLensSource:
     raise MovieLensFormatError(
         f"MovieLens data location {path!r} does not exist. It should be a directory or "
         f"a GroupLens .zip holding one of:\n{_describe_layouts()}")
+  _refuse_special_file(path)
   if tf.io.gfile.isdir(path):
     folders = _directory_listing(path)
   else:
@@ -111,9 +114,65 @@ def _where(location: str, folder: str) -> str:
   return repr(folder) if folder else repr(location)
 
 
+def _refuse_special_file(path: str) -> None:
+  """Raises MovieLensFormatError if the local `path` is neither a directory nor a
+  regular file: opening a FIFO blocks until something writes to it, a device may never
+  end."""
+  if "://" in path:
+    return
+  mode = os.stat(path).st_mode
+  if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+    return
+  kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+          else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+  raise MovieLensFormatError(
+      f"MovieLens data location {path!r} is {kind}, not a directory or a zip file; it "
+      "was not read.")
+
+
 def _directory_listing(path: str) -> Dict[str, Set[str]]:
   """Maps every folder under `path` (itself included) to the file names in it."""
+  if "://" not in path:
+    return _local_directory_listing(path)
   return {folder: set(files) for folder, _, files in tf.io.gfile.walk(path)}
+
+
+def _local_directory_listing(path: str) -> Dict[str, Set[str]]:
+  """`_directory_listing` of a local directory, safe from symbolic link cycles.
+
+  Links to directories are followed, so a data set linked into the directory is found,
+  but each directory is listed once (by device and inode), and a link to `path` itself
+  or to a directory above it is not followed: `loop -> .` or `up -> ..` would otherwise
+  list the same files again under ever longer paths (false "more than one data set"
+  errors), or walk the whole tree above. Only regular files count as files; a FIFO or
+  socket is never opened.
+  """
+  top = os.path.realpath(path)
+  folders: Dict[str, Set[str]] = {}
+  listed: Set[Tuple[int, int]] = set()
+  pending = [path]
+  while pending:
+    folder = pending.pop()
+    try:
+      info = os.stat(folder)
+      if (info.st_dev, info.st_ino) in listed:
+        continue
+      listed.add((info.st_dev, info.st_ino))
+      with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    except OSError:  # Unreadable or vanished: nothing to find there, as gfile.walk.
+      continue
+    folders[folder] = {entry.name for entry in entries if entry.is_file()}
+    subfolders = [entry.path for entry in entries if entry.is_dir()
+                  and not (entry.is_symlink() and _is_at_or_above(entry.path, top))]
+    pending.extend(reversed(subfolders))  # Depth-first, in name order.
+  return folders
+
+
+def _is_at_or_above(link: str, top: str) -> bool:
+  """Whether the directory `link` points to is `top` or one of its ancestors."""
+  target = os.path.realpath(link)
+  return top == target or top.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def _zip_listing(path: str) -> Dict[str, Set[str]]:

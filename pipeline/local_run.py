@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 from contracts import configs
 from movielens import synthetic
 from pipeline import pipeline
+from pipeline import preflight
 from pipeline import progress
 from pipeline import run_record
 from pipeline import run_summary
@@ -29,15 +30,44 @@ class Options:
   serving_dir: Optional[str]  # None: pipeline.default_serving_dir.
   enable_cache: bool
   config: configs.PipelineConfig
-  direct_num_workers: int  # Beam DirectRunner workers (configs.direct_runner_args).
+  direct_num_workers: int  # Beam DirectRunner workers (local_beam_args).
+
+
+# The project's setup.py, beside its packages in a checkout. Given to Beam as
+# --setup_file it tells TFX that the workers' dependencies are provided: without one of
+# --extra_packages, --setup_file, --requirements_file or a container image, TFX's
+# dependency_utils copies its whole installed package into a new temporary directory and
+# builds an sdist there, for every Beam component, and never removes it. The DirectRunner
+# runs its workers with this interpreter and stages nothing, so the file is never built.
+_PROJECT_SETUP_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+def local_beam_args(num_workers: int) -> List[str]:
+  """The DirectRunner's arguments (configs.direct_runner_args) and, in a checkout, the
+  project's setup.py, so that no Beam component builds a temporary package."""
+  args = configs.direct_runner_args(num_workers)
+  if os.path.exists(_PROJECT_SETUP_FILE):
+    args.append(f"--setup_file={_PROJECT_SETUP_FILE}")
+  return args
 
 
 def resolve_data_dir(options: Options) -> str:
-  """--data_dir, or the synthetic default data, generated on first use."""
-  if options.data_dir:
+  """--data_dir, or (only when it is None) the synthetic default data, generated on first
+  use. An empty or blank --data_dir is an error, never the synthetic data."""
+  if options.data_dir is not None:
+    preflight.check_data_dir(options.data_dir)
     return options.data_dir
   return synthetic.ensure_generated(os.path.join(options.pipeline_root, "data"),
                                    options.synthetic_data)
+
+
+def synthetic_notice(size: configs.SyntheticDataConfig, data_dir: str) -> str:
+  """The line a run without --data_dir starts with: its model knows no real movie."""
+  return (f"NOTE: no --data_dir given, so this run trains on BUILT-IN SYNTHETIC data "
+          f"({size.synthetic_users:,} users, {size.synthetic_movies:,} movies, "
+          f"{size.synthetic_ratings:,} ratings, seed {size.synthetic_seed}) in {data_dir}, "
+          f"not on MovieLens; pass --data_dir PATH for real data.")
 
 
 def run(options: Options, out: TextIO) -> Dict[str, Any]:
@@ -47,8 +77,10 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(options.pipeline_root, "metadata.sqlite"))
   store = metadata_store.MetadataStore(metadata)
-  interrupted = _mark_interrupted(store, options, run_id, out)
   data_dir = resolve_data_dir(options)
+  if options.data_dir is None:
+    progress.print_line(out, synthetic_notice(options.synthetic_data, data_dir))
+  interrupted = _mark_interrupted(store, options, run_id, out)
   components = pipeline.create_components(
       data_dir=data_dir,
       serving_dir=options.serving_dir or pipeline.default_serving_dir(options.pipeline_root),
@@ -57,7 +89,7 @@ def run(options: Options, out: TextIO) -> Dict[str, Any]:
   _run_with_progress(pipeline.create_pipeline(
       pipeline_name=options.pipeline_name, pipeline_root=options.pipeline_root,
       components=components, enable_cache=options.enable_cache,
-      beam_pipeline_args=configs.direct_runner_args(options.direct_num_workers),
+      beam_pipeline_args=local_beam_args(options.direct_num_workers),
       metadata_connection_config=metadata), run_id, store, len(components), out)
 
   summary = run_summary.summarize(metadata, options.pipeline_name, run_id)

@@ -117,13 +117,18 @@ def print_line(out: TextIO, text: str) -> None:
 
 @contextlib.contextmanager
 def redirect_output(log_path: str) -> Iterator[TextIO]:
-  """Sends fds 1 and 2 to `log_path` (appending); yields a stream on the old stdout."""
+  """Sends fds 1 and 2 to `log_path` (appending); yields a stream on the old stdout.
+
+  Raises:
+    OSError: The log file cannot be created or opened; nothing was redirected then.
+  """
+  # The log file first: if it cannot be opened, fds 1 and 2 are left as they were.
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   sys.stdout.flush()
   sys.stderr.flush()
   saved_out, saved_err = os.dup(1), os.dup(2)
   terminal = os.fdopen(os.dup(saved_out), "w", buffering=1, encoding="utf-8")
-  log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   os.dup2(log_fd, 1)
   os.dup2(log_fd, 2)
   os.close(log_fd)

@@ -41,6 +41,7 @@ from components.retrieval_evaluator import executor as evaluator_executor
 from components.retrieval_evaluator import metric_names
 from components.retrieval_evaluator import results as evaluator_results
 from contracts import features
+from contracts import terminal
 from pipeline import run_record
 from trainer_module import recommend
 
@@ -173,7 +174,9 @@ def format_text(summary: Mapping[str, Any]) -> str:
     lines.extend(f"  {reason}" for reason in summary.get("blessing_reasons", []))
   lines.append(f"pushed model: {summary.get('pushed_model') or 'not pushed'}")
   for user, titles in summary.get("example_recommendations", {}).items():
-    lines.append(f"user {user}: " + " | ".join(titles))
+    # Ids and titles are data: shown with their control characters escaped.
+    lines.append(f"user {terminal.for_terminal(user)}: "
+                 + " | ".join(terminal.for_terminal(title) for title in titles))
   if summary.get("evaluation_report"):
     lines.append(f"evaluation report: {summary['evaluation_report']}")
   return "\n".join(lines)

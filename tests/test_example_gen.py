@@ -184,6 +184,27 @@ def test_duplicate_ratings_keep_the_latest_and_are_counted(tmp_path, monkeypatch
   assert ratings.get_int_custom_property("num_bad_lines") == 0
 
 
+def test_zero_padded_ids_are_other_ids_never_duplicates(tmp_path, monkeypatch):
+  folder = fixtures.write_ml1m(tmp_path / "data")
+  with open(folder / "movies.dat", "ab") as f:
+    f.write(b"0001::Toy Story, padded (1995)::Comedy\n")
+  # User 1 rated movie 1 (978300760); the same pair written with padded ids is another.
+  padded = [("001", "1", 4.0, 978300761), ("1", "0001", 2.0, 978300762),
+            ("01", "0001", 1.0, 978300763)]
+  with open(folder / "ratings.dat", "a") as f:
+    for user, movie, rating, time in padded:
+      f.write(f"{user}::{movie}::{rating:.0f}::{time}\n")
+  monkeypatch.setattr(executor, "_BATCH_SIZE", 5)
+
+  ratings, movies = run_example_gen(folder, tmp_path / "out", eval_fraction=0.25)
+
+  rows = read_split(ratings, "train") + read_split(ratings, "eval")
+  assert sorted(map(_rating_tuple, rows)) == sorted(list(fixtures.ML1M_RATINGS) + padded)
+  assert ratings.get_int_custom_property("num_duplicate_ratings") == 0
+  catalog = {row[features.MOVIE_ID][0] for row in read_split(movies, "catalog")}
+  assert {b"1", b"0001"} <= catalog
+
+
 def test_all_ratings_malformed_and_tolerated_names_the_file(tmp_path):
   folder = fixtures.write_ml1m(tmp_path / "data")
   path = fixtures.write_file(folder / "ratings.dat", b"1::1::five::1\n1::1\n")

@@ -25,9 +25,9 @@ _EPOCH_LINE = re.compile(r"^\s+Epoch \d+: \d+ training examples/s, mean loss [\d
                          r"validation mean loss [\d.]+(, validation hit rate [\d.]+)?$")
 
 
-def _local_runner(*args):
+def _local_runner(*args, env=None):
   return subprocess.run([sys.executable, "local_runner.py", *args], cwd=_REPO,
-                        capture_output=True, text=True, check=False)
+                        capture_output=True, text=True, check=False, env=env)
 
 
 def _summary(root):
@@ -38,11 +38,16 @@ def _summary(root):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("root"))
-  quiet = _local_runner(f"--pipeline_root={root}", *_TINY)
+  # The first run gets a temporary directory of its own, to see what it leaves there.
+  temp_dir = str(tmp_path_factory.mktemp("temp"))
+  quiet = _local_runner(f"--pipeline_root={root}", *_TINY,
+                        env={**os.environ, "TMPDIR": temp_dir})
+  left_in_temp = sorted(os.listdir(temp_dir))
   quiet_summary = _summary(root)
   verbose = _local_runner(f"--pipeline_root={root}", *_TINY, "--verbose",
                           "--allow_unblessed")
   return {"root": root, "quiet": quiet, "quiet_summary": quiet_summary,
+          "left_in_temp": left_in_temp,
           "verbose": verbose, "verbose_summary": _summary(root)}
 
 
@@ -81,6 +86,11 @@ def test_quiet_run_writes_everything_else_to_the_log_file(runs):
   assert "Component RetrievalTrainer is running." in log
   assert "val_mean_loss" in log  # Keras' own epoch lines.
   assert "Epoch 2: " in log  # The progress lines too.
+
+
+def test_a_run_leaves_the_temporary_directory_as_it_found_it(runs):
+  # TFX used to leave a copy of itself and an sdist there for every Beam component.
+  assert runs["left_in_temp"] == []
 
 
 def test_not_blessed_exits_3_and_says_why(runs):
@@ -165,4 +175,18 @@ def test_direct_num_workers_reaches_the_beam_args_of_the_pipeline(tmp_path, monk
       direct_num_workers=workers)
   with pytest.raises(_Stop):
     local_run.run(options, sys.stdout)
-  assert built["args"] == [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+  assert built["args"] == [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}",
+                           f"--setup_file={_REPO}/setup.py"]
+
+
+def test_local_beam_args_keep_tfx_from_building_a_package_per_component(monkeypatch):
+  from pipeline import local_run  # pylint: disable=g-import-not-at-top
+  from tfx.utils import dependency_utils  # pylint: disable=g-import-not-at-top
+
+  def no_build():
+    raise AssertionError("TFX built a temporary sdist of itself")
+
+  monkeypatch.setattr(dependency_utils, "build_ephemeral_package", no_build)
+  args = local_run.local_beam_args(1)
+  # What every Beam executor does with its arguments (BaseBeamExecutor.__init__).
+  assert dependency_utils.make_beam_dependency_flags(args) == args

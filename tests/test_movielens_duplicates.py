@@ -2,6 +2,9 @@
 import numpy as np
 
 from movielens import duplicates
+from movielens import readers
+from movielens import sources
+from tests import movielens_fixtures as fixtures
 
 
 def _batch(index, rows):
@@ -56,3 +59,33 @@ def test_repeated_keys():
   keys = [np.array([5, 1, 9], np.uint64), np.array([9, 3, 9], np.uint64)]
   assert duplicates.repeated_keys(keys).tolist() == [9]
   assert duplicates.repeated_keys([]).tolist() == []
+
+
+def test_zero_padded_ids_are_other_ids_as_in_the_catalog():
+  # Ids are text as written: movie "0001" is not movie "1", user "005" not user "5".
+  batches = [_batch(0, [("5", "1", 100), ("005", "1", 200), ("5", "0001", 300)]),
+             _batch(1, [("5", "01", 400), ("5", "1", 50)])]
+  # Only ("5", "1") is rated twice: its earlier rating (batch 1, row 1) goes.
+  assert _positions_to_drop(batches) == {1: [1]}
+
+
+def test_padded_ids_read_from_a_file_keep_every_rating(tmp_path):
+  folder = fixtures.write_ml100k(tmp_path)
+  items = (folder / "u.item").read_bytes()
+  first = items.split(b"\n")[0]
+  fixtures.write_file(folder / "u.item", items.rstrip(b"\n") + b"\n"
+                      + first.replace(b"1|", b"0001|", 1) + b"\n")
+  fixtures.write_file(folder / "u.data", b"5\t1\t3\t100\n005\t1\t4\t200\n"
+                      b"5\t0001\t5\t300\n5\t1\t2\t400\n")
+  source = sources.detect_source(str(folder))
+  catalog, log = readers.read_movies(source)
+  assert log.count == 0 and {"1", "0001"} <= set(catalog)
+  [batch] = readers.iter_rating_batches(source, catalog)
+  assert list(zip(batch.user_ids, batch.movie_ids)) == [
+      ("5", "1"), ("005", "1"), ("5", "0001"), ("5", "1")]
+  keys = duplicates.pair_keys(batch.user_ids, batch.movie_ids)
+  found = duplicates.candidates(keys, duplicates.repeated_keys([keys]), batch.user_ids,
+                                batch.movie_ids, batch.timestamps, 0)
+  # The one true duplicate, ("5", "1"): its earlier rating (row 0) is dropped.
+  assert {b: rows.tolist() for b, rows in duplicates.positions_to_drop([found]).items()} == {
+      0: [0]}

@@ -402,3 +402,34 @@ def test_utf8_bytes_in_latin1_movies_file(tmp_path, format_name, movies_file, li
   assert list(catalog) == ["1"]
   assert [str(error) for error in log.examples] == [
       f"{path}:2: looks UTF-8 encoded; {movies_file} is latin-1 in {format_name}"]
+
+
+def test_millisecond_timestamps_are_bad_lines_saying_so(tmp_path):
+  folder = fixtures.write_ml_latest(tmp_path)
+  path = _write(folder / "ratings.csv", (
+      b"userId,movieId,rating,timestamp\n"
+      b"1,1,4.0,964982703\n"
+      b"1,1,4.0,964982703000\n"  # Line 3: the same time in milliseconds.
+      b"1,1,4.0,32503679999\n"  # Line 4: the last second before the year 3000.
+      b"1,1,4.0,99999999999999999999999\n"))
+  source = sources.detect_source(str(folder))
+  rows, errors = _read_ratings(source, {"1"})
+  assert [row[3] for row in rows] == [964982703, 32503679999]
+  assert [str(error) for error in errors] == [
+      f"{path}:3: timestamp '964982703000' is after the year 3000: milliseconds? "
+      "MovieLens timestamps are Unix seconds",
+      f"{path}:5: timestamp '99999999999999999999999' is after the year 3000: "
+      "milliseconds? MovieLens timestamps are Unix seconds"]
+
+
+def test_a_csv_field_over_the_size_limit_is_reported_as_such(tmp_path):
+  folder = fixtures.write_ml_latest(tmp_path)
+  path = _write(folder / "movies.csv", (
+      b"movieId,title,genres\n"
+      b"1,Toy Story (1995),Comedy\n"
+      b"2,\"" + b"x" * 200_000 + b"\",Comedy\n"))
+  catalog, log = readers.read_movies(sources.detect_source(str(folder)))
+  assert list(catalog) == ["1"]
+  assert [str(error) for error in log.examples] == [
+      f"{path}:3: a field is longer than 131,072 characters, the CSV reader's limit (is "
+      "the file a movies.csv?)"]

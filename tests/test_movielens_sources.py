@@ -1,5 +1,6 @@
 """Tests of movielens.sources: layout detection, line streaming, content fingerprint."""
 import os
+import signal
 import zipfile
 
 import pytest
@@ -216,3 +217,61 @@ def test_no_fingerprint_for_remote_or_missing_data(tmp_path, location):
 def test_no_fingerprint_without_a_known_layout(tmp_path):
   _write(tmp_path / "notes.txt", b"hello\n")
   assert sources.content_fingerprint(str(tmp_path)) is None
+
+
+# ------------------------------------------------------------------- odd paths: links, FIFOs
+
+
+@pytest.fixture
+def within_20_seconds():
+  """Fails the test, instead of hanging the suite, if it runs longer than 20 s."""
+
+  def too_long(signum, frame):
+    raise TimeoutError("took longer than 20 s: a hang")
+
+  previous = signal.signal(signal.SIGALRM, too_long)
+  signal.alarm(20)
+  yield
+  signal.alarm(0)
+  signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_link_back_to_the_directory_is_not_a_second_data_set(tmp_path, within_20_seconds):
+  fixtures.write_ml100k(tmp_path)
+  os.symlink(".", tmp_path / "loop")
+  source = sources.detect_source(str(tmp_path))
+  assert source.ratings_file == f"{tmp_path}/ml-100k/u.data"
+
+
+def test_two_links_back_do_not_hang_detection(tmp_path, within_20_seconds):
+  fixtures.write_ml1m(tmp_path)
+  os.symlink(".", tmp_path / "a")
+  os.symlink(".", tmp_path / "b")
+  os.symlink("..", tmp_path / "ml-1m" / "up")
+  assert sources.detect_source(str(tmp_path)).ratings_file == f"{tmp_path}/ml-1m/ratings.dat"
+
+
+def test_a_link_above_the_directory_is_not_followed(tmp_path, within_20_seconds):
+  fixtures.write_ml1m(tmp_path / "elsewhere")
+  data = tmp_path / "data"
+  fixtures.write_ml100k(data)
+  os.symlink("..", data / "up")
+  assert sources.detect_source(str(data)).format == "ml-100k"
+
+
+def test_a_linked_data_set_is_found(tmp_path, within_20_seconds):
+  real = fixtures.write_ml1m(tmp_path / "store")
+  (tmp_path / "data").mkdir()
+  os.symlink(real, tmp_path / "data" / "current")
+  source = sources.detect_source(str(tmp_path / "data"))
+  assert source.ratings_file == f"{tmp_path}/data/current/ratings.dat"
+
+
+def test_a_fifo_is_refused_not_read(tmp_path, within_20_seconds):
+  fifo = tmp_path / "ml-1m.zip"
+  os.mkfifo(fifo)
+  with pytest.raises(errors.MovieLensFormatError,
+                     match=f"MovieLens data location '{fifo}' is a FIFO, not a directory "
+                     "or a zip file"):
+    sources.detect_source(str(fifo))
+  assert sources.content_fingerprint(str(fifo)) is None

@@ -37,6 +37,7 @@ import numpy as np
 from contracts import artifacts
 from contracts import features
 from contracts import serving
+from contracts import terminal
 import trainer_module  # pylint: disable=unused-import  # Sets TF_USE_LEGACY_KERAS first.
 from trainer_module import artifact_files
 
@@ -133,6 +134,9 @@ def recommend(model_dir: str, user_ids: Sequence[str], k: int = 10, exclude_seen
   left after exclusions); blank slots are never returned.
   """
   check_request(user_ids, k, history, exclude_seen, timestamp)
+  # Whitespace around an id is not part of it (serving.ID_INPUTS), here too: the seen
+  # movies are looked up by the id.
+  user_ids = [user_id.strip() for user_id in user_ids]
   model_dir = resolve_model_dir(model_dir)
   model = tf.saved_model.load(model_dir)
   _check_serving_model(model, model_dir)
@@ -218,12 +222,23 @@ def main(argv) -> int:
   if returned < FLAGS.k:
     print(f"Note: --k {FLAGS.k} asked for more movies than the model returns ({returned}: "
           "its serving_top_k, or the catalog left after exclusions).", file=sys.stderr)
-  for user_id, recommendations in zip(FLAGS.user_id, rows):
-    print(f"user {user_id}:")
+  for line in format_recommendations(FLAGS.user_id, rows):
+    print(line)
+  return 0
+
+
+def format_recommendations(user_ids: Sequence[str],
+                           rows: Sequence[Sequence[Recommendation]]) -> List[str]:
+  """The lines `main` prints: per user, its ranked movies. Ids and titles are data, shown
+  with control characters escaped (contracts.terminal)."""
+  lines = []
+  for user_id, recommendations in zip(user_ids, rows):
+    lines.append(f"user {terminal.for_terminal(user_id)}:")
     for rank, rec in enumerate(recommendations, start=1):
       rating = "" if rec.predicted_rating is None else f"  {rec.predicted_rating:4.2f} stars"
-      print(f"  {rank:3d}. {rec.score:7.4f}{rating}  [{rec.movie_id}] {rec.title}")
-  return 0
+      lines.append(f"  {rank:3d}. {rec.score:7.4f}{rating}  "
+                   f"[{terminal.for_terminal(rec.movie_id)}] {terminal.for_terminal(rec.title)}")
+  return lines
 
 
 if __name__ == "__main__":

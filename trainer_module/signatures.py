@@ -19,7 +19,8 @@ def query_signature(fn: QueryFn, names: Sequence[str],
 
   The signature's input keys are the feature names; `fn` receives them as one dict, once
   their batch sizes are checked (`check_same_batch`: the request's inputs, before any
-  default is filled in).
+  default is filled in) and the ids among them stripped of surrounding whitespace
+  (serving.ID_INPUTS: " 42" is user "42", as in the data and the recommend CLI).
 
   Returns:
     The concrete function, for `tf.saved_model.save(..., signatures=...)`.
@@ -31,9 +32,16 @@ def query_signature(fn: QueryFn, names: Sequence[str],
   def signature(*values):
     inputs = dict(zip(keys, values))
     check_same_batch(inputs)
-    return fn(inputs)
+    return fn(strip_ids(inputs))
 
   return signature.get_concrete_function()
+
+
+def strip_ids(inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """`inputs` with the ids (serving.ID_INPUTS) stripped of surrounding whitespace; a
+  padding value of spaces becomes "", padding."""
+  return {name: tf.strings.strip(value) if name in serving.ID_INPUTS else value
+          for name, value in inputs.items()}
 
 
 def check_same_batch(inputs: Mapping[str, tf.Tensor]) -> None:
