@@ -153,16 +153,18 @@ def choose_weight(factor: ease_factor_lib.EaseFactor, weights: Sequence[float],
 
 def _validation_hits(checker: validation_lib.ValidationHitRate,
                      embedded: Tuple[np.ndarray, np.ndarray],
+                     towers_alone: np.ndarray,
                      factor: ease_factor_lib.EaseFactor) -> ValidationHits:
   """`checker`'s hits with `factor`'s term at a candidate's weight: each validation user's
-  factor vector (from the fitted rows) times each candidate movie's factor row."""
+  factor vector (from the fitted rows) times each candidate movie's factor row.
+  `towers_alone` (the hits without a factor, the same for every fit) answers None."""
   user_vectors = factor.user_vectors(checker.train_user_indices, checker.train_movies,
                                      int(checker.query_users.max()) + 1)[checker.query_users]
   movie_rows_t = factor.candidate_rows[checker.candidate_movies].T
 
   def hits(candidate: Optional[ease_factor_lib.EaseFactor]) -> np.ndarray:
     if candidate is None:
-      return checker.hits(None, embedded)
+      return towers_alone
     weighted = candidate.weight * user_vectors
     return checker.hits(lambda positions: weighted[positions] @ movie_rows_t, embedded)
 
@@ -216,13 +218,14 @@ def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
       validation, optimization.early_stopping_patience, optimization.seed, targets_ratio)
   checker.set_model(model)
   embedded = checker.embeddings()  # The towers stay as they are for every weight.
+  towers_alone = checker.hits(None, embedded)
   fitted_rows = [tf.gather(validation.train.examples[name], validation.train.rows)
                  for name in columns]
 
   def weight_choice(session_weight: float) -> Tuple[WeightChoice, int]:
     # One fit alive at a time: each holds dense [items, items] matrices.
     factor = _fit(fitted_rows, session_weight, config, sizes)
-    hits = _validation_hits(checker, embedded, factor)
+    hits = _validation_hits(checker, embedded, towers_alone, factor)
     return choose_weight(factor, weights, hits), factor.rank
 
   choices = [weight_choice(session_weight) for session_weight in session_weights]
