@@ -8,6 +8,12 @@ Examples artifacts (MovieLensExampleGen):
                 malformed lines listed in BAD_LINES_FILE at the artifact root.
   MOVIES_KEY    the whole catalog (rated or not), split CATALOG_SPLIT, candidate features.
 
+Examples artifacts (UserContext):
+  RATINGS_KEY         the same ratings, splits TRAIN_SPLIT, VALIDATION_SPLIT (carved from
+                      train) and EVAL_SPLIT, each written in a seeded hash order.
+  USER_HISTORIES_KEY  one example per user with a train rating, split USERS_SPLIT:
+                      features.USER_ID and features.HISTORY_FEATURES.
+
 Model artifact (the Trainer writes, the RetrievalEvaluator and run summary read), paths
 relative to `model.uri`:
 
@@ -55,10 +61,18 @@ import os
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 CATALOG_SPLIT = "catalog"
+# Carved from the train split by UserContext: the Trainer chooses its epoch on it.
+VALIDATION_SPLIT = "validation"
+# UserContext's user histories: one example per user.
+USERS_SPLIT = "users"
 
 # MovieLensExampleGen outputs.
 EXAMPLES_KEY = "examples"
 MOVIES_KEY = "movies"
+# UserContext outputs: the ratings (splits TRAIN, VALIDATION, EVAL) and the user
+# histories (split USERS_SPLIT; features.HISTORY_FEATURES), which the Trainer reads.
+RATINGS_KEY = "ratings"
+USER_HISTORIES_KEY = "user_histories"
 # Every line skipped under the bad-line tolerance is listed here, in the examples artifact.
 BAD_LINES_FILE = "bad_lines.txt"
 

@@ -48,13 +48,15 @@ LOCAL_BEAM_PIPELINE_ARGS = tuple(direct_runner_args(1))
 # Keys of the Trainer's custom_config: {TRAINER_KEY: TrainerConfig (nested, as
 # dataclasses.asdict writes it), TRANSFORM_KEY: TransformConfig fields, CONTEXT_KEY:
 # ContextConfig fields, DATA_KEY: DataConfig fields (the Trainer reads the eval split's
-# share, which its validation mimics), CATALOG_FILES_KEY: catalog file patterns (added at
-# run time by components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
+# share, which its validation mimics), CATALOG_FILES_KEY: catalog file patterns and
+# HISTORY_FILES_KEY: user history file patterns (added at run time by
+# components.retrieval_trainer), CODE_FINGERPRINT_KEY: see pipeline.pipeline}.
 TRAINER_KEY = "trainer"
 TRANSFORM_KEY = "transform"
 CONTEXT_KEY = "context"
 DATA_KEY = "data"
 CATALOG_FILES_KEY = "catalog_files"
+HISTORY_FILES_KEY = "history_files"
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 
 # Split methods of DataConfig.split_method.
@@ -124,10 +126,20 @@ class TransformConfig(_Config):
 
 @dataclasses.dataclass(frozen=True)
 class ContextConfig(_Config):
-  """How the UserContext component builds each rating's context (the user's other movies)."""
+  """How the UserContext component carves the validation split and writes each user's
+  history (components/user_context/), which the Trainer joins to the ratings by user."""
   max_context: int = _field(
       50, "Movies in each rating's context: the user's most recent train movies other "
       "than the rating's own (also what the model stores per user for serving).", positive)
+  validation_fraction: float = _field(
+      0.05, "Share of the TRAIN split's ratings that UserContext writes to a validation "
+      "split (never the eval split) to choose the epoch: training keeps the weights of "
+      "the epoch with the best validation hit rate and stops after "
+      "--early_stopping_patience epochs without gain. 0: no validation, train every "
+      "epoch.", in_range(0.0, 0.5))
+  validation_seed: int = _field(
+      42, "Seed of the hash of (user, movie) that picks the validation ratings and of "
+      "the order the splits are written in.")
 
 
 # Query towers (TrainerConfig.query_tower) and candidate towers (candidate_tower), by
@@ -218,11 +230,6 @@ class OptimizationConfig(_Config):
   temperature: float = _field(
       0.0, "Softmax temperature of the retrieval loss (embeddings are L2-normalized); 0: "
       "the query tower's default.", non_negative)
-  validation_fraction: float = _field(
-      0.05, "Share of the TRAIN split's ratings held out (never the eval split) to choose "
-      "the epoch: training keeps the weights of the epoch with the best validation "
-      "hit rate and stops after --early_stopping_patience epochs without gain. 0: no "
-      "validation, train every epoch.", in_range(0.0, 0.5))
   early_stopping_patience: int = _field(
       2, "Epochs without a better validation hit rate before training stops.", positive)
   oov_user_rate: float = _field(
@@ -230,6 +237,10 @@ class OptimizationConfig(_Config):
       "so unknown users at serving get a trained (popularity-like) embedding.",
       in_range(0.0, 1.0, include_high=True))
   seed: int = _field(42, "Seed of initialization and shuffling.")
+  shuffle_buffer: int = _field(
+      1 << 17, "Training examples in the shuffle buffer the Trainer streams through "
+      "(UserContext already writes them in a seeded random order; the buffer gives each "
+      "epoch a new order). Bounds the Trainer's memory whatever the data size.", positive)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,9 +34,9 @@ class RawFeature:
     multivalent: A variable-length list per example (else exactly one value).
     optional_at_serving: Serving requests may leave it out; the serving model then fills
       it (e.g. the query time defaults to the model's reference time).
-    from_user_history: Built from the user's other ratings by the UserContext component
-      (not read from the data files), and remembered by the trained model for every
-      training user: a request (or the Evaluator's query) that leaves it out gets the
+    from_user_history: Built from the user's other ratings (UserContext's user
+      histories, joined by user in the Trainer; not in the rating examples), and
+      remembered by the trained model for every training user: a request (or the Evaluator's query) that leaves it out gets the
       user's training history.
     description: What it holds, for docs and error messages.
   """
@@ -92,10 +92,10 @@ RAW_FEATURES: Mapping[str, RawFeature] = {f.name: f for f in (
     RawFeature(CONTEXT_MOVIE_IDS, tf.string, Role.QUERY, multivalent=True,
                optional_at_serving=True, from_user_history=True,
                description="The user's previous movies from the train split, most recent "
-               "first (ties: higher movie id first), never the example's own movie; "
-               "padded with '' to exactly max_context values (so SchemaGen infers a fixed "
-               "shape). At serving: [batch, n], rows padded with ''; an all-'' row means "
-               "'use the stored training history'."),
+               "first (ties: higher movie id first), never the example's own movie. Not "
+               "in the rating examples: the Trainer joins it from UserContext's user "
+               "histories by user. At serving: [batch, n], rows padded with ''; an all-'' "
+               "row means 'use the stored training history'."),
 )}
 
 
@@ -110,10 +110,11 @@ def names_with_role(role: Role) -> Tuple[str, ...]:
 QUERY_FEATURES = names_with_role(Role.QUERY)
 CANDIDATE_FEATURES = names_with_role(Role.CANDIDATE)
 LABEL_FEATURES = names_with_role(Role.LABEL)
-# Built from the user's other ratings (UserContext), after ExampleGen.
+# Built from the user's other ratings (UserContext's user histories), never in the
+# rating examples.
 CONTEXT_FEATURES = tuple(name for name, feature in RAW_FEATURES.items()
                          if feature.from_user_history)
-# What MovieLensExampleGen writes for each rating; UserContext adds CONTEXT_FEATURES.
+# What MovieLensExampleGen writes for each rating (and what Transform reads).
 RATING_FEATURES = tuple(name for name in RAW_FEATURES if name not in CONTEXT_FEATURES)
 # The query features a serving request must give; the others are filled by the model.
 REQUIRED_QUERY_FEATURES = tuple(name for name in QUERY_FEATURES
@@ -171,9 +172,20 @@ TIMESTAMP_NORMALIZED = transformed_name("timestamp_normalized")
 TIMESTAMP_SECONDS = transformed_name(TIMESTAMP)
 # float32 [batch]: the rating, passed through as the ranking stage's label.
 RATING_LABEL = transformed_name(USER_RATING)
-# int64 [batch, max_context]: movie vocabulary indices of the context, most recent first,
-# -1 where the raw context is padding ("").
+# int [batch, max_context]: movie vocabulary indices of the context, most recent first,
+# padded with -1. Not a Transform output: the Trainer joins it from the user histories
+# (trainer_module/inputs.py), the serving model looks the raw context up in the movie
+# vocabulary (trainer_module/histories.py).
 CONTEXT_MOVIE_INDICES = transformed_name(CONTEXT_MOVIE_IDS)
+
+# UserContext's user histories: one example per user (USER_ID and these lists of movie
+# ids, most recent first, ties: larger movie id first). HISTORY_MOVIE_IDS: the whole
+# train split's, up to max_context (what the model stores for serving);
+# FITTED_HISTORY_MOVIE_IDS: the train split without the validation ratings, up to
+# max_context + 1 (a training rating's context is this list without its own movie).
+HISTORY_MOVIE_IDS = "history_movie_ids"
+FITTED_HISTORY_MOVIE_IDS = "fitted_history_movie_ids"
+HISTORY_FEATURES = (HISTORY_MOVIE_IDS, FITTED_HISTORY_MOVIE_IDS)
 
 # Vocabulary files written by Transform (tft_output.vocabulary_file_by_name(name)).
 USER_ID_VOCAB = "user_id_vocab"

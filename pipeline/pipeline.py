@@ -85,17 +85,18 @@ def create_components(data_dir: str, serving_dir: str,
   example_gen = example_gen_component.MovieLensExampleGen(data_dir=data_dir,
                                                           config=config.data)
   ratings = example_gen.outputs[artifacts.EXAMPLES_KEY]
-  # Each rating with its user's other train movies (the context query towers' input),
-  # before statistics, so the schema, validation and Transform cover the context too.
+  # The validation split carved from train, and each user's history (the context query
+  # towers' input), which the Trainer joins by user: every stage before it reads each
+  # rating once.
   user_context = user_context_component.UserContext(examples=ratings, config=config.context)
-  ratings_with_context = user_context.outputs[user_context_executor.OUTPUT_KEY]
+  split_ratings = user_context.outputs[user_context_executor.OUTPUT_KEY]
 
-  statistics_gen = tfx.components.StatisticsGen(examples=ratings_with_context)
-  # The schema is inferred from train only, so ExampleValidator's check of the eval split
-  # against it is a real check (unknown genres, missing features, type changes).
+  statistics_gen = tfx.components.StatisticsGen(examples=split_ratings)
+  # The schema is inferred from train only, so ExampleValidator's check of the other
+  # splits against it is a real check (unknown genres, missing features, type changes).
   schema_gen = tfx.components.SchemaGen(
       statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
-      exclude_splits=[artifacts.EVAL_SPLIT])
+      exclude_splits=[artifacts.VALIDATION_SPLIT, artifacts.EVAL_SPLIT])
   # Ids and titles are free text: their inferred value sets are dropped; genres get the
   # catalog's. Every reader of the schema reads the curated one.
   curate_schema = schema_curation.CurateSchema(
@@ -105,12 +106,14 @@ def create_components(data_dir: str, serving_dir: str,
       statistics=statistics_gen.outputs["statistics"], schema=schema)
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
+  # Vocabularies cover the whole train split (validation included, as the model serves
+  # every train movie); the eval split is the Evaluator's, which reads the raw ratings.
   transform = tfx.components.Transform(
-      examples=ratings_with_context, schema=schema,
+      examples=split_ratings, schema=schema,
       preprocessing_fn=configs.PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(
-          analyze=[artifacts.TRAIN_SPLIT],
-          transform=[artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT]),
+          analyze=[artifacts.TRAIN_SPLIT, artifacts.VALIDATION_SPLIT],
+          transform=[artifacts.TRAIN_SPLIT, artifacts.VALIDATION_SPLIT]),
       custom_config={**dataclasses.asdict(config.transform),
                      configs.CODE_FINGERPRINT_KEY: transform_code_fingerprint()},
       # TFDV statistics of the transformed data would double Transform's time and nothing
@@ -123,9 +126,12 @@ def create_components(data_dir: str, serving_dir: str,
       transform_graph=transform.outputs["transform_graph"],
       schema=schema,
       movies=example_gen.outputs[artifacts.MOVIES_KEY],
+      user_histories=user_context.outputs[user_context_executor.HISTORIES_KEY],
       run_fn=configs.RUN_FN, custom_config=trainer_custom_config(config),
       train_args=tfx.proto.TrainArgs(splits=[artifacts.TRAIN_SPLIT]),
-      eval_args=tfx.proto.EvalArgs(splits=[artifacts.EVAL_SPLIT]))
+      # The Trainer's eval files are the validation split; the eval split is the
+      # Evaluator's alone.
+      eval_args=tfx.proto.EvalArgs(splits=[artifacts.VALIDATION_SPLIT]))
 
   # The latest blessed model, from ML Metadata: the new model must not be worse.
   latest_blessed = tfx.dsl.Resolver(

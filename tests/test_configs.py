@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (configs.TrainerConfig, "query_tower", "two_tower", "must be one of"),
     (configs.TrainerConfig, "ranking_model", "xgboost", "must be one of"),
     (configs.TrainerConfig, "ranking_candidates", 0, "must be > 0"),
-    (configs.TrainerConfig, "validation_fraction", 0.5, r"must be in \[0.0, 0.5\)"),
+    (configs.ContextConfig, "validation_fraction", 0.5, r"must be in \[0.0, 0.5\)"),
     (configs.ContextConfig, "max_context", 0, "must be > 0"),
     (configs.TrainerConfig, "oov_user_rate", 1.5, r"must be in \[0.0, 1.0\]"),
     (configs.TrainerConfig, "ranking_weight", -0.1, r"must be in \[0.0, 1.0\]"),
@@ -83,7 +83,7 @@ def test_flags_that_conflict_are_refused_when_parsed():
                "--ease_factor_weights=2"])
   config = config_flags.pipeline_config_from_flags(flag_values)
   assert config.trainer.ease_factor.weights == (2.0,)
-  configs.TrainerConfig.from_flags(validation_fraction=0.0)  # The default grid, no conflict.
+  assert config.context.validation_fraction == 0.0  # UserContext's knob, read by run_fn.
   with pytest.raises(ValueError, match="--ease_factor_weights must be comma-separated numbers"):
     configs.TrainerConfig.from_flags(ease_factor_weights="1,-2")
   with pytest.raises(ValueError, match="--ease_factor_session_weights must be comma-separated"):

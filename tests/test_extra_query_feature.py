@@ -21,11 +21,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from contracts import configs
 from contracts import features
 from contracts import serving as serving_lib
 from tests import transform_fixtures
-from trainer_module import data
+from trainer_module import inputs
 from trainer_module import preprocessing
 from trainer_module import query_towers
 from trainer_module import trainer
@@ -69,18 +68,13 @@ def extended(tmp_path_factory):
     model_uri = os.path.join(root, "model")
     trainer.run_fn(tfx.components.FnArgs(
         train_files=[fixture_data.transformed_train_pattern],
-        eval_files=[fixture_data.transformed_eval_pattern],
+        eval_files=[fixture_data.transformed_validation_pattern],
         transform_output=fixture_data.transform_output,
         serving_model_dir=os.path.join(model_uri, _SERVING_DIR),
         model_run_dir=os.path.join(root, "model_run"),
-        custom_config={
-            configs.TRAINER_KEY: {"query_tower": "user_id", "embedding_dim": 16,
-                                  "batch_size": 128, "epochs": 2, "serving_top_k": 10,
-                                  "seed": 7},
-            configs.TRANSFORM_KEY: fixture_data.transform_config,
-            configs.CONTEXT_KEY: {"max_context": fixture_data.max_context},
-            configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
-        }))
+        custom_config=fixture_data.custom_config(
+            {"query_tower": "user_id", "embedding_dim": 16, "batch_size": 128, "epochs": 2,
+             "serving_top_k": 10, "seed": 7})))
   return fixture_data, model_uri
 
 
@@ -88,8 +82,8 @@ def test_the_transform_graph_outputs_the_hour_of_each_rating(extended):
   fixture_data, _ = extended
   tft_output = tft.TFTransformOutput(fixture_data.transform_output)
   assert HOUR_OF_DAY in tft_output.transformed_feature_spec()
-  transformed = data.load_transformed([fixture_data.transformed_train_pattern], tft_output,
-                                      max_title_tokens=16)
+  transformed = inputs.read_all([fixture_data.transformed_train_pattern], tft_output,
+                                max_title_tokens=16)
   seconds = transformed[features.TIMESTAMP_SECONDS].numpy().reshape(-1)
   hours = transformed[HOUR_OF_DAY].numpy().reshape(-1)
   np.testing.assert_array_equal(hours, (seconds // _SECONDS_PER_HOUR) % 24)

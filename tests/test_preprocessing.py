@@ -155,55 +155,7 @@ def test_title_tokens():
   assert dense[3][:3] == ["ноев".encode(), "ковчег".encode(), b"2007"]
 
 
-# ------------------------------------------------------------------------------- context
-
-# Each rating's context as UserContext writes it: the user's other train movies, most
-# recent first, padded with "" to a fixed width.
-_CONTEXT_WIDTH = 3
-
-
-def _contexts():
-  contexts = []
-  for user, movie, _, _, _, _ in _ROWS:
-    history = sorted(((ts, m) for u, m, _, _, ts, _ in _ROWS if u == user and m != movie),
-                     reverse=True)
-    ids = [m.encode() for _, m in history][:_CONTEXT_WIDTH]
-    contexts.append(ids + [b""] * (_CONTEXT_WIDTH - len(ids)))
-  return contexts
-
-
-@pytest.fixture(scope="module")
-def context_transform_output(tmp_path_factory):
-  spec = {**features.raw_feature_spec(),
-          features.CONTEXT_MOVIE_IDS: tf.io.FixedLenFeature([_CONTEXT_WIDTH], tf.string)}
-  instances = [{**row, features.CONTEXT_MOVIE_IDS: context}
-               for row, context in zip(_instances(), _contexts())]
-  return _analyze_and_transform(instances, spec,
-                                str(tmp_path_factory.mktemp("context_transform")))
-
-
-def test_context_maps_to_movie_vocabulary_indices(context_transform_output):
-  output, transformed = context_transform_output
-  vocab = output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
-  # The context does not change the movie vocabulary (rating counts only).
-  assert vocab == [b"1", b"3", b"2", b"4"]
-  for row, context in zip(transformed, _contexts()):
-    expected = [vocab.index(m) for m in context if m]
-    assert list(row[features.CONTEXT_MOVIE_INDICES]) == expected  # Order kept, "" dropped.
-    assert row[features.MOVIE_ID_INDEX] not in expected
-
-
-def test_context_at_serving_dense_or_sparse(context_transform_output):
-  output, _ = context_transform_output
-  layer = output.transform_features_layer()
-  vocab = output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
-  result = layer({features.USER_ID: tf.constant([[b"7"], [b"new"]]),
-                  features.TIMESTAMP: tf.constant([[1000], [9000]], tf.int64),
-                  features.CONTEXT_MOVIE_IDS: tf.constant([[b"2", b"999", b""],
-                                                           [b"", b"", b""]])})
-  indices = tf.sparse.to_dense(result[features.CONTEXT_MOVIE_INDICES],
-                               default_value=-1).numpy().tolist()
-  # An unknown movie is the OOV bucket; an all-padding row is empty.
-  assert indices == [[vocab.index(b"2"), len(vocab)], [-1, -1]]
-  sparse = preprocessing.context_ids(tf.sparse.from_dense(tf.constant([[b"", b"3", b"1"]])))
-  assert tf.sparse.to_dense(sparse, default_value=b"").numpy().tolist() == [[b"3", b"1"]]
+def test_a_raw_context_is_no_transform_input(transform_output):
+  """The Trainer joins the context from the user histories; Transform never maps it."""
+  output, _ = transform_output
+  assert features.CONTEXT_MOVIE_INDICES not in output.transformed_feature_spec()

@@ -37,8 +37,10 @@ from trainer_module import recommend
 from trainer_module import towers
 from trainer_module import trainer
 from trainer_module import histories
+from trainer_module import inputs
 from trainer_module import training
 from trainer_module import validation as validation_lib
+from trainer_module import validation_slice
 from ranking_core import scores as scores_lib
 
 EMBEDDING_DIM = 16
@@ -77,31 +79,57 @@ def trainer_config():
 
 
 @pytest.fixture(scope="module")
-def train_data(fixture_data, tft_output, trainer_config):
-  return data.load_transformed([fixture_data.transformed_train_pattern], tft_output,
-                               trainer_config.towers.max_title_tokens, fixture_data.max_context)
-
-
-@pytest.fixture(scope="module")
-def eval_data(fixture_data, tft_output, trainer_config):
-  return data.load_transformed([fixture_data.transformed_eval_pattern], tft_output,
-                               trainer_config.towers.max_title_tokens, fixture_data.max_context)
-
-
-@pytest.fixture(scope="module")
-def batch(train_data):
-  return next(iter(data.training_dataset(train_data, 32, seed=0, shuffle=False)))
-
-
-@pytest.fixture(scope="module")
 def sizes(tft_output, transform_config):
   return training.vocabulary_sizes(tft_output, transform_config)
+
+
+@pytest.fixture(scope="module")
+def user_histories(fixture_data, tft_output, sizes):
+  return data.read_user_histories([fixture_data.history_pattern], tft_output, sizes.users,
+                                  fixture_data.max_context)
+
+
+@pytest.fixture(scope="module")
+def training_input(fixture_data, tft_output, trainer_config, user_histories):
+  fitted = data.read_interactions([fixture_data.transformed_train_pattern], tft_output)
+  return inputs.TrainingInput(
+      train_files=[fixture_data.transformed_train_pattern], num_examples=len(fitted),
+      tft_output=tft_output, max_title_tokens=trainer_config.towers.max_title_tokens,
+      histories=user_histories.fitted, max_context=fixture_data.max_context)
+
+
+@pytest.fixture(scope="module")
+def train_data(fixture_data, tft_output, trainer_config, user_histories):
+  """The fitted train split in memory, contexts joined (what training streams)."""
+  return inputs.read_all([fixture_data.transformed_train_pattern], tft_output,
+                         trainer_config.towers.max_title_tokens, user_histories.fitted,
+                         fixture_data.max_context, keep_rating=True)
+
+
+@pytest.fixture(scope="module")
+def batch(training_input):
+  return next(iter(training_input.batches(32)))
+
+
+def _validation(fixture_data, tft_output, trainer_config, user_histories):
+  catalog = data.transformed_catalog(tft_output,
+                                     data.read_raw_catalog([fixture_data.catalog_pattern]),
+                                     trainer_config.towers.max_title_tokens)
+  return validation_slice.build(
+      [fixture_data.transformed_validation_pattern], tft_output,
+      data.read_interactions([fixture_data.transformed_train_pattern], tft_output), catalog,
+      trainer_config.towers.max_title_tokens, user_histories.fitted, fixture_data.max_context)
+
+
+@pytest.fixture(scope="module")
+def validation(fixture_data, tft_output, trainer_config, user_histories):
+  return _validation(fixture_data, tft_output, trainer_config, user_histories)
 
 
 def _fn_args(fixture_data, model_uri, custom_config):
   return tfx.components.FnArgs(
       train_files=[fixture_data.transformed_train_pattern],
-      eval_files=[fixture_data.transformed_eval_pattern],
+      eval_files=[fixture_data.transformed_validation_pattern],
       transform_output=fixture_data.transform_output,
       serving_model_dir=os.path.join(model_uri, "Format-Serving"),
       model_run_dir=os.path.join(os.path.dirname(model_uri), "model_run"),
@@ -109,12 +137,7 @@ def _fn_args(fixture_data, model_uri, custom_config):
 
 
 def _run_fn(fixture_data, model_uri, trainer_config):
-  trainer.run_fn(_fn_args(fixture_data, model_uri, {
-      configs.TRAINER_KEY: trainer_config,
-      configs.TRANSFORM_KEY: fixture_data.transform_config,
-      configs.CONTEXT_KEY: {"max_context": fixture_data.max_context},
-      configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern],
-  }))
+  trainer.run_fn(_fn_args(fixture_data, model_uri, fixture_data.custom_config(trainer_config)))
   return model_uri
 
 
@@ -141,7 +164,7 @@ def interests_uri(fixture_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, train_data,
+def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, user_histories,
                   tmp_path_factory):
   """The same exports of a freshly built, never trained model."""
   tf.keras.utils.set_random_seed(trainer_config.optimization.seed)
@@ -154,11 +177,10 @@ def untrained_uri(fixture_data, tft_output, trainer_config, transform_config, tr
       raw_catalog=data.read_raw_catalog([fixture_data.catalog_pattern]),
       max_title_tokens=trainer_config.towers.max_title_tokens, top_k=TOP_K,
       reference_timestamp=int(fixture_data.train.timestamps.max()),
-      seen_movies=histories.seen_movies(train_data, tft_output),
-      user_histories=data.user_histories(
-          train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB),
-          training.vocabulary_sizes(tft_output, transform_config).users,
-          fixture_data.max_context)))
+      seen_movies=histories.seen_movies(data.read_interactions(
+          [fixture_data.transformed_train_pattern,
+           fixture_data.transformed_validation_pattern], tft_output), tft_output),
+      user_histories=user_histories.whole))
   return model_uri
 
 
@@ -375,81 +397,107 @@ def test_masked_mean_embedding():
   np.testing.assert_allclose(layer(ids).numpy(), out, rtol=1e-6, atol=1e-7)
 
 
-def test_load_transformed_pads_and_caps_lists(fixture_data, tft_output, train_data):
-  assert data.num_examples(train_data) == len(fixture_data.train)
+def _fitted_ratings(fixture_data):
+  """The fixture's train ratings without the validation ones: what training fits."""
+  held_out = set(zip(fixture_data.validation.user_ids, fixture_data.validation.movie_ids))
+  return fixture_data.train.select(np.array(
+      [(u, m) not in held_out for u, m in zip(fixture_data.train.user_ids,
+                                              fixture_data.train.movie_ids)]))
+
+
+def test_batches_pad_cap_and_join_the_context(fixture_data, tft_output, training_input,
+                                              train_data):
+  fitted = _fitted_ratings(fixture_data)
+  assert training_input.num_examples == len(fitted) == len(train_data[features.MOVIE_ID_INDEX])
   for name in (features.TITLE_TOKENS, features.GENRE_INDICES,
                features.CONTEXT_MOVIE_INDICES):
     value = train_data[name].numpy()
-    assert value.ndim == 2 and value.shape[0] == len(fixture_data.train)
-    assert train_data[name].dtype == data.LIST_DTYPE  # Half the memory of the parsed int64.
+    assert value.ndim == 2 and value.shape[0] == len(fitted)
     assert value.min() >= model_lib.PADDING
-    assert np.all((value != model_lib.PADDING).sum(axis=1) >= 1)
-  capped = data.load_transformed([fixture_data.transformed_train_pattern], tft_output, 2, 3)
-  assert capped[features.TITLE_TOKENS].shape[1] == 2
+  for name in (features.TITLE_TOKENS, features.GENRE_INDICES):
+    assert train_data[name].dtype == data.LIST_DTYPE
+    assert np.all((train_data[name].numpy() != model_lib.PADDING).sum(axis=1) >= 1)
+  assert train_data[features.CONTEXT_MOVIE_INDICES].shape[1] == fixture_data.max_context
+  capped = inputs.read_all([fixture_data.transformed_train_pattern], tft_output, 2,
+                           training_input.histories, 3)
   np.testing.assert_array_equal(capped[features.TITLE_TOKENS].numpy(),
                                 train_data[features.TITLE_TOKENS].numpy()[:, :2])
   # The context keeps its most recent movies.
   np.testing.assert_array_equal(capped[features.CONTEXT_MOVIE_INDICES].numpy(),
                                 train_data[features.CONTEXT_MOVIE_INDICES].numpy()[:, :3])
+  # The rating is read only when asked for (the ranking stage).
+  assert features.RATING_LABEL not in next(iter(training_input.batches(8)))
+  assert features.RATING_LABEL in next(iter(training_input.batches(8, keep_rating=True)))
 
 
-def test_load_transformed_rows_do_not_depend_on_the_files_order(fixture_data, tft_output,
-                                                                 trainer_config, train_data,
-                                                                 tmp_path):
-  # Beam writes a split's examples in an order that changes from run to run; the Trainer
-  # must see the same rows in the same order (its shuffle and validation slice follow it).
-  files = tf.io.gfile.glob(fixture_data.transformed_train_pattern)
-  records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
-  order = np.random.default_rng(0).permutation(len(records))
-  assert not np.array_equal(order, np.arange(len(records)))
-  for shard, rows in enumerate(np.array_split(order, 3)):
-    path = str(tmp_path / f"shuffled-{shard}.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-      for row in rows:
-        writer.write(records[row])
-  shuffled = data.load_transformed([str(tmp_path / "shuffled-*")], tft_output,
-                                   trainer_config.towers.max_title_tokens,
-                                   fixture_data.max_context)
-  assert set(shuffled) == set(train_data)
-  for name, value in train_data.items():
-    np.testing.assert_array_equal(shuffled[name].numpy(), value.numpy(), err_msg=name)
-  keys = np.stack([train_data[name].numpy().reshape(-1) for name in
-                   (features.USER_ID_INDEX, features.TIMESTAMP_SECONDS)], axis=1)
-  assert all(tuple(a) <= tuple(b) for a, b in zip(keys[:-1], keys[1:]))
-
-
-def test_in_canonical_order_keeps_rows_together():
-  rows = {features.USER_ID_INDEX: tf.constant([[2], [1], [1]], tf.int64),
-          features.TIMESTAMP_SECONDS: tf.constant([[5], [9], [3]], tf.int64),
-          features.MOVIE_ID_INDEX: tf.constant([[7], [8], [9]], tf.int64),
-          features.CONTEXT_MOVIE_INDICES: tf.constant([[1, 2], [3, -1], [4, 5]], tf.int32)}
-  ordered = data.in_canonical_order(dict(rows))
-  np.testing.assert_array_equal(ordered[features.MOVIE_ID_INDEX].numpy().reshape(-1), [9, 8, 7])
-  np.testing.assert_array_equal(ordered[features.CONTEXT_MOVIE_INDICES].numpy(),
-                                [[4, 5], [3, -1], [1, 2]])
-  empty = {name: value[:0] for name, value in rows.items()}
-  assert data.num_examples(data.in_canonical_order(empty)) == 0
-
-
-def test_transformed_context_is_the_raw_context_in_movie_indices(fixture_data, tft_output,
-                                                                  train_data):
+def test_the_joined_context_is_the_users_other_fitted_movies(fixture_data, tft_output,
+                                                             train_data):
   vocabulary = [m.decode() for m in tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)]
+  user_vocabulary = [u.decode() for u in tft_output.vocabulary_by_name(features.USER_ID_VOCAB)]
   contexts = train_data[features.CONTEXT_MOVIE_INDICES].numpy()
-  assert contexts.shape == (len(fixture_data.train), fixture_data.max_context)
   targets = train_data[features.MOVIE_ID_INDEX].numpy().reshape(-1)
   users = train_data[features.USER_ID_INDEX].numpy().reshape(-1)
-  user_vocabulary = [u.decode() for u in tft_output.vocabulary_by_name(features.USER_ID_VOCAB)]
+  fitted = _fitted_ratings(fixture_data)
+  held_out = collections.defaultdict(set)
+  for user, movie in zip(fixture_data.validation.user_ids, fixture_data.validation.movie_ids):
+    held_out[user].add(movie)
   movies_of = collections.defaultdict(list)
-  for user, movie, timestamp in zip(fixture_data.train.user_ids, fixture_data.train.movie_ids,
-                                    fixture_data.train.timestamps):
+  for user, movie, timestamp in zip(fitted.user_ids, fitted.movie_ids, fitted.timestamps):
     movies_of[user].append((int(timestamp), movie.encode()))
-  for row in range(0, len(targets), 97):
+  for row in range(len(targets)):
     user = user_vocabulary[users[row]]
     expected = [m.decode() for _, m in sorted(movies_of[user], reverse=True)
                 if m.decode() != vocabulary[targets[row]]][:fixture_data.max_context]
     got = [vocabulary[i] for i in contexts[row] if i != model_lib.PADDING]
     assert got == expected
     assert targets[row] not in contexts[row]  # Never the example's own movie.
+    assert not set(got) & held_out[user]  # Never a validation movie.
+
+
+def test_join_context_drops_the_own_movie_and_keeps_order():
+  histories = tf.constant([[5, 3, 9, -1], [3, 5, -1, -1], [-1, -1, -1, -1]], tf.int32)
+  users = tf.constant([0, 0, 1, 2, 1])
+  movies = tf.constant([3, 7, 3, 1, 5])
+  joined = inputs.join_context(histories, users, movies, 3)
+  assert joined.dtype == tf.int32
+  np.testing.assert_array_equal(joined.numpy(), [[5, 9, -1], [5, 3, 9], [5, -1, -1],
+                                                 [-1, -1, -1], [3, -1, -1]])
+
+
+def test_each_epoch_streams_every_row_once_in_a_new_seeded_order(training_input):
+  def keys(dataset):
+    return np.concatenate([b[features.USER_ID_INDEX].numpy().reshape(-1) * 100000
+                           + b[features.MOVIE_ID_INDEX].numpy().reshape(-1) for b in dataset])
+
+  def epochs(count, seed=3):
+    dataset = training_input.batches(64, shuffle_buffer=1 << 10, seed=seed)
+    return [keys(dataset) for _ in range(count)]
+  orders = epochs(3)
+  in_order = keys(training_input.batches(64))
+  for order in orders:
+    assert len(order) == training_input.num_examples
+    np.testing.assert_array_equal(np.sort(order), np.sort(in_order))
+  assert len({order.tobytes() for order in orders}) == 3  # A new order each epoch.
+  # The same sequence of orders from the same seed, whatever ran before.
+  assert [order.tobytes() for order in epochs(3)] == [order.tobytes() for order in orders]
+  assert epochs(1, seed=4)[0].tobytes() != orders[0].tobytes()
+
+
+def test_user_histories_follow_the_vocabularies(fixture_data, tft_output, user_histories,
+                                                sizes):
+  vocabulary = tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB)
+  user_vocabulary = tft_output.vocabulary_by_name(features.USER_ID_VOCAB)
+  assert user_histories.whole.shape == (sizes.users, fixture_data.max_context)
+  assert user_histories.fitted.shape == (sizes.users, fixture_data.max_context + 1)
+  train = fixture_data.train
+  for row, user in enumerate(user_vocabulary[:10]):
+    entries = [(int(t), m.encode()) for u, m, t in zip(train.user_ids, train.movie_ids,
+                                                       train.timestamps) if u == user.decode()]
+    expected = [m for _, m in sorted(entries, reverse=True)][:fixture_data.max_context]
+    got = [vocabulary[i] for i in user_histories.whole[row] if i != model_lib.PADDING]
+    assert got == expected
+  # The OOV rows have no history.
+  assert np.all(user_histories.whole[len(user_vocabulary):] == model_lib.PADDING)
 
 
 # ------------------------------------------------------------------ sampling probability
@@ -489,14 +537,15 @@ def _full_loss(retrieval_model, tensors):
   return float(retrieval_model.compute_loss(tensors, training=False))
 
 
-def test_training_decreases_loss(tft_output, transform_config, train_data, tmp_path,
-                                 fixture_data):
+def test_training_decreases_loss(tft_output, transform_config, training_input, train_data,
+                                 tmp_path, fixture_data):
   config = configs.TrainerConfig.from_dict({**TRAINER_CONFIG, "epochs": 12})
   tf.keras.utils.set_random_seed(config.optimization.seed)
   retrieval_model = training.build_model(tft_output, config, transform_config,
                                         fixture_data.max_context)
   before = _full_loss(retrieval_model, train_data)
-  history = training.train(retrieval_model, train_data, None, config, str(tmp_path / "logs"))
+  history = training.train(retrieval_model, training_input, None, config,
+                           str(tmp_path / "logs"))
   after = _full_loss(retrieval_model, train_data)
 
   # `mean_loss` is the epoch's mean per-example loss (Keras's `loss` is the last batch's).
@@ -506,116 +555,75 @@ def test_training_decreases_loss(tft_output, transform_config, train_data, tmp_p
   assert len(history["examples_per_second"]) == config.optimization.epochs
   assert history["epoch_kept"] == [config.optimization.epochs]
   assert history["mean_loss"][-1] < 0.9 * history["mean_loss"][0]
-  # All 1,920 examples in one softmax: about log(1920) = 7.6 untrained.
+  # All examples in one softmax: about log(1,800) = 7.5 untrained.
   assert after < 0.85 * before
 
 
-def test_validation_slice_comes_from_train_and_leaves_no_trace_in_contexts(train_data, sizes):
-  validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  total = data.num_examples(train_data)
-  held_out = data.num_examples(validation.validation)
-  assert len(validation.train) + held_out == total
-  assert 0.1 * total < held_out < 0.3 * total
-  users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
-  movies = validation.validation[features.MOVIE_ID_INDEX].numpy().reshape(-1)
-  held_out_movies = collections.defaultdict(set)
-  for user, movie in zip(users, movies):
-    held_out_movies[user].add(movie)
-  fitted = validation.train.read()
-  # Train and validation rows together are the whole split, each row once.
-  pairs = lambda part: sorted(zip(part[features.USER_ID_INDEX].numpy().reshape(-1),
-                                  part[features.MOVIE_ID_INDEX].numpy().reshape(-1)))
-  assert sorted(pairs(fitted) + pairs(validation.validation)) == pairs(train_data)
-  for part in (fitted, validation.validation):
-    part_users = part[features.USER_ID_INDEX].numpy().reshape(-1)
-    for user, context in zip(part_users, part[features.CONTEXT_MOVIE_INDICES].numpy()):
-      kept = context[context != model_lib.PADDING]
-      assert not set(kept) & held_out_movies[user]
-      # Padding only at the end: the order of what is left is kept.
-      assert np.all(context[len(kept):] == model_lib.PADDING)
-  # One query per validation user; its training movies are excluded from its ranking.
-  assert len(validation.query_rows) == len(set(users))
-  assert set(validation.train_users) <= set(range(len(validation.query_rows)))
-  # The same seed holds out the same pairs.
-  again = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  np.testing.assert_array_equal(again.movies, validation.movies)
-  with pytest.raises(ValueError, match="validation_fraction"):
-    data.split_validation(train_data, 1e-9, seed=3, num_movies=sizes.movies)
+def test_the_validation_split_is_held_out_of_training_and_its_contexts(
+    fixture_data, validation, train_data, tft_output):
+  fitted = _fitted_ratings(fixture_data)
+  # UserContext's validation split is a share of train, disjoint from what is fitted.
+  total = len(fixture_data.train)
+  assert len(fitted) + validation.num_examples == total
+  assert 0.02 * total < validation.num_examples < 0.1 * total
+  assert not (set(zip(fitted.user_ids, fitted.movie_ids))
+              & set(zip(fixture_data.validation.user_ids, fixture_data.validation.movie_ids)))
+  user_vocabulary = tft_output.vocabulary_by_name(features.USER_ID_VOCAB)
+  held_out = collections.defaultdict(set)
+  for user, movie in zip(validation.query_users[validation.users], validation.movies):
+    held_out[user].add(movie)
+  # No query's context reveals a held-out movie of its user.
+  for user, context in zip(validation.query_users,
+                           validation.queries[features.CONTEXT_MOVIE_INDICES].numpy()):
+    kept = context[context != model_lib.PADDING]
+    assert not set(kept) & held_out[user]
+    assert np.all(context[len(kept):] == model_lib.PADDING)
+    assert len(kept) > 0  # Every validation user of this fixture has fitted movies.
+  # One query per validation user; its fitted movies are excluded from its ranking.
+  assert len(validation.query_users) == len(set(fixture_data.validation.user_ids))
+  assert {user_vocabulary[u].decode() for u in validation.query_users} == set(
+      fixture_data.validation.user_ids)
+  excluded = set(zip(validation.query_users[validation.train_users], validation.train_movies))
+  users = train_data[features.USER_ID_INDEX].numpy().reshape(-1)
+  movies = train_data[features.MOVIE_ID_INDEX].numpy().reshape(-1)
+  assert excluded == {(u, m) for u, m in zip(users, movies)
+                      if u in set(validation.query_users)}
+  # The candidates: every movie of the train split, fitted or held out.
+  assert set(validation.candidate_movies) == set(movies) | set(validation.movies)
+  np.testing.assert_array_equal(
+      validation.candidates[features.MOVIE_ID_INDEX].numpy().reshape(-1),
+      validation.candidate_movies)
 
 
-def test_validation_queries_each_user_at_the_lower_median_held_out_time(train_data, sizes):
-  validation = data.split_validation(train_data, 0.3, seed=5, num_movies=sizes.movies)
-  times = validation.validation[features.TIMESTAMP_SECONDS].numpy().reshape(-1)
-  users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
-  query_users = users[validation.query_rows]
-  assert len(set(query_users)) == len(query_users)
+def test_validation_queries_each_user_at_the_lower_median_held_out_time(fixture_data,
+                                                                       validation,
+                                                                       tft_output):
+  user_vocabulary = tft_output.vocabulary_by_name(features.USER_ID_VOCAB)
+  times = collections.defaultdict(list)
+  for user, timestamp in zip(fixture_data.validation.user_ids,
+                             fixture_data.validation.timestamps):
+    times[user].append(int(timestamp))
+  query_times = validation.queries[features.TIMESTAMP_SECONDS].numpy().reshape(-1)
   checked_even = False
-  for position, row in enumerate(validation.query_rows):
-    held_out = sorted(times[validation.users == position])
-    assert set(users[validation.users == position]) == {query_users[position]}
+  for user, query_time in zip(validation.query_users, query_times):
+    held_out = sorted(times[user_vocabulary[user].decode()])
     # As the Evaluator: the lower of the two middle times for an even count.
-    assert times[row] == held_out[(len(held_out) - 1) // 2]
+    assert query_time == held_out[(len(held_out) - 1) // 2]
     checked_even |= len(held_out) % 2 == 0 and held_out[0] != held_out[-1]
   assert checked_even  # The fixture exercises the even-count rule.
 
 
-def test_training_reads_the_fitted_rows_with_cleaned_contexts(train_data, sizes, monkeypatch):
-  validation = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  # The fitted rows are read from the whole split's tensors, not from a copy of them (the
-  # contexts excepted: those are cleaned).
-  assert validation.train.examples[features.TITLE_TOKENS] is train_data[features.TITLE_TOKENS]
-  whole = validation.train.read()
-  # What training reads, batch by batch, is what `read` gives.
-  batches = list(data.training_dataset(validation.train, 64, seed=0, shuffle=False))
-  for name in (features.CONTEXT_MOVIE_INDICES, features.MOVIE_ID_INDEX, features.TITLE_TOKENS):
-    np.testing.assert_array_equal(np.concatenate([b[name].numpy() for b in batches]),
-                                  whole[name].numpy())
-  # Cleaned in chunks of 7 rows (several chunks and a partial last one): the same rows.
-  monkeypatch.setattr(data, "_CLEAN_CHUNK", 7)
-  chunked = data.split_validation(train_data, 0.2, seed=3, num_movies=sizes.movies)
-  for part in (lambda split: split.train.read(), lambda split: split.validation):
-    np.testing.assert_array_equal(part(chunked)[features.CONTEXT_MOVIE_INDICES].numpy(),
-                                  part(validation)[features.CONTEXT_MOVIE_INDICES].numpy())
-  # The held-out movies did leave the contexts: the split is not a plain row selection.
-  kept = lambda part: int((part[features.CONTEXT_MOVIE_INDICES].numpy()
-                           != model_lib.PADDING).sum())
-  before = int((train_data[features.CONTEXT_MOVIE_INDICES].numpy() != model_lib.PADDING).sum())
-  assert kept(whole) + kept(validation.validation) < before
+def test_an_empty_validation_split_is_a_clear_error(fixture_data, tft_output, tmp_path):
+  empty = str(tmp_path / "empty.gz")
+  with tf.io.TFRecordWriter(empty, options="GZIP"):
+    pass
+  with pytest.raises(ValueError, match="validation_fraction"):
+    validation_slice.build([empty], tft_output, data.Interactions(
+        np.zeros([0], np.int32), np.zeros([0], np.int32), np.zeros([0], np.int64)), [], 16)
 
 
-def test_each_epoch_reads_every_row_once_in_a_new_order():
-  def epochs(count):
-    tf.keras.utils.set_random_seed(7)
-    dataset = data.positions_in_batches(10, 4, seed=3)
-    assert dataset.cardinality().numpy() == 3
-    return [[batch.numpy().tolist() for batch in dataset] for _ in range(count)]
-  orders = epochs(3)
-  for batches in orders:
-    assert [len(batch) for batch in batches] == [4, 4, 2]
-    assert sorted(sum(batches, [])) == list(range(10))
-  assert len({str(batches) for batches in orders}) == 3  # A new order each epoch.
-  assert epochs(3) == orders  # The same sequence of orders from the same seeds.
-  in_order = data.positions_in_batches(10, 4, seed=3, shuffle=False)
-  assert [batch.numpy().tolist() for batch in in_order] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-
-
-def test_remove_from_contexts_keeps_order():
-  contexts = tf.constant([[5, 3, 9, -1], [3, 5, -1, -1], [3, 9, 5, -1]], tf.int32)
-  users = tf.constant([0, 1, 2])
-  # User 0 loses movie 3, user 1 movie 5; user 2 nothing (its keys 23 and 25 fall between).
-  removed = tf.constant([0 * 10 + 3, 1 * 10 + 5, 2 * 10 + 4, 2 * 10 + 6], tf.int64)
-  cleaned = data.remove_from_contexts(contexts, users, removed, 10)
-  assert cleaned.dtype == tf.int32
-  np.testing.assert_array_equal(cleaned.numpy(),
-                                [[5, 9, -1, -1], [3, -1, -1, -1], [3, 9, 5, -1]])
-  # Nothing to remove: the contexts as they are.
-  np.testing.assert_array_equal(
-      data.remove_from_contexts(contexts, users, tf.zeros([0], tf.int64), 10).numpy(),
-      contexts.numpy())
-
-
-def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, train_data, sizes,
-                                             fixture_data, tmp_path):
+def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, training_input,
+                                             validation, fixture_data, tmp_path):
   # A learning rate far too high: validation gets worse after the first epochs; training
   # stops after `patience` epochs without gain and keeps the best epoch's weights.
   config = towers.resolve_config(configs.TrainerConfig.from_dict(
@@ -623,9 +631,8 @@ def test_early_stopping_keeps_the_best_epoch(tft_output, transform_config, train
   tf.keras.utils.set_random_seed(config.optimization.seed)
   retrieval_model = training.build_model(tft_output, config, transform_config,
                                         fixture_data.max_context)
-  validation = data.split_validation(train_data, 0.1, config.optimization.seed, sizes.movies)
-  history = training.train(retrieval_model, train_data, validation, config,
-                          str(tmp_path / "logs"))
+  history = training.train(retrieval_model, training_input, validation, config,
+                           str(tmp_path / "logs"))
   rates = history["val_hit_rate"]
   best = int(np.argmax(rates)) + 1
   assert history["epoch_kept"] == [best]
@@ -644,8 +651,7 @@ class _PointingModel:
     self._num_movies = num_movies
     self._base = np.linspace(0.0, 0.5, num_movies)
     self._held_out = collections.defaultdict(set)
-    users = validation.validation[features.USER_ID_INDEX].numpy().reshape(-1)
-    for user, movie in zip(users, validation.movies):
+    for user, movie in zip(validation.query_users[validation.users], validation.movies):
       self._held_out[user].add(movie)
     self._boost = boost
 
@@ -660,10 +666,11 @@ class _PointingModel:
     return tf.constant(np.stack(rows).astype(np.float32))
 
 
-def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
-  validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
-  callback = validation_lib.ValidationHitRate(validation, patience=1, seed=0)
-  assert callback.k == validation_lib.validation_k(len(callback.candidate_movies))
+def test_validation_hit_rate_measures_the_ranking(validation, sizes):
+  # A cutoff of one movie, so that users holding out several have fewer hits than pairs.
+  callback = validation_lib.ValidationHitRate(validation, patience=1, seed=0,
+                                              targets_ratio=0.01)
+  assert callback.k == 1 == validation_lib.validation_k(len(callback.candidate_movies), 0.01)
   # Held-out movies ranked first: a user's held-out pairs are hits up to k of them.
   callback.model = _PointingModel(validation, sizes.movies, boost=1.0)
   held_out = np.array(list(collections.Counter(validation.users).values()))
@@ -675,7 +682,7 @@ def test_validation_hit_rate_measures_the_ranking(train_data, sizes):
   assert callback.hit_rate() == 0.0
 
 
-def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(train_data, sizes):
+def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(validation):
   # The defaults: the slice holds 5% of the train split (80% of the ratings), the eval
   # split 20% of the ratings: a fifth as many held-out movies per user, a fifth the cutoff.
   assert validation_lib.validation_targets_ratio(0.05, configs.DataConfig()) == pytest.approx(
@@ -690,7 +697,6 @@ def test_the_validation_cutoff_keeps_the_eval_splits_targets_per_list_slot(train
   assert validation_lib.validation_k(500) == 50 and validation_lib.validation_k(500, 0.2) == 10
   assert validation_lib.validation_k(9125, 3.0) == 100  # Never above the Evaluator's cutoff.
   assert validation_lib.validation_k(30, 0.01) == 1
-  validation = data.split_validation(train_data, 0.2, seed=5, num_movies=sizes.movies)
   whole = validation_lib.ValidationHitRate(validation, patience=1, seed=0)
   half = validation_lib.ValidationHitRate(validation, patience=1, seed=0, targets_ratio=0.5)
   assert half.k == validation_lib.validation_k(len(whole.candidate_movies), 0.5) < whole.k
@@ -703,16 +709,28 @@ def test_run_fn_requires_catalog_files(fixture_data, tmp_path):
         configs.TRANSFORM_KEY: fixture_data.transform_config}))
 
 
+def test_a_context_tower_requires_the_user_histories(fixture_data, tmp_path):
+  custom_config = fixture_data.custom_config(TRAINER_CONFIG)
+  del custom_config[configs.HISTORY_FILES_KEY]
+  with pytest.raises(ValueError, match="history_files"):
+    trainer.run_fn(_fn_args(fixture_data, str(tmp_path / "model"), custom_config))
+
+
 def test_run_fn_never_reads_the_eval_split(fixture_data, tmp_path):
-  # The epoch is chosen on a slice of train: run_fn works with no eval files at all.
+  # The epoch is chosen on the validation split: run_fn reads train and validation
+  # files only. Hidden eval files would fail it if it read them.
   model_uri = str(tmp_path / "model")
-  args = _fn_args(fixture_data, model_uri, {
-      configs.TRAINER_KEY: {**TRAINER_CONFIG, "epochs": 2},
-      configs.TRANSFORM_KEY: fixture_data.transform_config,
-      configs.CONTEXT_KEY: {"max_context": fixture_data.max_context},
-      configs.CATALOG_FILES_KEY: [fixture_data.catalog_pattern]})
-  args.eval_files = [str(tmp_path / "no-such-dir" / "*")]
-  trainer.run_fn(args)
+  args = _fn_args(fixture_data, model_uri,
+                  fixture_data.custom_config({**TRAINER_CONFIG, "epochs": 2}))
+  read = []
+  original = data.records
+  def records(patterns):
+    read.extend(patterns)
+    return original(patterns)
+  with mock.patch.object(data, "records", records):
+    trainer.run_fn(args)
+  assert fixture_data.transformed_eval_pattern not in read
+  assert all("eval" not in pattern for pattern in read), read
   with open(artifacts.training_history_path(model_uri)) as f:
     history = json.load(f)
   assert len(history["val_hit_rate"]) == len(history["mean_loss"]) <= 2
@@ -1465,12 +1483,14 @@ def test_a_user_id_tower_keeps_the_stored_histories_for_a_ranker_that_reads_them
   assert any(abs(rating[0][m] - rating[1][m]) > 1e-4 for m in rating[0])
 
 
-def test_ranking_stage_needs_the_rating_in_the_transform_output(train_data, sizes):
-  config = configs.TrainerConfig.from_dict(RANKING_CONFIG)
-  without_rating = {name: value for name, value in train_data.items()
-                    if name != features.RATING_LABEL}
+def test_ranking_stage_needs_the_rating_in_the_transform_output(tft_output):
+  ranking.check_has_ratings(tft_output)  # The fixture's Transform writes it.
+  without_rating = mock.Mock(spec=tft.TFTransformOutput)
+  without_rating.transformed_feature_spec.return_value = {
+      name: spec for name, spec in tft_output.transformed_feature_spec().items()
+      if name != features.RATING_LABEL}
   with pytest.raises(ValueError, match="run Transform again"):
-    ranking.train_stage(without_rating, None, config, sizes)
+    ranking.check_has_ratings(without_rating)
 
 
 def test_recommend_ranked(ranked_uri, trained_uri, ranked_serving):

@@ -1,14 +1,15 @@
-"""UserContext: each rating's context, on a hand-written example, through the real executor.
+"""UserContext: the validation split and the user histories, on hand-written examples,
+through the real executor.
 
-Checks the rule (order, ties, cap, never the rating's own movie, eval contexts from train
-only), that the executor writes exactly that and keeps every other feature, that the
-schema inferred from its output lets an eval user with no train history pass validation,
-and that the trainer's stored histories follow the same order.
+Checks the rules (history order, ties, cap; which train ratings go to validation), that
+the executor writes every rating once to train, validation or eval, unchanged, each
+user's histories (whole and fitted), the same bytes whatever the input's order and
+sharding, and refuses bad inputs.
 """
 import glob
 import os
+import random
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils
@@ -18,12 +19,14 @@ from components.user_context import context
 from components.user_context import executor
 from contracts import artifacts
 from contracts import features
-from trainer_module import data
 
 # (user, movie, timestamp) per split. User 7 rated movies 2 and 3 at the same second.
 TRAIN = [("7", "1", 100), ("7", "2", 200), ("7", "3", 200), ("7", "4", 300),
-         ("8", "1", 50), ("8", "9", 60)]
+         ("8", "1", 50), ("8", "9", 60)] + [("10", str(m), 1000 + m) for m in range(40)]
 EVAL = [("7", "5", 150), ("7", "6", 400), ("8", "4", 10), ("9", "1", 500)]  # 9: eval only.
+MAX_CONTEXT = 3
+FRACTION = 0.3
+SEED = 11
 
 
 def test_history_is_most_recent_first_ties_by_larger_id():
@@ -31,19 +34,16 @@ def test_history_is_most_recent_first_ties_by_larger_id():
   assert history == [b"4", b"3", b"2", b"1"]
 
 
-def test_context_leaves_out_the_own_movie_and_is_capped_and_padded():
-  history = [b"4", b"3", b"2", b"1"]
-  assert context.context_of(history, b"3", 2) == [b"4", b"2"]
-  assert context.context_of(history, b"4", 2) == [b"3", b"2"]
-  assert context.context_of(history, b"1", 5) == [b"4", b"3", b"2", b"", b""]
-  # An eval rating: every train movie (its own movie is never a train movie here).
-  assert context.context_of(history, b"6", 3) == [b"4", b"3", b"2"]
-  # A user with no train history: all padding.
-  assert context.context_of([], b"1", 2) == [b"", b""]
-  # A movie rated twice in train never appears in either rating's context.
-  assert context.context_of([b"4", b"3", b"4"], b"4", 3) == [b"3", b"", b""]
-  with pytest.raises(ValueError, match="max_context"):
-    context.context_of(history, b"1", 0)
+def test_the_validation_share_and_the_order_follow_the_seed():
+  pairs = [(str(u).encode(), str(m).encode()) for u in range(100) for m in range(100)]
+  held_out = [context.is_validation(u, m, 0.2, seed=1) for u, m in pairs]
+  assert 0.18 < sum(held_out) / len(pairs) < 0.22
+  assert held_out == [context.is_validation(u, m, 0.2, seed=1) for u, m in pairs]
+  assert held_out != [context.is_validation(u, m, 0.2, seed=2) for u, m in pairs]
+  assert not any(context.is_validation(u, m, 0.0, seed=1) for u, m in pairs)
+  order = [context.write_order(u, m, seed=1) for u, m in pairs]
+  assert len(set(order)) == len(order) and min(order) >= 0 and max(order) < 1 << 63
+  assert order != sorted(order)  # A shuffle, not the input order.
 
 
 def _example(user, movie, timestamp):
@@ -60,31 +60,42 @@ def _example(user, movie, timestamp):
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _write_ratings(root, splits):
+def _write_ratings(root, splits, shards=1, seed=0):
+  """ExampleGen-like ratings; each split's rows shuffled by `seed` into `shards` files."""
   ratings = standard_artifacts.Examples()
   ratings.uri = os.path.join(root, "ratings")
   ratings.split_names = artifact_utils.encode_split_names(list(splits))
   for split, rows in splits.items():
     split_dir = artifact_utils.get_split_uri([ratings], split)
     os.makedirs(split_dir)
-    with tf.io.TFRecordWriter(os.path.join(split_dir, "data.gz"), options="GZIP") as writer:
-      for row in rows:
-        writer.write(_example(*row).SerializeToString())
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    for shard in range(shards):
+      with tf.io.TFRecordWriter(os.path.join(split_dir, f"data-{shard}.gz"),
+                                options="GZIP") as writer:
+        for row in rows[shard::shards]:
+          writer.write(_example(*row).SerializeToString())
   return ratings
 
 
-def _run(root, ratings, max_context):
-  output = standard_artifacts.Examples()
-  output.uri = os.path.join(root, "with_context")
-  executor.Executor().Do({executor.EXAMPLES_KEY: [ratings]}, {executor.OUTPUT_KEY: [output]},
-                         {"max_context": max_context})
-  return output
+def _run(root, ratings, max_context=MAX_CONTEXT, fraction=FRACTION):
+  output, histories = standard_artifacts.Examples(), standard_artifacts.Examples()
+  output.uri = os.path.join(root, "split")
+  histories.uri = os.path.join(root, "histories")
+  executor.Executor().Do({executor.EXAMPLES_KEY: [ratings]},
+                         {executor.OUTPUT_KEY: [output], executor.HISTORIES_KEY: [histories]},
+                         {"max_context": max_context, "validation_fraction": fraction,
+                          "validation_seed": SEED})
+  return output, histories
+
+
+def _files(artifact, split):
+  return sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*")))
 
 
 def _read(artifact, split):
-  files = sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*")))
-  return [tf.train.Example.FromString(record.numpy())
-          for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+  return [tf.train.Example.FromString(record.numpy()) for record in
+          tf.data.TFRecordDataset(_files(artifact, split), compression_type="GZIP")]
 
 
 def _value(example, name):
@@ -92,92 +103,96 @@ def _value(example, name):
   return list(feature.bytes_list.value or feature.int64_list.value or feature.float_list.value)
 
 
+def _pair(example):
+  return (_value(example, features.USER_ID)[0].decode(),
+          _value(example, features.MOVIE_ID)[0].decode())
+
+
 @pytest.fixture(scope="module")
-def with_context(tmp_path_factory):
+def outputs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("user_context"))
   ratings = _write_ratings(root, {artifacts.TRAIN_SPLIT: TRAIN, artifacts.EVAL_SPLIT: EVAL})
-  return _run(root, ratings, max_context=3)
+  return _run(root, ratings)
 
 
-def test_executor_writes_the_context_of_every_rating(with_context):
-  assert artifact_utils.decode_split_names(with_context.split_names) == [
-      artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT]
-  expected = {
-      # Train: the user's other train movies, most recent first, at most 3.
-      (artifacts.TRAIN_SPLIT, "7", "1"): [b"4", b"3", b"2"],
-      (artifacts.TRAIN_SPLIT, "7", "2"): [b"4", b"3", b"1"],
-      (artifacts.TRAIN_SPLIT, "7", "3"): [b"4", b"2", b"1"],
-      (artifacts.TRAIN_SPLIT, "7", "4"): [b"3", b"2", b"1"],
-      (artifacts.TRAIN_SPLIT, "8", "1"): [b"9", b"", b""],
-      (artifacts.TRAIN_SPLIT, "8", "9"): [b"1", b"", b""],
-      # Eval: train movies only, never another eval movie (7's movie 5 is in no
-      # context), whatever the eval rating's time.
-      (artifacts.EVAL_SPLIT, "7", "5"): [b"4", b"3", b"2"],
-      (artifacts.EVAL_SPLIT, "7", "6"): [b"4", b"3", b"2"],
-      (artifacts.EVAL_SPLIT, "8", "4"): [b"9", b"1", b""],
-      (artifacts.EVAL_SPLIT, "9", "1"): [b"", b"", b""],
-  }
-  got = {}
-  for split, rows in ((artifacts.TRAIN_SPLIT, TRAIN), (artifacts.EVAL_SPLIT, EVAL)):
-    examples = _read(with_context, split)
-    assert len(examples) == len(rows)
+def test_every_rating_is_written_once_unchanged_train_split_by_the_hash(outputs):
+  split, _ = outputs
+  assert artifact_utils.decode_split_names(split.split_names) == [
+      artifacts.TRAIN_SPLIT, artifacts.VALIDATION_SPLIT, artifacts.EVAL_SPLIT]
+  written = {name: _read(split, name) for name in executor.SPLITS}
+  for examples in written.values():
     for example in examples:
-      user = _value(example, features.USER_ID)[0].decode()
-      movie = _value(example, features.MOVIE_ID)[0].decode()
-      got[(split, user, movie)] = _value(example, features.CONTEXT_MOVIE_IDS)
-      # Every input feature is kept as it was.
+      user, movie = _pair(example)
       timestamp = _value(example, features.TIMESTAMP)[0]
       original = _example(user, movie, timestamp)
-      for name in features.RATING_FEATURES:
-        assert _value(example, name) == _value(original, name), name
-  assert got == expected
+      assert example == original  # Every feature as it was; no context added.
+  pairs = {name: sorted(_pair(e) for e in examples) for name, examples in written.items()}
+  expected_validation = sorted((u, m) for u, m, _ in TRAIN if context.is_validation(
+      u.encode(), m.encode(), FRACTION, SEED))
+  assert pairs[artifacts.VALIDATION_SPLIT] == expected_validation
+  assert 0 < len(expected_validation) < len(TRAIN)
+  assert sorted(pairs[artifacts.TRAIN_SPLIT] + pairs[artifacts.VALIDATION_SPLIT]) == sorted(
+      (u, m) for u, m, _ in TRAIN)
+  assert pairs[artifacts.EVAL_SPLIT] == sorted((u, m) for u, m, _ in EVAL)
+  # Written in the seeded hash order.
+  keys = [context.write_order(u.encode(), m.encode(), SEED)
+          for u, m in map(_pair, written[artifacts.TRAIN_SPLIT])]
+  assert keys == sorted(keys)
 
 
-def test_inferred_schema_has_a_fixed_width_context_and_an_empty_history_passes(
-    with_context):
-  # SchemaGen/ExampleValidator as the pipeline runs them: the schema from train, eval
-  # validated against it. Eval user 9 has no train movies (an all-"" context).
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tensorflow_transform.tf_metadata import schema_utils  # pylint: disable=g-import-not-at-top
+def test_each_user_gets_its_whole_and_its_fitted_history(outputs):
+  _, histories = outputs
+  assert artifact_utils.decode_split_names(histories.split_names) == [artifacts.USERS_SPLIT]
+  rows = {_value(e, features.USER_ID)[0].decode(): e for e in _read(histories,
+                                                                    artifacts.USERS_SPLIT)}
+  assert sorted(rows) == ["10", "7", "8"]  # 9 rated only in eval: no history.
+  for user in rows:
+    train = [(t, m.encode()) for u, m, t in TRAIN if u == user]
+    fitted = [(t, m) for t, m in train
+              if not context.is_validation(user.encode(), m, FRACTION, SEED)]
+    assert _value(rows[user], features.HISTORY_MOVIE_IDS) == context.recent_first(
+        train)[:MAX_CONTEXT]
+    # One more than max_context: a rating's context drops its own movie.
+    assert _value(rows[user], features.FITTED_HISTORY_MOVIE_IDS) == context.recent_first(
+        fitted)[:MAX_CONTEXT + 1]
+  # Ties in time: the larger id first.
+  assert _value(rows["7"], features.HISTORY_MOVIE_IDS) == [b"4", b"3", b"2"]
 
-  def statistics(split):
-    pattern = os.path.join(artifact_utils.get_split_uri([with_context], split), "*")
-    return tfdv.generate_statistics_from_tfrecord(pattern, stats_options=tfdv.StatsOptions(),
-                                                  pipeline_options=None)
 
-  schema = tfdv.infer_schema(statistics(artifacts.TRAIN_SPLIT), infer_feature_shape=True)
-  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-  assert spec[features.CONTEXT_MOVIE_IDS] == tf.io.FixedLenFeature([3], tf.string)
-  anomalies = tfdv.validate_statistics(statistics(artifacts.EVAL_SPLIT), schema)
-  # (This tiny set also gets string domains for titles, which eval breaks; real catalogs
-  # are far above TFDV's domain size.)
-  assert features.CONTEXT_MOVIE_IDS not in anomalies.anomaly_info, anomalies
+def test_the_written_bytes_do_not_depend_on_the_input_order(outputs, tmp_path):
+  reshuffled = _write_ratings(str(tmp_path), {artifacts.TRAIN_SPLIT: TRAIN,
+                                              artifacts.EVAL_SPLIT: EVAL}, shards=3, seed=5)
+  again = _run(str(tmp_path), reshuffled)
+  for first, second, splits in zip(outputs, again, (executor.SPLITS, [artifacts.USERS_SPLIT])):
+    for split in splits:
+      contents = lambda artifact: [open(f, "rb").read() for f in _files(artifact, split)]
+      assert contents(first) == contents(second), split
+
+
+def test_no_validation_leaves_an_empty_validation_split(tmp_path):
+  ratings = _write_ratings(str(tmp_path), {artifacts.TRAIN_SPLIT: TRAIN,
+                                           artifacts.EVAL_SPLIT: EVAL})
+  split, _ = _run(str(tmp_path), ratings, fraction=0.0)
+  assert _files(split, artifacts.VALIDATION_SPLIT)  # Readers find the split,
+  assert not _read(split, artifacts.VALIDATION_SPLIT)  # and it is empty.
+  assert len(_read(split, artifacts.TRAIN_SPLIT)) == len(TRAIN)
 
 
 def test_executor_rejects_bad_inputs(tmp_path):
   only_train = _write_ratings(str(tmp_path / "a"), {artifacts.TRAIN_SPLIT: TRAIN})
   with pytest.raises(ValueError, match="missing"):
-    _run(str(tmp_path / "a"), only_train, 3)
+    _run(str(tmp_path / "a"), only_train)
   with pytest.raises(ValueError, match="max_context"):
-    _run(str(tmp_path / "b"), only_train, 0)
-
-
-def test_trainer_stores_the_histories_in_the_same_order():
-  # The trainer's stored history of a user (what a query without a context uses) is what
-  # UserContext gives that user's eval ratings: same order, ties included.
-  vocabulary = [b"1", b"3", b"2", b"4", b"9"]  # Frequency order, not id order.
-  users = {"7": 0, "8": 1}
-  tensors = {
-      features.USER_ID_INDEX: tf.constant([users[u] for u, _, _ in TRAIN], tf.int64),
-      features.MOVIE_ID_INDEX: tf.constant([vocabulary.index(m.encode()) for _, m, _ in TRAIN],
-                                           tf.int64),
-      features.TIMESTAMP_SECONDS: tf.constant([t for _, _, t in TRAIN], tf.int64),
-  }
-  histories = data.user_histories(tensors, vocabulary, num_users=3, max_context=3)
-  for user, row in users.items():
-    expected = context.context_of(
-        context.recent_first((t, m.encode()) for u, m, t in TRAIN if u == user), b"", 3)
-    got = [vocabulary[i] if i >= 0 else b"" for i in histories[row]]
-    assert got == expected
-  # The OOV row (no ratings) is all padding.
-  np.testing.assert_array_equal(histories[2], [-1, -1, -1])
+    _run(str(tmp_path / "b"), only_train, max_context=0)
+  with_context = standard_artifacts.Examples()
+  with_context.uri = str(tmp_path / "c")
+  with_context.split_names = artifact_utils.encode_split_names(list(executor.INPUT_SPLITS))
+  for split in executor.INPUT_SPLITS:
+    split_dir = artifact_utils.get_split_uri([with_context], split)
+    os.makedirs(split_dir)
+    example = _example("1", "2", 3)
+    example.features.feature[features.CONTEXT_MOVIE_IDS].bytes_list.value.append(b"4")
+    with tf.io.TFRecordWriter(os.path.join(split_dir, "data.gz"), options="GZIP") as writer:
+      writer.write(example.SerializeToString())
+  with pytest.raises(Exception, match="already have"):
+    _run(str(tmp_path / "d"), with_context)

@@ -8,20 +8,19 @@ is scored at every w, and the fit whose best hit rate is highest is kept with it
 is then refitted on the whole train split, the slice included, as the towers cannot be.
 """
 import dataclasses
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from closed_form import ease
 from contracts import artifacts
 from contracts import configs
-from contracts import features
 from trainer_module import data
 from trainer_module import ease_factor as ease_factor_lib
 from trainer_module import model as model_lib
 from trainer_module import validation as validation_lib
+from trainer_module import validation_slice
 
 # The weight served without a validation slice to choose one from a list: the factor's
 # score counts as much as the towers' cosine.
@@ -171,10 +170,10 @@ def _validation_hits(checker: validation_lib.ValidationHitRate,
   return hits
 
 
-def _fit(ratings: Sequence[tf.Tensor], session_weight: float, config: configs.TrainerConfig,
+def _fit(ratings: data.Interactions, session_weight: float, config: configs.TrainerConfig,
          sizes: model_lib.VocabularySizes) -> ease_factor_lib.EaseFactor:
-  """The factor fitted on (user index, movie index, timestamp) `ratings`."""
-  users, movies, times = (tensor.numpy() for tensor in ratings)
+  """The factor fitted on the (user index, movie index, timestamp) of `ratings`."""
+  users, movies, times = ratings.users, ratings.movies, ratings.times
   sessions = ease.Sessions(times, config.ease_factor.session_window,
                            session_weight) if session_weight else None
   return ease_factor_lib.fit(users, movies, sizes.users, sizes.movies,
@@ -182,8 +181,10 @@ def _fit(ratings: Sequence[tf.Tensor], session_weight: float, config: configs.Tr
                              config.ease_factor.max_items, config.optimization.seed, sessions)
 
 
-def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
-           validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
+def select(model: model_lib.RetrievalModel, whole: data.Interactions,
+           fitted: data.Interactions,
+           validation: Optional[validation_slice.ValidationSlice],
+           config: configs.TrainerConfig,
            sizes: model_lib.VocabularySizes, targets_ratio: float = 1.0
            ) -> Tuple[Optional[ease_factor_lib.EaseFactor], Optional[Selection]]:
   """(the factor to serve, how it was chosen): (None, None) with --ease_factor_rank 0,
@@ -196,7 +197,8 @@ def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
 
   Args:
     model: The trained retrieval model (its towers stay as they are).
-    train_data: Every training example of the train split.
+    whole: Every rating of the train split, validation ratings included.
+    fitted: The ratings the towers were fitted on (the train split without validation).
     validation: The validation slice the towers were trained beside, or None.
     config: The factor's knobs (ease_factor_*), the seed and the early-stopping patience.
     sizes: The vocabularies' sizes (the factor's rows are vocabulary indices).
@@ -204,13 +206,11 @@ def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
   """
   if not config.ease_factor.rank:
     return None, None
-  columns = (features.USER_ID_INDEX, features.MOVIE_ID_INDEX, features.TIMESTAMP_SECONDS)
-  every_rating = [train_data[name] for name in columns]
   weights = config.ease_factor.weights
   session_weights = config.ease_factor.session_weights
   if not validation:
     weight = weights[0] if len(weights) == 1 else WEIGHT_WITHOUT_VALIDATION
-    factor = _fit(every_rating, max(session_weights), config, sizes).with_weight(weight)
+    factor = _fit(whole, max(session_weights), config, sizes).with_weight(weight)
     return factor if weight else None, Selection(
         rank=factor.rank, weight=weight, session_weight=float(max(session_weights)))
   optimization = config.optimization
@@ -219,12 +219,10 @@ def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
   checker.set_model(model)
   embedded = checker.embeddings()  # The towers stay as they are for every weight.
   towers_alone = checker.hits(None, embedded)
-  fitted_rows = [tf.gather(validation.train.examples[name], validation.train.rows)
-                 for name in columns]
 
   def weight_choice(session_weight: float) -> Tuple[WeightChoice, int]:
     # One fit alive at a time: each holds dense [items, items] matrices.
-    factor = _fit(fitted_rows, session_weight, config, sizes)
+    factor = _fit(fitted, session_weight, config, sizes)
     hits = _validation_hits(checker, embedded, towers_alone, factor)
     return choose_weight(factor, weights, hits), factor.rank
 
@@ -241,4 +239,4 @@ def select(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
                         session_hit_rates=best_rates)
   if not choice.kept:
     return None, selection
-  return _fit(every_rating, session_weight, config, sizes).with_weight(choice.kept), selection
+  return _fit(whole, session_weight, config, sizes).with_weight(choice.kept), selection

@@ -43,7 +43,8 @@ class ExportInputs:
     reference_timestamp: Query time used when a request gives none.
     seen_movies: user id -> movie ids the user rated in training.
     user_histories: int64 [users, max_context], each user index's most recent train
-      movie indices (`data.user_histories`): the context of a query that gives none.
+      movie indices (`data.UserHistories.whole`): the context of a query that gives
+      none.
     ranker: The trained ranking stage, or None. With one, the ranking model is exported
       too and the serving model gains the ranked signatures (contracts.serving.RANKED_TWINS).
     ranking_candidates: Movies retrieved for the ranking stage to re-order.
@@ -101,25 +102,15 @@ def export_all(inputs: ExportInputs) -> None:
 def candidate_embeddings(tft_output: tft.TFTransformOutput,
                          retrieval_model: model_lib.RetrievalModel,
                          raw_catalog: Mapping[str, tf.Tensor], max_title_tokens: int,
-                         ease_factor: Optional[ease_factor_lib.ServingFactor] = None,
-                         batch_size: int = 8192) -> np.ndarray:
+                         ease_factor: Optional[ease_factor_lib.ServingFactor] = None
+                         ) -> np.ndarray:
   """Embeds every catalog movie from its raw features: float32 [num_movies, d], with the
   EASE factor's candidate row appended to each (d then includes its rank) when given."""
-  tft_layer = tft_output.transform_features_layer()
-  count = int(raw_catalog[features.MOVIE_ID].shape[0])
   parts = []
-  for start in range(0, count, batch_size):
-    raw = {name: _rows(value, start, start + batch_size) for name, value in raw_catalog.items()}
-    transformed = data.pad_lists(tft_layer(raw), max_title_tokens)
+  for transformed in data.transformed_catalog(tft_output, raw_catalog, max_title_tokens):
     embedded = retrieval_model.candidate_embedding(transformed).numpy()
     if ease_factor is not None:
       movies = features.to_vector(transformed[features.MOVIE_ID_INDEX]).numpy()
       embedded = np.concatenate([embedded, ease_factor.candidate_rows[movies]], axis=1)
     parts.append(embedded)
   return np.concatenate(parts, axis=0)
-
-
-def _rows(value, start: int, stop: int):
-  if isinstance(value, tf.SparseTensor):
-    return tf.sparse.slice(value, [start, 0], [stop - start, value.dense_shape[1]])
-  return value[start:stop]

@@ -5,7 +5,7 @@ graph run on only the query features (user_id, timestamp: serving) or only the c
 features (movie_id, movie_title, movie_genres: the candidate index); outputs whose raw
 input is absent are simply dropped by `tft_output.transform_features_layer()`.
 """
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -43,23 +43,6 @@ def _safe_std(values: tf.Tensor) -> tf.Tensor:
   return tf.where(std > 0, std, tf.ones_like(std))
 
 
-def context_ids(context: Union[tf.Tensor, tf.SparseTensor]) -> tf.SparseTensor:
-  """The raw context (dense [batch, n] padded with "", or sparse) without its padding.
-
-  Returns a SparseTensor whose rows keep the order of the input (most recent first).
-  """
-  if isinstance(context, tf.SparseTensor):
-    # Row by row, in index order (a SparseTensor's canonical order).
-    keep = tf.not_equal(context.values, "")
-    ragged = tf.RaggedTensor.from_value_rowids(
-        tf.boolean_mask(context.values, keep), tf.boolean_mask(context.indices[:, 0], keep),
-        nrows=context.dense_shape[0])
-  else:
-    ragged = tf.RaggedTensor.from_tensor(context)
-    ragged = tf.ragged.boolean_mask(ragged, tf.not_equal(ragged, ""))
-  return ragged.to_sparse()
-
-
 def _vocabulary(x, name: str, options: configs.TransformConfig, **kwargs) -> Any:
   return tft.compute_and_apply_vocabulary(
       x, num_oov_buckets=options.num_oov_buckets, vocab_filename=name, **kwargs)
@@ -77,8 +60,8 @@ def preprocessing_fn(inputs: Dict[str, Any],
   Returns:
     The transformed features named in `features` (USER_ID_INDEX, MOVIE_ID_INDEX,
     TITLE_TOKENS, GENRE_INDICES, TIMESTAMP_BUCKET, TIMESTAMP_NORMALIZED, TIMESTAMP_SECONDS),
-    RATING_LABEL when the raw examples have a rating, and CONTEXT_MOVIE_INDICES (int64 sparse [batch, None], movie vocabulary indices, most
-    recent first, padding dropped) when the raw examples have a context.
+    and RATING_LABEL when the raw examples have a rating. The context is no input: the
+    Trainer joins it from the user histories in movie vocabulary indices.
   """
   options = configs.TransformConfig.from_dict(custom_config)
   outputs = {}
@@ -90,12 +73,6 @@ def preprocessing_fn(inputs: Dict[str, Any],
   movie_vocabulary = tft.vocabulary(movie_id, vocab_filename=features.MOVIE_ID_VOCAB)
   outputs[features.MOVIE_ID_INDEX] = tft.apply_vocabulary(
       movie_id, movie_vocabulary, num_oov_buckets=options.num_oov_buckets)
-  if features.CONTEXT_MOVIE_IDS in inputs:
-    # The context is looked up in the movie id vocabulary: a context movie and the same
-    # movie as a rating's target share an index.
-    outputs[features.CONTEXT_MOVIE_INDICES] = tft.apply_vocabulary(
-        context_ids(inputs[features.CONTEXT_MOVIE_IDS]), movie_vocabulary,
-        num_oov_buckets=options.num_oov_buckets)
   # The same vocabulary with training counts, for the trainer's sampling-bias correction.
   # Not applied to anything: only the file is needed.
   tft.vocabulary(movie_id, vocab_filename=features.MOVIE_ID_FREQUENCY_VOCAB,

@@ -89,14 +89,12 @@ class QueryEncoder(tf.Module):
     REQUEST_QUERY_FEATURES name ([batch]) and, optionally, the context ([batch, n]
     strings padded with "")."""
     raw = {name: features.to_column(query[name]) for name in features.REQUEST_QUERY_FEATURES}
-    if self.histories is not None and features.CONTEXT_MOVIE_IDS in query:
-      raw[features.CONTEXT_MOVIE_IDS] = self.histories.raw(query[features.CONTEXT_MOVIE_IDS])
     transformed = dict(self.tft_layer(raw))
     users = features.to_vector(transformed[features.USER_ID_INDEX])
     # Read once: the towers' context, the EASE factor and the ranking stage use it.
     given, context = None, None
     if self.histories is not None:
-      given = self.histories.given(transformed)
+      given = self.histories.given(query.get(features.CONTEXT_MOVIE_IDS))
       context = self.histories.resolve(users, given)
       transformed[features.CONTEXT_MOVIE_INDICES] = context
     queries = self.retrieval_model.query_embedding(transformed)

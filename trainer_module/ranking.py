@@ -16,15 +16,19 @@ import json
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+import tensorflow_transform as tft
 
 from contracts import artifacts
 from contracts import configs
 from contracts import features
 from trainer_module import data
+from trainer_module import inputs
 from trainer_module import layers
 from trainer_module import model as model_lib
+from trainer_module import validation_slice
 
 # The TFRS DCN tutorial's shape: one full-rank cross layer, then two deep layers.
 DEFAULT_DEEP_LAYERS = (192, 192)
@@ -143,24 +147,25 @@ def build(sizes: model_lib.VocabularySizes, config: configs.TrainerConfig,
   return ranker
 
 
-def check_has_ratings(examples: Mapping[str, tf.Tensor]) -> None:
+def check_has_ratings(tft_output: tft.TFTransformOutput) -> None:
   """Raises ValueError when the transformed examples carry no rating label."""
-  if features.RATING_LABEL not in examples:
+  if features.RATING_LABEL not in tft_output.transformed_feature_spec():
     raise ValueError(f"--ranking_model needs the rating in the Transform output "
                      f"({features.RATING_LABEL!r}), which this Transform graph does not "
                      "write: it predates the ranking stage; run Transform again.")
 
 
-def train(ranker: DcnRankingModel, fitted: data.Rows,
-          validation: Optional[Mapping[str, tf.Tensor]],
+def train(ranker: DcnRankingModel, training_input: inputs.TrainingInput,
+          validation: Optional[validation_slice.ValidationSlice],
           config: configs.TrainerConfig) -> Dict[str, List[float]]:
-  """Fits `ranker` on `fitted`; keeps the epoch of the best validation RMSE.
+  """Fits `ranker` on the streamed train split; keeps the epoch of the best validation
+  RMSE.
 
   Args:
     ranker: A compiled ranking model.
-    fitted: The training examples.
-    validation: The validation slice's examples (held out of the train split), or None
-      to train `config.ranking.epochs` epochs without early stopping.
+    training_input: The train split to stream.
+    validation: The validation slice (its split is the validation data), or None to train
+      `config.ranking.epochs` epochs without early stopping.
     config: The trainer config (ranking_epochs, batch_size, early_stopping_patience).
 
   Returns:
@@ -168,41 +173,49 @@ def train(ranker: DcnRankingModel, fitted: data.Rows,
     "ranking_val_root_mean_squared_error", ...), plus "ranking_epoch_kept".
   """
   callbacks, validation_data = [], None
-  batch_size, seed = config.optimization.batch_size, config.optimization.seed
+  optimization = config.optimization
   if validation is not None:
-    validation_data = data.training_dataset(validation, batch_size, seed, shuffle=False)
+    validation_data = training_input.batches(optimization.batch_size, keep_rating=True,
+                                             files=validation.files)
     callbacks.append(tf.keras.callbacks.EarlyStopping(
-        monitor=f"val_{RMSE}", patience=config.optimization.early_stopping_patience,
+        monitor=f"val_{RMSE}", patience=optimization.early_stopping_patience,
         restore_best_weights=True))
-  history = ranker.fit(data.training_dataset(fitted, batch_size, seed),
-                       validation_data=validation_data, epochs=config.ranking.epochs,
-                       verbose=2, callbacks=callbacks)
+  fitted = training_input.batches(optimization.batch_size, optimization.shuffle_buffer,
+                                  optimization.seed, keep_rating=True)
+  history = ranker.fit(fitted, validation_data=validation_data,
+                       epochs=config.ranking.epochs, verbose=2, callbacks=callbacks)
   result = {f"ranking_{name}": values for name, values in history.history.items()}
   epochs_run = len(history.epoch)
   result["ranking_epoch_kept"] = [callbacks[0].best_epoch + 1 if callbacks else epochs_run]
   return result
 
 
-def train_stage(train_data: Mapping[str, tf.Tensor],
-                validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
-                sizes: model_lib.VocabularySizes
+def train_stage(training_input: inputs.TrainingInput, fitted: data.Interactions,
+                validation: Optional[validation_slice.ValidationSlice],
+                config: configs.TrainerConfig, sizes: model_lib.VocabularySizes
                 ) -> Tuple[DcnRankingModel, Dict[str, List[float]]]:
-  """Builds and trains the ranking stage on the examples retrieval was fitted on.
+  """Builds and trains the ranking stage on the ratings retrieval was fitted on.
 
-  With a validation slice, the ranking stage fits the same rows and keeps the epoch of
-  the best validation RMSE; without one it fits every train example.
+  With a validation slice, the ranking stage keeps the epoch of the best validation
+  RMSE; without one it fits every epoch.
+
+  Args:
+    training_input: The train split to stream (the context read when it has histories).
+    fitted: Its ratings (`data.read_interactions(..., with_ratings=True)`): the mean.
+    validation: The validation slice, or None.
+    config: The trainer config.
+    sizes: Vocabulary sizes.
 
   Returns:
     The trained ranking model and its per-epoch history ("ranking_..." keys).
   """
-  check_has_ratings(train_data)
-  mean_rating = float(tf.reduce_mean(train_data[features.RATING_LABEL]))
-  fitted = validation.train if validation else data.Rows(train_data)
+  check_has_ratings(training_input.tft_output)
+  mean_rating = float(np.mean(fitted.ratings))
   ranker = build(sizes, config, mean_rating,
-                 uses_context=features.CONTEXT_MOVIE_INDICES in fitted.examples)
+                 uses_context=training_input.histories is not None)
   logging.info("Training the %s ranking stage on %d examples (mean rating %.3f).",
                config.ranking.model, len(fitted), mean_rating)
-  history = train(ranker, fitted, validation.validation if validation else None, config)
+  history = train(ranker, training_input, validation, config)
   return ranker, history
 
 

@@ -57,13 +57,11 @@ class RatingScorer(tf.Module):
         raw[name] = signatures.without_padding(pairs[name]).to_sparse()
       else:
         raw[name] = features.to_column(pairs[name])
-    read_context = self.histories is not None and context is None
-    if read_context and features.CONTEXT_MOVIE_IDS in pairs:
-      raw[features.CONTEXT_MOVIE_IDS] = self.histories.raw(pairs[features.CONTEXT_MOVIE_IDS])
     transformed = data.pad_lists(self.tft_layer(raw), self._max_title_tokens)
-    if read_context:
+    if self.histories is not None and context is None:
       users = features.to_vector(transformed[features.USER_ID_INDEX])
-      context = self.histories.resolve(users, self.histories.given(transformed))
+      context = self.histories.resolve(
+          users, self.histories.given(pairs.get(features.CONTEXT_MOVIE_IDS)))
     if self.histories is not None:
       transformed[features.CONTEXT_MOVIE_INDICES] = context
     return self.ranker(transformed)

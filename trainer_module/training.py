@@ -1,10 +1,11 @@
 """Building and fitting the two-tower retrieval model.
 
 The model is sized from the Transform output (vocabularies, OOV buckets) and fitted with
-Keras `fit`; with a validation slice, `validation.ValidationHitRate` chooses the epoch.
+Keras `fit` on the streamed train split (trainer_module/inputs.py); with a validation
+slice, `validation.ValidationHitRate` chooses the epoch.
 """
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -14,9 +15,11 @@ from contracts import configs
 from contracts import features
 from contracts import progress
 from trainer_module import data
+from trainer_module import inputs
 from trainer_module import model as model_lib
 from trainer_module import towers
 from trainer_module import validation as validation_lib
+from trainer_module import validation_slice
 
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,
@@ -85,16 +88,17 @@ class _Throughput(tf.keras.callbacks.Callback):
         "" if val_hit_rate is None else f", validation hit rate {val_hit_rate:.4f}")
 
 
-def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
-          validation: Optional[data.ValidationSlice], config: configs.TrainerConfig,
-          log_dir: str, targets_ratio: float = 1.0) -> Dict[str, Any]:
-  """Fits `model`; returns the Keras history plus throughput per epoch.
+def train(model: model_lib.RetrievalModel, training_input: inputs.TrainingInput,
+          validation: Optional[validation_slice.ValidationSlice],
+          config: configs.TrainerConfig, log_dir: str,
+          targets_ratio: float = 1.0) -> Dict[str, Any]:
+  """Fits `model` on the streamed train split; returns the Keras history plus
+  throughput per epoch.
 
   Args:
     model: A compiled model.
-    train_data: Every training example; used when `validation` is None.
-    validation: The validation slice (its `train` part is then what is fitted), or None
-      to train every epoch without validation.
+    training_input: The train split to stream.
+    validation: The validation slice, or None to train every epoch without validation.
     config: Hyperparameters, family defaults resolved or not.
     log_dir: TensorBoard logs.
     targets_ratio: Scales the validation cutoff (`validation.validation_targets_ratio`).
@@ -104,20 +108,19 @@ def train(model: model_lib.RetrievalModel, train_data: Mapping[str, tf.Tensor],
     "val_mean_loss", "val_hit_rate"; "epoch_kept": [the epoch whose weights were kept].
   """
   optimization = towers.resolve_config(config).optimization
-  fitted = validation.train if validation else data.Rows(train_data)
-  throughput = _Throughput(len(fitted))
+  throughput = _Throughput(training_input.num_examples)
   callbacks = []
   validation_data = None
   if validation:
-    validation_data = data.training_dataset(validation.validation, optimization.batch_size,
-                                            optimization.seed, shuffle=False)
+    validation_data = training_input.batches(optimization.batch_size, files=validation.files)
     # Before the throughput callback, whose one line per epoch then shows the hit rate.
     callbacks.append(validation_lib.ValidationHitRate(
         validation, optimization.early_stopping_patience, optimization.seed, targets_ratio))
   callbacks += [throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
-  history = model.fit(data.training_dataset(fitted, optimization.batch_size, optimization.seed),
-                      validation_data=validation_data, epochs=optimization.epochs, verbose=2,
-                      callbacks=callbacks)
+  fitted = training_input.batches(optimization.batch_size, optimization.shuffle_buffer,
+                                  optimization.seed)
+  history = model.fit(fitted, validation_data=validation_data, epochs=optimization.epochs,
+                      verbose=2, callbacks=callbacks)
   result = {**history.history, "examples_per_second": throughput.per_epoch}
   result[artifacts.HISTORY_EPOCH_KEPT] = [callbacks[0].best_epoch if validation
                                           else len(throughput.per_epoch)]

@@ -4,7 +4,8 @@ Each validation user's query (their remaining train movies as context, at the ti
 Evaluator would query them) ranks every movie of the train split, the user's training
 movies excluded, with `ranking_core.rankings.rank`, the Evaluator's own ranking; a
 held-out pair is a hit when its movie ranks in the user's top k. The eval split is never
-read: the slice is carved from the train split (`data.split_validation`).
+read: the slice is the validation split UserContext carved from train
+(`validation_slice.build`).
 """
 from typing import Callable, Optional, Tuple
 
@@ -13,10 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from contracts import configs
-from contracts import features
 from ranking_core import rankings
 from ranking_core import scores
-from trainer_module import data
+from trainer_module import validation_slice
 
 # Validation ranks at most this many users' queries per epoch (a seeded sample above it).
 _MAX_VALIDATION_USERS = 5000
@@ -63,7 +63,7 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
   with `set_model`, with an optional extra score term.
   """
 
-  def __init__(self, validation: data.ValidationSlice, patience: int, seed: int,
+  def __init__(self, validation: validation_slice.ValidationSlice, patience: int, seed: int,
                targets_ratio: float = 1.0):
     """Args:
       validation: The slice.
@@ -73,13 +73,13 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     """
     super().__init__()
     self._patience = patience
-    self._queries = data.select_rows(validation.validation, validation.query_rows)
-    users = np.arange(len(validation.query_rows))
+    users = np.arange(len(validation.query_users))
     if len(users) > _MAX_VALIDATION_USERS:
       users = np.sort(np.random.default_rng(seed).choice(len(users), _MAX_VALIDATION_USERS,
                                                          replace=False))
-      self._queries = data.select_rows(self._queries, users)
-    position = np.full(len(validation.query_rows), -1)
+    self._queries = {name: tf.gather(value, users)
+                     for name, value in validation.queries.items()}
+    position = np.full(len(validation.query_users), -1)
     position[users] = np.arange(len(users))
     keep = position[validation.users] >= 0
     self._users, movies = position[validation.users[keep]], validation.movies[keep]
@@ -87,15 +87,9 @@ class ValidationHitRate(tf.keras.callbacks.Callback):
     self._train_users = position[validation.train_users[keep_train]]
     self.train_movies = validation.train_movies[keep_train]
     self.query_users = validation.query_users[users]  # User index of each position.
-    # Candidates: every movie of the train split (fitted and held-out rows), with its
-    # features.
-    examples = validation.train.examples
-    self.candidate_movies, first = np.unique(
-        examples[features.MOVIE_ID_INDEX].numpy().reshape(-1), return_index=True)
-    self._candidates = data.select_rows(
-        {name: examples[name] for name in (features.MOVIE_ID_INDEX, features.TITLE_TOKENS,
-                                           features.GENRE_INDICES) if name in examples},
-        first)
+    # Candidates: every movie of the train split (fitted and held out), with its features.
+    self.candidate_movies = validation.candidate_movies
+    self._candidates = validation.candidates
     column = np.full(int(self.candidate_movies.max()) + 1, -1)
     column[self.candidate_movies] = np.arange(len(self.candidate_movies))
     self._columns, self._train_columns = column[movies], column[self.train_movies]

@@ -1,1 +1,1 @@
-"""UserContext: adds each rating's context (the user's other train movies) to the examples."""
+"""UserContext: the validation split and each user's history (the context towers' input)."""

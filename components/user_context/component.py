@@ -1,4 +1,4 @@
-"""UserContext: each rating gets the user's other train movies, for the context towers."""
+"""UserContext: the validation split, and each user's history for the context towers."""
 from tfx import types
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
@@ -18,17 +18,20 @@ class UserContextSpec(types.ComponentSpec):
   }
   OUTPUTS = {
       executor.OUTPUT_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      executor.HISTORIES_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Examples),
   }
 
 
 class UserContext(base_beam_component.BaseBeamComponent):
-  """Adds `context_movie_ids` to every rating, built from the train split only.
+  """Carves the validation split from train and writes each user's history.
 
-  Sits between ExampleGen and StatisticsGen: statistics, schema, validation and Transform
-  all see the context like any raw feature. For each rating, the context is the user's
-  train movies other than the rating's own, most recent first, up to `max_context`,
-  padded with "" to exactly `max_context` values (rule in `context.py`). Output:
-  `examples_with_context`, splits 'train' and 'eval', every input feature kept.
+  Sits between ExampleGen and StatisticsGen. Outputs: `ratings` (splits 'train',
+  'validation', 'eval': the same examples, the validation ratings a seeded share of
+  train's) and `user_histories` (one example per user: the most recent train movies,
+  `features.HISTORY_FEATURES`; rule in `context.py`). The Trainer joins a rating's
+  context from the histories by user, so statistics, schema and Transform read each
+  rating once, without a copy of its user's history.
   """
   SPEC_CLASS = UserContextSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
@@ -39,9 +42,11 @@ class UserContext(base_beam_component.BaseBeamComponent):
 
     Args:
       examples: Ratings Examples with splits 'train' and 'eval' (MovieLensExampleGen).
-      config: `max_context`; see `configs.ContextConfig`.
+      config: `max_context`, `validation_fraction`, `validation_seed`; see
+        `configs.ContextConfig`.
     """
     spec = UserContextSpec(
         examples=examples, **component_params.as_exec_properties(config),
-        examples_with_context=types.Channel(type=standard_artifacts.Examples))
+        **{executor.OUTPUT_KEY: types.Channel(type=standard_artifacts.Examples),
+           executor.HISTORIES_KEY: types.Channel(type=standard_artifacts.Examples)})
     super().__init__(spec=spec)
