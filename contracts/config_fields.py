@@ -48,6 +48,10 @@ def one_of(*choices: str) -> Check:
   return lambda value: None if value in choices else f"must be one of {list(choices)}"
 
 
+def not_blank(value: str) -> Optional[str]:
+  return None if value.strip() else "must not be empty"
+
+
 def parse_int_list(spec: str, name: str) -> List[int]:
   """'256,128' -> [256, 128]; '' -> []. Every entry must be a positive integer.
 

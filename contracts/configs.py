@@ -70,6 +70,7 @@ non_negative = config_fields.non_negative
 at_least = config_fields.at_least
 in_range = config_fields.in_range
 one_of = config_fields.one_of
+not_blank = config_fields.not_blank
 parse_int_list = config_fields.parse_int_list
 _field = config_fields.field
 _list_field = config_fields.list_field
@@ -391,3 +392,28 @@ class PipelineConfig:
 
 # The groups every runner exposes as flags, by PipelineConfig field.
 PIPELINE_CONFIG_GROUPS = {field.name: field.type for field in dataclasses.fields(PipelineConfig)}
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTrainingConfig(_Config):
+  """The Trainer as a Vertex AI custom training job of several replicas
+  (components/vertex_trainer.py). A Kubeflow runner group only, outside PipelineConfig:
+  one machine has no replicas to give, so local_runner.py has no such flags."""
+  FLAG_PREFIX = "trainer_"
+  DEFAULT_MACHINE_TYPE = "n1-standard-8"
+  replicas: int = _field(
+      1, "Replicas of the Trainer: N > 1 runs it as a Vertex AI custom training job of one "
+      "chief and N - 1 workers (in --image, in --project and --region), whose run_fn "
+      "trains with a MultiWorkerMirroredStrategy from the TF_CONFIG Vertex AI sets; 1 "
+      "trains in the Trainer task's own pod.", positive)
+  machine_type: str = _field(
+      DEFAULT_MACHINE_TYPE, "Vertex AI machine type of every Trainer replica (with "
+      "--trainer_replicas > 1).", not_blank)
+
+  CONFLICT_FIELDS = ("replicas", "machine_type")
+
+  def conflict(self) -> Optional[str]:
+    if self.replicas == 1 and self.machine_type != self.DEFAULT_MACHINE_TYPE:
+      return (f"--trainer_machine_type={self.machine_type!r} applies to Vertex AI "
+              "replicas: give --trainer_replicas > 1 too (1 trains in the task's pod).")
+    return None

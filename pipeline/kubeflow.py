@@ -10,7 +10,9 @@ falls back to the environment variable named in its help (ENV_VARS: TFRS_IMAGE,
 TFRS_PIPELINE_ROOT, ...), so CI can configure the runner by environment alone. The user
 code is installed in the image (Dockerfile) and referenced by import path, so compiling
 needs no network and uploads nothing, even with a gs:// root. Every knob of the configs
-is a flag (see --helpfull). Details, Vertex AI submission and the image: docs/kubeflow.md.
+is a flag (see --helpfull), and --trainer_replicas N > 1 compiles the Trainer as a Vertex
+AI training job of N replicas (`vertex_training_job`). Details, Vertex AI submission and
+the image: docs/kubeflow.md.
 """
 import os
 import re
@@ -23,6 +25,7 @@ from absl import logging
 import kfp
 import yaml
 
+from components import vertex_trainer
 from contracts import configs
 from contracts import config_flags
 from pipeline import flags as pipeline_flags
@@ -101,6 +104,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   _define_beam_flags(flag_values)
   _define_submit_flags(flag_values)
   pipeline_flags.define_pipeline_flags(flag_values)
+  config_flags.define_config_flags(configs.VertexTrainingConfig, flag_values)
   flags.adopt_module_key_flags(config_flags, flag_values=flag_values)
 
 
@@ -117,8 +121,11 @@ def _define_beam_flags(flag_values: flags.FlagValues) -> None:
                        "of the node (not of the pod limit: set this on shared nodes), 1 "
                        "runs in the component's own process.",
                        flag_values=flag_values)
-  _string_flag(flag_values, "project", None, "Google Cloud project (DataflowRunner).")
-  _string_flag(flag_values, "region", None, "Dataflow region, e.g. us-central1.")
+  _string_flag(flag_values, "project", None,
+               "Google Cloud project of Dataflow (DataflowRunner) and of the Trainer's "
+               "Vertex AI job (--trainer_replicas > 1).")
+  _string_flag(flag_values, "region", None,
+               "Region of Dataflow and of the Trainer's Vertex AI job, e.g. us-central1.")
   _string_flag(flag_values, "temp_location", None,
                "gs:// path for Dataflow's temporary and staging files.")
   flags.DEFINE_multi_string("beam_arg", [],
@@ -183,12 +190,47 @@ def beam_pipeline_args(runner: str = DIRECT_RUNNER, image: Optional[str] = None,
   return args + list(extra_args)
 
 
+def vertex_training_job(config: configs.VertexTrainingConfig, image: str,
+                        project: Optional[str], region: Optional[str],
+                        pipeline_root: str) -> Optional[vertex_trainer.VertexTrainingJob]:
+  """The Trainer's Vertex AI job for `config.replicas` > 1; None for one replica.
+
+  Args:
+    config: Replicas and machine type.
+    image: The pipeline's image, which every replica runs.
+    project: Google Cloud project of the job.
+    region: Vertex AI region of the job.
+    pipeline_root: Must be gs://: the replicas read Transform's outputs and write the
+      model there, outside the cluster that runs the pipeline.
+
+  Returns:
+    The job, or None: train in the Trainer task's pod, the spec as without the flag.
+
+  Raises:
+    ValueError: Naming every missing or unusable setting.
+  """
+  if config.replicas == 1:
+    return None
+  flag = f"--trainer_replicas={config.replicas}"
+  problems = [f"{flag} needs --{name} (or env {ENV_VARS[name]})."
+              for name, value in (("project", project), ("region", region)) if not value]
+  if not pipeline_root.startswith("gs://"):
+    problems.append(f"{flag} needs a gs:// --pipeline_root (the Vertex AI replicas read "
+                    f"and write it), got {pipeline_root!r}.")
+  if problems:
+    raise ValueError("\n".join(problems))
+  return vertex_trainer.VertexTrainingJob(project=project, region=region, image=image,
+                                          config=config)
+
+
 def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str,
                      serving_dir: Optional[str] = None,
                      pipeline_name: str = configs.PIPELINE_NAME,
                      config: configs.PipelineConfig = configs.PipelineConfig(),
                      beam_args: Optional[Sequence[str]] = None, enable_cache: bool = True,
-                     use_pipeline_spec_2_1: bool = True) -> Dict[str, Any]:
+                     use_pipeline_spec_2_1: bool = True,
+                     vertex_job: Optional[vertex_trainer.VertexTrainingJob] = None,
+                     ) -> Dict[str, Any]:
   """Compiles the pipeline into `output` with TFX's KubeflowV2DagRunner.
 
   Args:
@@ -202,13 +244,14 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str
     beam_args: Beam arguments; default `beam_pipeline_args()` (DirectRunner).
     enable_cache: Task caching.
     use_pipeline_spec_2_1: PipelineSpec schema 2.1.0 rather than 2.0.0.
+    vertex_job: Train on Vertex AI replicas (`vertex_training_job`); None: in the task.
 
   Returns:
     The compiled PipelineJob as a JSON dict (its 'pipelineSpec' is the PipelineSpec).
   """
   components = pipeline.create_components(
       data_dir=data_root, serving_dir=serving_dir or pipeline.default_serving_dir(pipeline_root),
-      config=config)
+      config=config, vertex_job=vertex_job)
   dsl_pipeline = pipeline.create_pipeline(
       pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
       beam_pipeline_args=beam_pipeline_args() if beam_args is None else beam_args,
@@ -272,6 +315,17 @@ def _check_flags(flag_values: flags.FlagValues) -> None:
     raise app.UsageError("\n".join(problems))
 
 
+def _vertex_job_from_flags(
+    flag_values: flags.FlagValues) -> Optional[vertex_trainer.VertexTrainingJob]:
+  try:
+    return vertex_training_job(
+        config_flags.config_from_flags(configs.VertexTrainingConfig, flag_values),
+        image=flag_values.image, project=flag_values.project, region=flag_values.region,
+        pipeline_root=flag_values.pipeline_root)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+
+
 def _beam_args_from_flags(flag_values: flags.FlagValues) -> List[str]:
   try:
     return beam_pipeline_args(
@@ -297,6 +351,7 @@ def run(flag_values: flags.FlagValues = flags.FLAGS) -> Dict[str, Any]:
   """
   _check_flags(flag_values)
   beam_args = _beam_args_from_flags(flag_values)
+  vertex_job = _vertex_job_from_flags(flag_values)
   pipeline_root = flag_values.pipeline_root
   if "://" not in pipeline_root:
     logging.warning("--pipeline_root=%s is a local path: every pod must mount it there.",
@@ -310,7 +365,7 @@ def run(flag_values: flags.FlagValues = flags.FLAGS) -> Dict[str, Any]:
       pipeline_name=flag_values.pipeline_name,
       config=pipeline_flags.pipeline_config_from_flags(flag_values), beam_args=beam_args,
       enable_cache=flag_values.enable_cache,
-      use_pipeline_spec_2_1=flag_values.pipeline_spec_2_1)
+      use_pipeline_spec_2_1=flag_values.pipeline_spec_2_1, vertex_job=vertex_job)
   print(f"Compiled pipeline written to {output}")
   if flag_values.submit:
     submit(output, pipeline_job, endpoint=flag_values.endpoint,

@@ -2,7 +2,7 @@
 import dataclasses
 import hashlib
 import pathlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.base import base_node
@@ -22,6 +22,9 @@ import ranking_core
 from contracts import artifacts
 from contracts import configs
 import trainer_module
+
+if TYPE_CHECKING:
+  from components import vertex_trainer
 
 _TRAINER_MODULE_DIR = pathlib.Path(trainer_module.__file__).parent
 _CONTRACTS_DIR = pathlib.Path(contracts.__file__).parent
@@ -69,6 +72,7 @@ def default_serving_dir(pipeline_root: str) -> str:
 
 def create_components(data_dir: str, serving_dir: str,
                       config: configs.PipelineConfig = configs.PipelineConfig(),
+                      vertex_job: Optional["vertex_trainer.VertexTrainingJob"] = None,
                       ) -> List[base_node.BaseNode]:
   """Builds the pipeline's components, wired together, in execution order.
 
@@ -76,6 +80,7 @@ def create_components(data_dir: str, serving_dir: str,
     data_dir: MovieLens directory or zip (any GroupLens format).
     serving_dir: Where the Pusher writes blessed models (TF Serving layout).
     config: Every knob; see contracts/configs.py.
+    vertex_job: Train on Vertex AI replicas (`create_trainer`); None: in the task.
 
   Returns:
     ExampleGen, UserContext, StatisticsGen, SchemaGen, CurateSchema, ExampleValidator,
@@ -121,7 +126,8 @@ def create_components(data_dir: str, serving_dir: str,
       disable_statistics=True)
   transform.add_upstream_node(gate)
 
-  trainer = retrieval_trainer.RetrievalTrainer(
+  trainer = create_trainer(
+      vertex_job,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema,
@@ -154,6 +160,17 @@ def create_components(data_dir: str, serving_dir: str,
 
   return [example_gen, user_context, statistics_gen, schema_gen, curate_schema,
           example_validator, gate, transform, trainer, latest_blessed, evaluator, pusher]
+
+
+def create_trainer(vertex_job: Optional["vertex_trainer.VertexTrainingJob"],
+                   **trainer_args: Any) -> retrieval_trainer.RetrievalTrainer:
+  """RetrievalTrainer, or with a Vertex AI job its variant that trains on the job's
+  replicas (same node id, inputs and run_fn). Its module is imported only then: it pulls
+  in the Vertex AI client libraries, which a local run never needs."""
+  if vertex_job is None:
+    return retrieval_trainer.RetrievalTrainer(**trainer_args)
+  from components import vertex_trainer  # pylint: disable=g-import-not-at-top
+  return vertex_trainer.VertexRetrievalTrainer(job=vertex_job, **trainer_args)
 
 
 def trainer_custom_config(config: configs.PipelineConfig) -> Dict[str, Any]:

@@ -44,6 +44,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (configs.EvaluatorConfig, "ks", "", "must list at least one positive integer"),
     # Types.
     (configs.TrainerConfig, "epochs", "8", "must be a number"),
+    # The Kubeflow runner's Vertex AI Trainer.
+    (configs.VertexTrainingConfig, "trainer_replicas", 0, "must be > 0"),
+    (configs.VertexTrainingConfig, "trainer_machine_type", " ", "must not be empty"),
 ])
 def test_bad_values_name_the_flag_and_the_allowed_values(config_cls, field, bad, expected):
   with pytest.raises(ValueError, match=f"^--{field} {expected}.*, got"):
@@ -51,7 +54,8 @@ def test_bad_values_name_the_flag_and_the_allowed_values(config_cls, field, bad,
 
 
 def test_defaults_are_valid_and_survive_a_round_trip():
-  for config_cls in (*configs.PIPELINE_CONFIG_GROUPS.values(), configs.SyntheticDataConfig):
+  for config_cls in (*configs.PIPELINE_CONFIG_GROUPS.values(), configs.SyntheticDataConfig,
+                     configs.VertexTrainingConfig):
     config = config_cls()
     assert config_cls.from_dict(dataclasses.asdict(config)) == config
 
@@ -95,7 +99,9 @@ def test_flags_that_conflict_are_refused_when_parsed():
 
 @pytest.mark.parametrize("flag, expected", [("--batch_size=-5", "--batch_size"),
                                             ("--embedding_dim=0", "--embedding_dim"),
-                                            ("--direct_num_workers=-1", "--direct_num_workers")])
+                                            ("--direct_num_workers=-1", "--direct_num_workers"),
+                                            # Kubeflow only: no replicas on one machine.
+                                            ("--trainer_replicas=3", "trainer_replicas")])
 def test_local_runner_fails_at_once_naming_the_flag(tmp_path, flag, expected):
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, "local_runner.py"), flag,

@@ -1,7 +1,7 @@
 """kubeflow_runner.py and pipeline/kubeflow.py: offline compilation, the compiled DAG
 against the local pipeline, one compiled task run the way KFP's launcher runs it,
-submission through an offline KFP client, and the multi-processing DirectRunner mode on
-the data components.
+submission through an offline KFP client, the multi-processing DirectRunner mode on
+the data components, and the Trainer compiled as a Vertex AI job of several replicas.
 
 Expected tasks and edges are derived from `pipeline.create_components`, so the tests follow
 the pipeline as components are added.
@@ -10,11 +10,12 @@ import glob
 import importlib
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
 import types
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Set, Tuple
 
 from absl import app
 from absl import flags
@@ -28,11 +29,20 @@ from tfx import v1 as tfx
 from tfx.components.util import udf_utils
 from tfx.dsl.components.common import resolver
 from tfx.dsl.io import fileio
+from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+from tfx.extensions.google_cloud_ai_platform import runner as vertex_runner
+from tfx.extensions.google_cloud_ai_platform import training_clients
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+from tfx.scripts import run_executor
+from tfx.types import artifact_utils as tfx_artifact_utils
+from tfx.types import standard_artifacts
+from tfx.utils import import_utils
 import yaml
 
 from google.protobuf import json_format
 
+from components import retrieval_trainer
 from components.movielens_example_gen import component as example_gen_component
 from contracts import artifacts
 from contracts import configs
@@ -515,3 +525,173 @@ def test_data_components_run_with_the_multi_processing_direct_runner(tmp_path):
                  for split in ("train", "validation")}
   assert transformed["train"] + transformed["validation"] == raw > 0
   assert 0 < transformed["validation"] < transformed["train"]
+
+
+# ------------------------------------------------------ the Trainer on Vertex AI replicas
+
+
+VERTEX_PROJECT = "test-project"
+VERTEX_REGION = "europe-west4"
+VERTEX_MACHINE_TYPE = "n1-highmem-16"
+
+
+@pytest.fixture(scope="module")
+def vertex_compiled(tmp_path_factory):
+  """Compiled as `compiled` is, with --trainer_replicas 3 on a non-default machine type."""
+  output = str(tmp_path_factory.mktemp("vertex") / "tfrs_pipeline.json")
+  touched = []
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    _guard_remote_io(monkeypatch, touched)
+    kubeflow.run(compile_flags(output, trainer_replicas=3, project=VERTEX_PROJECT,
+                               region=VERTEX_REGION, trainer_machine_type=VERTEX_MACHINE_TYPE))
+  return types.SimpleNamespace(path=output, touched=touched,
+                               spec=load_pipeline_spec(output))
+
+
+def _trainer_task(spec: pipeline_spec_pb2.PipelineSpec) -> types.SimpleNamespace:
+  """The compiled Trainer: its task, executor class path and custom_config."""
+  [trainer_id] = [node.id for node in local_components()
+                  if isinstance(node, retrieval_trainer.RetrievalTrainer)]
+  task = spec.root.dag.tasks[trainer_id]
+  executor_label = spec.components[task.component_ref.name].executor_label
+  args = executors(spec)[executor_label]["container"]["args"]
+  return types.SimpleNamespace(
+      id=trainer_id, task=task, executor_label=executor_label,
+      executor_class=args[args.index("--executor_class_path") + 1],
+      custom_config=json.loads(_constant(task.inputs.parameters["custom_config"])))
+
+
+_VERTEX_KEYS = {vertex_constants.ENABLE_VERTEX_KEY, vertex_constants.VERTEX_REGION_KEY,
+                vertex_executor.TRAINING_ARGS_KEY}
+
+
+def test_one_trainer_replica_trains_in_the_task_as_before(compiled, tmp_path):
+  trainer = _trainer_task(compiled.spec)
+  assert _import_object(trainer.executor_class) is retrieval_trainer.Executor
+  assert set(trainer.custom_config) == set(
+      pipeline.trainer_custom_config(configs.PipelineConfig()))
+  # --trainer_replicas=1 given explicitly compiles the very same spec.
+  output = str(tmp_path / "one_replica.json")
+  kubeflow.run(compile_flags(output, trainer_replicas=1, project=VERTEX_PROJECT,
+                             region=VERTEX_REGION))
+  spec = load_pipeline_spec(output)
+  assert spec.root == compiled.spec.root
+  assert spec.deployment_spec == compiled.spec.deployment_spec
+
+
+def test_trainer_replicas_compile_the_trainer_as_a_vertex_training_job(vertex_compiled,
+                                                                        compiled):
+  assert vertex_compiled.touched == []
+  trainer = _trainer_task(vertex_compiled.spec)
+  executor_class = _import_object(trainer.executor_class)
+  assert issubclass(executor_class, vertex_executor.GenericExecutor)
+  # Each replica runs RetrievalTrainer's executor: the catalog still reaches run_fn.
+  replica_executor = executor_class()._GetExecutorClass()  # pylint: disable=protected-access
+  assert replica_executor is retrieval_trainer.Executor
+  config = trainer.custom_config
+  assert config[vertex_constants.ENABLE_VERTEX_KEY] is True
+  assert config[vertex_constants.VERTEX_REGION_KEY] == VERTEX_REGION
+  pool = {"machine_spec": {"machine_type": VERTEX_MACHINE_TYPE},
+          "container_spec": {"image_uri": IMAGE}}
+  assert config[vertex_executor.TRAINING_ARGS_KEY] == {
+      "project": VERTEX_PROJECT,
+      "job_spec": {"worker_pool_specs": [{**pool, "replica_count": 1},
+                                         {**pool, "replica_count": 2}]}}
+  # The same task otherwise: id, inputs (the catalog too), run_fn's own custom_config.
+  default = _trainer_task(compiled.spec)
+  assert trainer.id == default.id
+  assert trainer.task.inputs.artifacts == default.task.inputs.artifacts
+  assert {key: value for key, value in config.items() if key not in _VERTEX_KEYS} == (
+      default.custom_config)
+  # And the other tasks are untouched.
+  others = {label: executor for label, executor in executors(compiled.spec).items()
+            if label != default.executor_label}
+  assert {label: executors(vertex_compiled.spec)[label] for label in others} == others
+
+
+_ArtifactDict = Dict[str, List[Any]]
+
+
+def _trainer_artifacts(root: pathlib.Path) -> Tuple[_ArtifactDict, _ArtifactDict]:
+  """Local input and output artifacts of the Trainer, as its task would receive them."""
+  def artifact(cls, name, splits=None):
+    instance = cls()
+    instance.uri = str(root / name)
+    if splits:
+      instance.split_names = tfx_artifact_utils.encode_split_names(splits)
+    return [instance]
+  schema = artifact(standard_artifacts.Schema, "schema")
+  os.makedirs(schema[0].uri)
+  (root / "schema" / "schema.pbtxt").write_text("")
+  inputs = {"examples": artifact(standard_artifacts.Examples, "examples",
+                                 [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT]),
+            "transform_graph": artifact(standard_artifacts.TransformGraph, "transform"),
+            "schema": schema,
+            artifacts.MOVIES_KEY: artifact(standard_artifacts.Examples, "movies",
+                                           [artifacts.CATALOG_SPLIT])}
+  outputs = {"model": artifact(standard_artifacts.Model, "model"),
+             "model_run": artifact(standard_artifacts.ModelRun, "model_run")}
+  return inputs, outputs
+
+
+def test_every_vertex_replica_runs_run_fn_with_the_catalog(vertex_compiled, tmp_path,
+                                                           monkeypatch):
+  # The Trainer task's executor, as compiled, up to the Vertex AI API call.
+  launched = []
+  monkeypatch.setattr(training_clients.VertexJobClient, "create_client", lambda self: None)
+  monkeypatch.setattr(vertex_runner, "_launch_cloud_training",
+                      lambda **job: launched.append(job))
+  trainer = _trainer_task(vertex_compiled.spec)
+  exec_properties = {key: _constant(value)
+                     for key, value in trainer.task.inputs.parameters.items()}
+  inputs, outputs = _trainer_artifacts(tmp_path)
+  _import_object(trainer.executor_class)().Do(inputs, outputs, exec_properties)
+  [job] = launched
+  assert (job["project"], job["vertex_region"], job["enable_vertex"]) == (
+      VERTEX_PROJECT, VERTEX_REGION, True)
+  pools = job["training_job"]["job_spec"]["worker_pool_specs"]
+  assert [pool["replica_count"] for pool in pools] == [1, 2]
+  assert {pool["container_spec"]["image_uri"] for pool in pools} == {IMAGE}
+  assert {pool["machine_spec"]["machine_type"] for pool in pools} == {VERTEX_MACHINE_TYPE}
+  commands = {tuple(pool["container_spec"]["command"]) for pool in pools}
+  assert len(commands) == 1  # Chief and workers run the same command.
+
+  # That command, run as a replica runs it, with run_fn recording what it is given.
+  [command] = commands
+  assert command[:3] == ("python", "-m", "tfx.scripts.run_executor")
+  received = []
+  def run_fn(fn_args):
+    received.append(fn_args)
+    os.makedirs(fn_args.serving_model_dir)
+  def import_run_fn(module_path, fn_name):
+    assert f"{module_path}.{fn_name}" == configs.RUN_FN
+    return run_fn
+  # TFX reloads run_fn's module before taking the function: replace the import instead.
+  monkeypatch.setattr(import_utils, "import_func_from_module", import_run_fn)
+  run_executor.main(run_executor.parse_flags(list(command[3:])))
+  [fn_args] = received
+  movies_uri = inputs[artifacts.MOVIES_KEY][0].uri
+  assert fn_args.custom_config[configs.CATALOG_FILES_KEY] == [
+      f"{movies_uri}/Split-{artifacts.CATALOG_SPLIT}/*"]
+  assert configs.TrainerConfig.from_dict(
+      fn_args.custom_config[configs.TRAINER_KEY]) == configs.TrainerConfig()
+  assert fn_args.serving_model_dir.startswith(outputs["model"][0].uri)
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (dict(trainer_replicas=3), "--trainer_replicas=3 needs --project (or env TFRS_"),
+    (dict(trainer_replicas=2, project="p"), "--trainer_replicas=2 needs --region"),
+    (dict(trainer_replicas=2, project="p", region="r", pipeline_root="/mnt/tfrs"),
+     "--trainer_replicas=2 needs a gs:// --pipeline_root"),
+])
+def test_trainer_replicas_without_a_place_to_run_fail_before_compiling(tmp_path, overrides,
+                                                                       expected):
+  output = tmp_path / "p.yaml"
+  with pytest.raises(app.UsageError, match=re.escape(expected)):
+    kubeflow.run(compile_flags(str(output), **overrides))
+  assert not output.exists()
+
+
+def test_a_machine_type_without_replicas_is_refused_when_parsed(tmp_path):
+  with pytest.raises(flags.IllegalFlagValueError, match="--trainer_machine_type"):
+    compile_flags(str(tmp_path / "p.yaml"), trainer_machine_type=VERTEX_MACHINE_TYPE)
