@@ -1455,7 +1455,7 @@ def test_the_ranking_stage_rates_from_the_history_a_request_gives(fixture_data, 
 
 
 def test_a_user_id_tower_keeps_the_stored_histories_for_a_ranker_that_reads_them(
-    fixture_data, tft_output, transform_config, train_data, sizes, tmp_path):
+    fixture_data, tft_output, transform_config, user_histories, sizes, tmp_path):
   # The user_id tower ignores the context; the ranking stage still rates from it.
   config = configs.TrainerConfig.from_dict({**RANKING_CONFIG, "query_tower": "user_id"})
   model_uri = str(tmp_path / "model")
@@ -1468,10 +1468,7 @@ def test_a_user_id_tower_keeps_the_stored_histories_for_a_ranker_that_reads_them
       max_title_tokens=config.towers.max_title_tokens, top_k=TOP_K,
       reference_timestamp=int(fixture_data.train.timestamps.max()),
       seen_movies={}, ranker=ranking.build(sizes, config, 3.5, uses_context=True),
-      ranking_candidates=TOP_K, ranking_weight=0.5,
-      user_histories=data.user_histories(
-          train_data, tft_output.vocabulary_by_name(features.MOVIE_ID_VOCAB), sizes.users,
-          fixture_data.max_context)))
+      ranking_candidates=TOP_K, ranking_weight=0.5, user_histories=user_histories.whole))
   served = tf.saved_model.load(os.path.join(model_uri, "Format-Serving"))
   ranked = served.signatures[serving_lib.SERVING_RANKED_WITH_CONTEXT]
   lists = [ranked(user_id=tf.constant(["new-user"]), context_movie_ids=tf.constant(

@@ -63,6 +63,11 @@ class Interactions:
   def __len__(self) -> int:
     return len(self.users)
 
+  def head(self, count: int) -> "Interactions":
+    """The first `count` ratings, as views (no copy)."""
+    return Interactions(self.users[:count], self.movies[:count], self.times[:count],
+                        None if self.ratings is None else self.ratings[:count])
+
   @classmethod
   def concat(cls, parts: Sequence["Interactions"]) -> "Interactions":
     has_ratings = all(part.ratings is not None for part in parts)
@@ -72,9 +77,15 @@ class Interactions:
                         if has_ratings else None))
 
 
+_INTERACTION_DTYPES = {features.USER_ID_INDEX: np.int32, features.MOVIE_ID_INDEX: np.int32,
+                       features.TIMESTAMP_SECONDS: np.int64, features.RATING_LABEL: np.float32}
+
+
 def read_interactions(file_patterns: Sequence[str], tft_output: tft.TFTransformOutput,
                       with_ratings: bool = False) -> Interactions:
-  """One pass over transformed examples, parsing only the columns of `Interactions`."""
+  """One pass over transformed examples, parsing only the columns of `Interactions`
+  (each batch cast to its compact type as it is read, so the peak is about twice what
+  is returned)."""
   spec = tft_output.transformed_feature_spec()
   names = [features.USER_ID_INDEX, features.MOVIE_ID_INDEX, features.TIMESTAMP_SECONDS]
   if with_ratings:
@@ -85,14 +96,14 @@ def read_interactions(file_patterns: Sequence[str], tft_output: tft.TFTransformO
   parse = lambda serialized: tf.io.parse_example(serialized, {n: spec[n] for n in names})
   for parsed in records(file_patterns).batch(_PARSE_BATCH).map(parse):
     for name in names:
-      columns[name].append(parsed[name].numpy().reshape(-1))
-  joined = {name: np.concatenate(parts) if parts else np.zeros([0])
+      columns[name].append(parsed[name].numpy().reshape(-1).astype(_INTERACTION_DTYPES[name]))
+  joined = {name: (np.concatenate(parts) if parts
+                   else np.zeros([0], _INTERACTION_DTYPES[name]))
             for name, parts in columns.items()}
-  return Interactions(
-      users=joined[features.USER_ID_INDEX].astype(np.int32),
-      movies=joined[features.MOVIE_ID_INDEX].astype(np.int32),
-      times=joined[features.TIMESTAMP_SECONDS].astype(np.int64),
-      ratings=(joined[features.RATING_LABEL].astype(np.float32) if with_ratings else None))
+  return Interactions(users=joined[features.USER_ID_INDEX],
+                      movies=joined[features.MOVIE_ID_INDEX],
+                      times=joined[features.TIMESTAMP_SECONDS],
+                      ratings=joined.get(features.RATING_LABEL))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ components.retrieval_trainer adds at run time.
 """
 import dataclasses
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -72,6 +72,20 @@ class RunConfigs:
         history_files=custom_config.get(configs.HISTORY_FILES_KEY))
 
 
+def _read_ratings(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput,
+                  has_validation: bool, with_ratings: bool
+                  ) -> Tuple[data.Interactions, data.Interactions]:
+  """(whole, fitted): the columns of the train and validation splits' ratings, and the
+  train split's alone (a view of the first, held once)."""
+  fitted = data.read_interactions(fn_args.train_files, tft_output, with_ratings)
+  if not has_validation:
+    return fitted, fitted
+  count = len(fitted)
+  whole = data.Interactions.concat(
+      [fitted, data.read_interactions(fn_args.eval_files, tft_output, with_ratings)])
+  return whole, whole.head(count)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains on the transformed train split and exports the serving model.
 
@@ -95,10 +109,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   with_ranking = config.ranking.model != configs.NO_RANKING
 
   histories = run.user_histories(tft_output, sizes.users)
-  fitted = data.read_interactions(fn_args.train_files, tft_output, with_ratings=with_ranking)
-  held_out = data.read_interactions(fn_args.eval_files, tft_output,
-                                    with_ratings=with_ranking) if has_validation else None
-  whole = data.Interactions.concat([fitted, held_out]) if held_out else fitted
+  whole, fitted = _read_ratings(fn_args, tft_output, has_validation, with_ranking)
   raw_catalog = data.read_raw_catalog(run.catalog_files)
   # The ranking stage reads the context whenever there are histories, whatever the tower.
   reads_context = model.uses_context or with_ranking
