@@ -5,13 +5,14 @@ The towers (trainer_module/towers.py) read transformed features (names from
 arrive as dense int tensors padded with `PADDING` (-1).
 """
 import dataclasses
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from contracts import configs
 from contracts import features
+from trainer_module import distribution
 from trainer_module import layers
 from trainer_module import query_towers
 from trainer_module import towers
@@ -53,18 +54,104 @@ def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optim
   return optimizers[name](learning_rate=learning_rate)
 
 
-def retrieval_task(temperature: float, loss_name: str) -> tfrs.tasks.Retrieval:
+class CrossReplicaRetrieval(tfrs.tasks.Retrieval):
+  """TFRS's Retrieval task whose in-batch negatives are the candidates of every replica.
+
+  Under a strategy of N replicas each replica's queries are scored against the
+  candidates of all replicas (gathered with their ids and sampling probabilities), and
+  each replica's loss is its examples' summed loss over the examples of all replicas:
+  the replicas' losses, and the gradients Keras sums over the replicas, are those of one
+  replica training on the N batches as one. TFRS's own task scores each replica's batch
+  alone, and its per-example mean loss is refused under a strategy by Keras.
+
+  With one replica the loss is TFRS's, per-example mean (SUM_OVER_BATCH_SIZE), op for
+  op. The scoring, logQ correction and accidental hit removal are TFRS's layers; hard
+  negative mining, score masks and factorized or batch metrics are not supported.
+  """
+
+  def __init__(self, temperature: float, remove_accidental_hits: bool = True,
+               loss_metrics: Optional[List[tf.keras.metrics.Metric]] = None,
+               name: Optional[str] = None):
+    """Args:
+      temperature: Temperature of the softmax.
+      remove_accidental_hits: Drop other rows' copies of a query's positive candidate
+        from its negatives (`call` then needs `candidate_ids`).
+      loss_metrics: Metrics updated with the loss; under N replicas each receives the
+        replica's loss times N, which Keras's metrics (summed over the replicas) average
+        to the loss of the whole step.
+      name: Layer name.
+    """
+    super().__init__(
+        loss=tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
+        loss_metrics=loss_metrics, temperature=temperature,
+        remove_accidental_hits=remove_accidental_hits, name=name)
+
+  def call(self, query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor,
+           sample_weight: Optional[tf.Tensor] = None,
+           candidate_sampling_probability: Optional[tf.Tensor] = None,
+           candidate_ids: Optional[tf.Tensor] = None,
+           compute_metrics: bool = True, compute_batch_metrics: bool = True,
+           score_mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """The in-batch softmax loss of this replica's queries over every replica's
+    candidates, as a share of the mean over all replicas' examples.
+
+    Args are tfrs.tasks.Retrieval.call's: query_embeddings [queries, d] (or
+    [queries, vectors, d], scored by the best vector), candidate_embeddings
+    [candidates, d] whose first rows are the queries' positives, sample_weight
+    [queries], candidate_sampling_probability and candidate_ids [candidates].
+    compute_metrics and compute_batch_metrics are unused (no such metrics).
+    """
+    del compute_metrics, compute_batch_metrics  # No factorized or batch metrics.
+    if score_mask is not None:
+      raise ValueError("CrossReplicaRetrieval does not support score_mask.")
+    constants = [c for c in (candidate_sampling_probability, candidate_ids) if c is not None]
+    num_queries = tf.shape(query_embeddings, out_type=tf.int32)[0]
+    batch = distribution.gather_replicas([candidate_embeddings], constants, num_queries)
+    gathered = iter(batch.constants)
+    probability = None if candidate_sampling_probability is None else next(gathered)
+    ids = None if candidate_ids is None else next(gathered)
+    # Query i's positive is its own candidate, at this replica's offset in the gathered rows.
+    labels = tf.one_hot(batch.offset + tf.range(num_queries), batch.num_rows)
+    scores = self._logits(query_embeddings, batch.differentiable[0], labels, probability, ids)
+    per_example = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+    loss = tf.math.divide_no_nan(tf.reduce_sum(per_example),
+                                 tf.cast(batch.num_examples, per_example.dtype))
+    shown = loss * batch.num_replicas if batch.num_replicas > 1 else loss
+    update_ops = [metric.update_state(shown) for metric in self._loss_metrics]
+    with tf.control_dependencies(update_ops):
+      return tf.identity(loss)
+
+  def _logits(self, queries: tf.Tensor, candidates: tf.Tensor, labels: tf.Tensor,
+              probability: Optional[tf.Tensor], ids: Optional[tf.Tensor]) -> tf.Tensor:
+    """Scores as tfrs.tasks.Retrieval computes them: dot products (the best query vector
+    of a multi-vector query), over the temperature, logQ corrected, accidental hits
+    removed."""
+    if queries.shape.rank == 3:
+      scores = tf.reduce_max(tf.einsum("qne,ce->qnc", queries, candidates), axis=1)
+    else:
+      scores = tf.linalg.matmul(queries, candidates, transpose_b=True)
+    if self._temperature is not None:
+      scores = scores / self._temperature
+    if probability is not None:
+      scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, probability)
+    if self._remove_accidental_hits:
+      if ids is None:
+        raise ValueError("When accidental hit removal is enabled, candidate ids must be "
+                         "supplied.")
+      scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, ids)
+    return scores
+
+
+def retrieval_task(temperature: float, loss_name: str) -> CrossReplicaRetrieval:
   """The in-batch softmax task, accidental hits removed, with a metric `loss_name`.
 
   Per-example mean loss (TFRS defaults to the batch sum), so that logged losses compare
   across batch sizes and the partial last batch; the metric averages a whole epoch, where
-  Keras's `loss` is the last batch's.
+  Keras's `loss` is the last batch's. Under a strategy the negatives are every replica's
+  candidates and the mean is over every replica's examples (`CrossReplicaRetrieval`).
   """
-  return tfrs.tasks.Retrieval(
-      loss=tf.keras.losses.CategoricalCrossentropy(
-          from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE),
-      loss_metrics=[tf.keras.metrics.Mean(name=loss_name)],
-      temperature=temperature, remove_accidental_hits=True)
+  return CrossReplicaRetrieval(temperature, loss_metrics=[tf.keras.metrics.Mean(name=loss_name)])
 
 
 class UserIdHead(tf.keras.Model):
@@ -186,23 +273,47 @@ class RetrievalModel(tfrs.models.Model):
         for query_tower, candidate_tower, task in heads])
 
   def train_step(self, inputs):
-    """tfrs.models.Model's step; a user id head's variables take its own optimizer."""
-    if self.user_id_head is None:
-      return super().train_step(inputs)
+    """tfrs.models.Model's step, under any strategy; a user id head's variables take its
+    own optimizer.
+
+    Keras sums the replicas' gradients: each replica's task loss is already its share of
+    the whole step's mean, and the regularization is divided by the replicas so that it
+    counts once. Summed over the replicas, the gradients and logged losses are those of
+    one replica stepping on the whole global batch.
+    """
     with tf.GradientTape() as tape:
       loss = self.compute_loss(inputs, training=True)
-      regularization_loss = tf.reduce_sum([tf.reduce_sum(l) for l in self.losses])
+      regularization_loss = self._regularization_share()
       total_loss = loss + regularization_loss
-    head_variables = self.user_id_head.trainable_variables
+    head_variables = self.user_id_head.trainable_variables if self.user_id_head else []
     head_refs = {variable.ref() for variable in head_variables}
     own_variables = [v for v in self.trainable_variables if v.ref() not in head_refs]
     gradients = tape.gradient(total_loss, own_variables + head_variables)
     self.optimizer.apply_gradients(zip(gradients[:len(own_variables)], own_variables))
-    self.user_id_head.head_optimizer.apply_gradients(
-        zip(gradients[len(own_variables):], head_variables))
-    metrics = {metric.name: metric.result() for metric in self.metrics}
-    metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
-    return metrics
+    if head_variables:
+      self.user_id_head.head_optimizer.apply_gradients(
+          zip(gradients[len(own_variables):], head_variables))
+    return self._step_logs(loss, regularization_loss)
+
+  def test_step(self, inputs):
+    """tfrs.models.Model's step, under any strategy (the losses as `train_step`'s)."""
+    loss = self.compute_loss(inputs, training=False)
+    return self._step_logs(loss, self._regularization_share())
+
+  def _regularization_share(self) -> tf.Tensor:
+    """The regularization losses over the replicas running the step (all of it with one):
+    the replicas' summed gradients then carry it once."""
+    regularization = tf.reduce_sum([tf.reduce_sum(loss) for loss in self.losses])
+    replicas = distribution.replicas_in_step()
+    return regularization / replicas if replicas > 1 else regularization
+
+  def _step_logs(self, loss: tf.Tensor, regularization_loss: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The metrics and this replica's shares of the step's losses: Keras's fit sums the
+    replicas' logs (its distribute_reduction_method 'auto' is 'sum' off TPUs)."""
+    logs = {metric.name: metric.result() for metric in self.metrics}
+    logs.update(loss=loss, regularization_loss=regularization_loss,
+                total_loss=loss + regularization_loss)
+    return logs
 
 
 def _normalized(embedding: tf.Tensor) -> tf.Tensor:
