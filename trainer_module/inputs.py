@@ -92,10 +92,6 @@ def batches(file_patterns: Sequence[str], tft_output: tft.TFTransformOutput,
                  None if histories is None else tf.constant(histories), max_context,
                  keep_rating)
   options = tf.data.Options()
-  # With several workers (tf.distribute), each reads every file and keeps its share of
-  # the records: the files are few, so sharding by file would starve workers.
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.DATA)
   # Default graph rewrites serialize the pipeline with its captured history table; the
   # one that matters here, parallel parsing, is asked for directly.
   options.experimental_optimization.apply_default_optimizations = False

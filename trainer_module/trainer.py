@@ -26,6 +26,7 @@ from tfx import v1 as tfx
 from contracts import configs
 from trainer_module import artifact_files
 from trainer_module import data
+from trainer_module import distribution
 from trainer_module import ease_factor_selection
 from trainer_module import export
 from trainer_module import histories as histories_lib
@@ -96,6 +97,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   Args:
     fn_args: From the TFX Trainer; see the module docstring for `custom_config`.
   """
+  # First: a multi-worker strategy must configure TensorFlow before any op runs.
+  strategy = distribution.strategy_from_tf_config()
   run = RunConfigs.from_custom_config(fn_args.custom_config or {})
   config, optimization = run.trainer, run.trainer.optimization
   has_validation = run.context.validation_fraction > 0
@@ -105,7 +108,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   max_context, max_title_tokens = run.context.max_context, config.towers.max_title_tokens
   sizes = training.vocabulary_sizes(tft_output, run.transform)
-  model = training.build_model(tft_output, config, run.transform, max_context)
+  with strategy.scope():
+    model = training.build_model(tft_output, config, run.transform, max_context)
   with_ranking = config.ranking.model != configs.NO_RANKING
 
   histories = run.user_histories(tft_output, sizes.users)
@@ -141,21 +145,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     ranker, ranking_history = ranking.train_stage(training_input, fitted, validation, config,
                                                   sizes)
     history.update(ranking_history)
-  # TFX puts the serving model in <model uri>/Format-Serving (path_utils).
+  # TFX puts the serving model in <model uri>/Format-Serving (path_utils). Every worker
+  # exports (saving runs collective ops), only the chief into the Model artifact.
   model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-  artifact_files.write_history(model_uri, history)
-  if ranker is not None:
-    ranking.write_serving_config(model_uri, config)
-
-  export.export_all(export.ExportInputs(
-      model_uri=model_uri,
-      serving_model_dir=fn_args.serving_model_dir, tft_output=tft_output,
-      retrieval_model=model, ranker=ranker,
-      ranking_candidates=config.ranking.candidates, ranking_weight=config.ranking.weight,
-      raw_catalog=raw_catalog, max_title_tokens=max_title_tokens, top_k=config.serving.top_k,
-      reference_timestamp=int(whole.times.max()),
-      seen_movies=histories_lib.seen_movies(whole, tft_output),
-      user_histories=(histories.whole if histories else
-                      np.full([sizes.users, max_context], model_lib.PADDING, np.int64)),
-      ease_factor=factor.for_serving(whole.users, whole.movies, sizes.users)
-      if factor else None))
+  serving_dir_name = os.path.basename(fn_args.serving_model_dir.rstrip("/"))
+  with distribution.saving_model_dir(model_uri, strategy) as export_uri:
+    artifact_files.write_history(export_uri, history)
+    if ranker is not None:
+      ranking.write_serving_config(export_uri, config)
+    export.export_all(export.ExportInputs(
+        model_uri=export_uri,
+        serving_model_dir=os.path.join(export_uri, serving_dir_name), tft_output=tft_output,
+        retrieval_model=model, ranker=ranker,
+        ranking_candidates=config.ranking.candidates, ranking_weight=config.ranking.weight,
+        raw_catalog=raw_catalog, max_title_tokens=max_title_tokens,
+        top_k=config.serving.top_k, reference_timestamp=int(whole.times.max()),
+        seen_movies=histories_lib.seen_movies(whole, tft_output),
+        user_histories=(histories.whole if histories else
+                        np.full([sizes.users, max_context], model_lib.PADDING, np.int64)),
+        ease_factor=factor.for_serving(whole.users, whole.movies, sizes.users)
+        if factor else None))

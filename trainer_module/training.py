@@ -5,7 +5,7 @@ Keras `fit` on the streamed train split (trainer_module/inputs.py); with a valid
 slice, `validation.ValidationHitRate` chooses the epoch.
 """
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -15,6 +15,7 @@ from contracts import configs
 from contracts import features
 from contracts import progress
 from trainer_module import data
+from trainer_module import distribution
 from trainer_module import inputs
 from trainer_module import model as model_lib
 from trainer_module import towers
@@ -52,6 +53,9 @@ def build_model(tft_output: tft.TFTransformOutput, trainer_config: configs.Train
       data.movie_sampling_probability(tft_output, transform_config.num_oov_buckets),
       max_context=max_context)
   model.compile(optimizer=make_optimizer(trainer_config))
+  # The logged losses are metrics, already the whole step's on every worker; Keras's
+  # default off TPU ("sum") would add them up across workers.
+  model.distribute_reduction_method = "first"
   return model
 
 
@@ -88,6 +92,17 @@ class _Throughput(tf.keras.callbacks.Callback):
         "" if val_hit_rate is None else f", validation hit rate {val_hit_rate:.4f}")
 
 
+def for_strategy(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy, count: int,
+                 batch_size: int) -> Tuple[tf.data.Dataset, Optional[int]]:
+  """(dataset, steps per epoch) to fit under `strategy`: unchanged (None: one pass) on one
+  worker; across workers sharded by element (`distribution.shard`), repeated, and cut to
+  the same number of steps on every worker, since each step's collective ops need every
+  worker and sharded passes may differ by a batch."""
+  if not distribution.is_multi_worker(strategy):
+    return dataset, None
+  return distribution.shard(dataset, strategy).repeat(), max(1, count // batch_size)
+
+
 def train(model: model_lib.RetrievalModel, training_input: inputs.TrainingInput,
           validation: Optional[validation_slice.ValidationSlice],
           config: configs.TrainerConfig, log_dir: str,
@@ -111,16 +126,23 @@ def train(model: model_lib.RetrievalModel, training_input: inputs.TrainingInput,
   throughput = _Throughput(training_input.num_examples)
   callbacks = []
   validation_data = None
+  strategy = model.distribute_strategy
+  validation_steps = None
   if validation:
-    validation_data = training_input.batches(optimization.batch_size, files=validation.files)
+    validation_data, validation_steps = for_strategy(
+        training_input.batches(optimization.batch_size, files=validation.files), strategy,
+        validation.num_examples, optimization.batch_size)
     # Before the throughput callback, whose one line per epoch then shows the hit rate.
     callbacks.append(validation_lib.ValidationHitRate(
         validation, optimization.early_stopping_patience, optimization.seed, targets_ratio))
   callbacks += [throughput, tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
-  fitted = training_input.batches(optimization.batch_size, optimization.shuffle_buffer,
-                                  optimization.seed)
+  fitted, steps = for_strategy(
+      training_input.batches(optimization.batch_size, optimization.shuffle_buffer,
+                             optimization.seed),
+      strategy, training_input.num_examples, optimization.batch_size)
   history = model.fit(fitted, validation_data=validation_data, epochs=optimization.epochs,
-                      verbose=2, callbacks=callbacks)
+                      steps_per_epoch=steps, validation_steps=validation_steps, verbose=2,
+                      callbacks=callbacks)
   result = {**history.history, "examples_per_second": throughput.per_epoch}
   result[artifacts.HISTORY_EPOCH_KEPT] = [callbacks[0].best_epoch if validation
                                           else len(throughput.per_epoch)]
