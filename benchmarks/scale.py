@@ -225,12 +225,19 @@ def _check_flags() -> None:
 
 def run(sizes: Sequence[configs.SyntheticDataConfig], work_dir: str,
         extra: Sequence[str], poll_seconds: float, keep: bool) -> List[SizeResult]:
-  """Measures every size in turn, printing the table so far after each."""
+  """Measures every size in turn, printing the table so far after each and writing it to
+  the results file, so that a long size that fails or is stopped keeps the smaller ones."""
   measured = []
   for size in sizes:
     measured.append(measure(size, work_dir, extra, poll_seconds, keep))
     print(size_table(measured), flush=True)
+    write_results(measured, extra)
   return measured
+
+
+def write_results(measured: Sequence[SizeResult], extra: Sequence[str]) -> None:
+  results.write(results.results_name(__file__), "Pipeline cost against the number of "
+                "ratings", result_sections(measured, extra))
 
 
 def main(argv: Sequence[str]) -> int:
@@ -255,8 +262,6 @@ def main(argv: Sequence[str]) -> int:
     print(f"Data, pipeline roots and logs kept in {work_dir}", flush=True)
   elif not _WORK_DIR.value:
     shutil.rmtree(work_dir, ignore_errors=True)
-  results.write(results.results_name(__file__), "Pipeline cost against the number of "
-                "ratings", result_sections(measured, extra))
   return 0
 
 
