@@ -624,18 +624,20 @@ def _trainer_artifacts(root: pathlib.Path) -> Tuple[_ArtifactDict, _ArtifactDict
   os.makedirs(schema[0].uri)
   (root / "schema" / "schema.pbtxt").write_text("")
   inputs = {"examples": artifact(standard_artifacts.Examples, "examples",
-                                 [artifacts.TRAIN_SPLIT, artifacts.EVAL_SPLIT]),
+                                 [artifacts.TRAIN_SPLIT, artifacts.VALIDATION_SPLIT]),
             "transform_graph": artifact(standard_artifacts.TransformGraph, "transform"),
             "schema": schema,
             artifacts.MOVIES_KEY: artifact(standard_artifacts.Examples, "movies",
-                                           [artifacts.CATALOG_SPLIT])}
+                                           [artifacts.CATALOG_SPLIT]),
+            artifacts.USER_HISTORIES_KEY: artifact(standard_artifacts.Examples, "histories",
+                                                   [artifacts.USERS_SPLIT])}
   outputs = {"model": artifact(standard_artifacts.Model, "model"),
              "model_run": artifact(standard_artifacts.ModelRun, "model_run")}
   return inputs, outputs
 
 
-def test_every_vertex_replica_runs_run_fn_with_the_catalog(vertex_compiled, tmp_path,
-                                                           monkeypatch):
+def test_every_vertex_replica_runs_run_fn_with_the_catalog_and_histories(
+    vertex_compiled, tmp_path, monkeypatch):
   # The Trainer task's executor, as compiled, up to the Vertex AI API call.
   launched = []
   monkeypatch.setattr(training_clients.VertexJobClient, "create_client", lambda self: None)
@@ -673,6 +675,11 @@ def test_every_vertex_replica_runs_run_fn_with_the_catalog(vertex_compiled, tmp_
   movies_uri = inputs[artifacts.MOVIES_KEY][0].uri
   assert fn_args.custom_config[configs.CATALOG_FILES_KEY] == [
       f"{movies_uri}/Split-{artifacts.CATALOG_SPLIT}/*"]
+  histories_uri = inputs[artifacts.USER_HISTORIES_KEY][0].uri
+  assert fn_args.custom_config[configs.HISTORY_FILES_KEY] == [
+      f"{histories_uri}/Split-{artifacts.USERS_SPLIT}/*"]
+  # The Trainer's eval files are the validation split (never the Evaluator's eval split).
+  assert all(f"Split-{artifacts.VALIDATION_SPLIT}" in f for f in fn_args.eval_files)
   assert configs.TrainerConfig.from_dict(
       fn_args.custom_config[configs.TRAINER_KEY]) == configs.TrainerConfig()
   assert fn_args.serving_model_dir.startswith(outputs["model"][0].uri)
