@@ -308,8 +308,10 @@ class RetrievalModel(tfrs.models.Model):
     return regularization / replicas if replicas > 1 else regularization
 
   def _step_logs(self, loss: tf.Tensor, regularization_loss: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """The metrics and this replica's shares of the step's losses: Keras's fit sums the
-    replicas' logs (its distribute_reduction_method 'auto' is 'sum' off TPUs)."""
+    """The metrics (the whole step's mean losses) and this replica's shares of the step's
+    losses. `training.build_model` has Keras log the first replica's values
+    (distribute_reduction_method 'first'): summed across workers, the metrics would count
+    each worker's copy of the whole step's mean."""
     logs = {metric.name: metric.result() for metric in self.metrics}
     logs.update(loss=loss, regularization_loss=regularization_loss,
                 total_loss=loss + regularization_loss)
