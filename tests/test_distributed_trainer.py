@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,18 +60,9 @@ def _start(args, directory, tf_config=None):
 
 
 def _wait(processes, directories):
-  deadline = time.monotonic() + TIMEOUT_S
-  try:
-    for process in processes:
-      process.wait(timeout=max(1.0, deadline - time.monotonic()))
-  finally:
-    for process in processes:
-      if process.poll() is None:
-        process.kill()
-        process.wait()
-  for process, directory in zip(processes, directories):
-    with open(os.path.join(directory, "stderr.log")) as f:
-      assert process.returncode == 0, f.read()[-3000:]
+  test_distribution.wait_all(
+      processes, [os.path.join(directory, "stderr.log") for directory in directories],
+      TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

@@ -252,6 +252,23 @@ def _environment(**extra: str) -> Dict[str, str]:
           "CUDA_VISIBLE_DEVICES": "", **extra}
 
 
+def wait_all(processes: List[subprocess.Popen], logs: List[str], timeout_s: float) -> None:
+  """Waits for every process (all killed once `timeout_s` has passed) and asserts each
+  exited 0, showing the tail of its log file otherwise."""
+  deadline = time.monotonic() + timeout_s
+  try:
+    for process in processes:
+      process.wait(timeout=max(1.0, deadline - time.monotonic()))
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+  for process, log in zip(processes, logs):
+    with open(log) as f:
+      assert process.returncode == 0, f.read()[-3000:]
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))
@@ -289,18 +306,7 @@ def workers(tmp_path_factory) -> List[Dict[str, Any]]:
       processes.append(subprocess.Popen(
           _command("worker", str(root / f"worker{index}" / "results.json")), cwd=ROOT,
           env=_environment(TF_CONFIG=tf_config), stdout=subprocess.DEVNULL, stderr=log))
-  deadline = time.monotonic() + TIMEOUT_S
-  try:
-    for process in processes:
-      process.wait(timeout=max(1.0, deadline - time.monotonic()))
-  finally:
-    for process in processes:
-      if process.poll() is None:
-        process.kill()
-        process.wait()
-  errors = [log.read_text() for log in logs]
-  for process, error in zip(processes, errors):
-    assert process.returncode == 0, error[-3000:]
+  wait_all(processes, [str(log) for log in logs], TIMEOUT_S)
   results = []
   for index in range(2):
     with open(root / f"worker{index}" / "results.json") as f:
