@@ -64,8 +64,9 @@ class CrossReplicaRetrieval(tfrs.tasks.Retrieval):
   replica training on the N batches as one. TFRS's own task scores each replica's batch
   alone, and its per-example mean loss is refused under a strategy by Keras.
 
-  With one replica the loss is TFRS's, per-example mean (SUM_OVER_BATCH_SIZE), op for
-  op. The scoring, logQ correction and accidental hit removal are TFRS's layers; hard
+  With one replica the loss is TFRS's, per-example mean (SUM_OVER_BATCH_SIZE), to float
+  precision (the cross-entropy is computed from the positives' indices, not one-hot
+  labels). The scoring, logQ correction and accidental hit removal are TFRS's layers; hard
   negative mining, score masks and factorized or batch metrics are not supported.
   """
 
@@ -81,9 +82,8 @@ class CrossReplicaRetrieval(tfrs.tasks.Retrieval):
         to the loss of the whole step.
       name: Layer name.
     """
+    # No Keras loss: `call` computes the cross-entropy itself.
     super().__init__(
-        loss=tf.keras.losses.CategoricalCrossentropy(
-            from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
         loss_metrics=loss_metrics, temperature=temperature,
         remove_accidental_hits=remove_accidental_hits, name=name)
 
@@ -112,9 +112,14 @@ class CrossReplicaRetrieval(tfrs.tasks.Retrieval):
     probability = None if candidate_sampling_probability is None else next(gathered)
     ids = None if candidate_ids is None else next(gathered)
     # Query i's positive is its own candidate, at this replica's offset in the gathered rows.
-    labels = tf.one_hot(batch.offset + tf.range(num_queries), batch.num_rows)
+    positives = batch.offset + tf.range(num_queries)
+    labels = tf.one_hot(positives, batch.num_rows)
     scores = self._logits(query_embeddings, batch.differentiable[0], labels, probability, ids)
-    per_example = self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+    # The categorical cross-entropy of TFRS's task, from the positives' indices: the same
+    # value without the one-hot labels' [queries, rows] pass (the costliest op of a step).
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(positives, scores)
+    if sample_weight is not None:
+      per_example *= tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
     loss = tf.math.divide_no_nan(tf.reduce_sum(per_example),
                                  tf.cast(batch.num_examples, per_example.dtype))
     shown = loss * batch.num_replicas if batch.num_replicas > 1 else loss
@@ -272,6 +277,11 @@ class RetrievalModel(tfrs.models.Model):
              compute_metrics=False)
         for query_tower, candidate_tower, task in heads])
 
+  # The steps run as written, not converted by AutoGraph: they have no tensor-dependent
+  # Python control flow, and AutoGraph would otherwise convert every tf_keras function they
+  # reach (tf_keras is not on AutoGraph's do-not-convert list, as keras is), which makes
+  # tracing a step slower than many training steps.
+  @tf.autograph.experimental.do_not_convert
   def train_step(self, inputs):
     """tfrs.models.Model's step, under any strategy; a user id head's variables take its
     own optimizer.
@@ -295,6 +305,7 @@ class RetrievalModel(tfrs.models.Model):
           zip(gradients[len(own_variables):], head_variables))
     return self._step_logs(loss, regularization_loss)
 
+  @tf.autograph.experimental.do_not_convert
   def test_step(self, inputs):
     """tfrs.models.Model's step, under any strategy (the losses as `train_step`'s)."""
     loss = self.compute_loss(inputs, training=False)

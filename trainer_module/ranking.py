@@ -103,6 +103,15 @@ class DcnRankingModel(tfrs.models.Model):
       crossed = dense(crossed)
     return features.to_vector(self.rating(crossed))
 
+  # Traced as written, as model_lib.RetrievalModel's steps (which say why).
+  @tf.autograph.experimental.do_not_convert
+  def train_step(self, inputs):
+    return super().train_step(inputs)
+
+  @tf.autograph.experimental.do_not_convert
+  def test_step(self, inputs):
+    return super().test_step(inputs)
+
   def compute_loss(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
     if training and self._oov_user_rate > 0:
       inputs = model_lib.drop_user_ids(inputs, self._oov_user_rate, self._sizes)

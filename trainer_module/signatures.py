@@ -28,7 +28,9 @@ def query_signature(fn: QueryFn, names: Sequence[str],
   specs = features.serving_specs(names) + tuple(extra_specs)
   keys = tuple(spec.name for spec in specs)
 
-  @tf.function(input_signature=specs)
+  # Traced as written (no tensor-dependent Python control flow): AutoGraph would convert
+  # every tf_keras function the towers reach (model.RetrievalModel.train_step says why).
+  @tf.function(input_signature=specs, autograph=False)
   def signature(*values):
     inputs = dict(zip(keys, values))
     check_same_batch(inputs)
