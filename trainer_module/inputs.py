@@ -7,6 +7,7 @@ name order, which UserContext made a seeded shuffle of the ratings; the buffer g
 epoch a new order, reproducible from the seed.
 """
 import dataclasses
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -19,6 +20,9 @@ from trainer_module import model
 
 # Serialized records parsed at a time when a dataset is read whole (validation, scans).
 READ_BATCH = 8192
+# Batches parsed at once, and batches ready ahead of the model: enough to keep it fed.
+PARSE_CALLS = max(2, os.cpu_count() or 1)
+PREFETCH_BATCHES = 2
 
 
 def join_context(histories: tf.Tensor, users: tf.Tensor, movies: tf.Tensor,
@@ -95,9 +99,12 @@ def batches(file_patterns: Sequence[str], tft_output: tft.TFTransformOutput,
   # Default graph rewrites serialize the pipeline with its captured history table; the
   # one that matters here, parallel parsing, is asked for directly.
   options.experimental_optimization.apply_default_optimizations = False
+  # Fixed parallelism, not the autotuner: with it, some passes end in a stall of seconds
+  # (its background thread at the iterator's teardown), one pass in a few.
+  options.autotune.enabled = False
   return (dataset.batch(batch_size)
-          .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-          .prefetch(tf.data.AUTOTUNE).with_options(options))
+          .map(parse, num_parallel_calls=PARSE_CALLS, deterministic=True)
+          .prefetch(PREFETCH_BATCHES).with_options(options))
 
 
 @dataclasses.dataclass(frozen=True)
