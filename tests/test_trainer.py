@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow.core.protobuf import saved_model_pb2
 from tfx import v1 as tfx
 
 from components.retrieval_evaluator import data as evaluator_data
@@ -754,6 +755,19 @@ def test_run_fn_writes_every_export(fixture_data, trained_uri):
   # Movies never rated share the OOV id embedding but differ by title and genres.
   unrated = np.array([embeddings[movie_ids.index(m)] for m in sorted(never_trained)])
   assert len(np.unique(unrated.round(5), axis=0)) == len(unrated)
+
+
+def test_exports_carry_no_keras_layer_traces(trained_uri):
+  # The models are served by their signatures (tf.saved_model.load, TF Serving); the
+  # Keras layers' call traces would only make every export slower.
+  for directory in (os.path.join(trained_uri, "Format-Serving"),
+                    artifacts.query_model_path(trained_uri)):
+    saved = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(directory, "saved_model.pb"), "rb") as f:
+      saved.ParseFromString(f.read())
+    names = [function.signature.name
+             for function in saved.meta_graphs[0].graph_def.library.function]
+    assert names and not [name for name in names if "layer_call" in name], directory
 
 
 def test_run_fn_writes_seen_movies(fixture_data, trained_uri):

@@ -7,8 +7,9 @@ part is its own module: query_encoder.py, rating_scorer.py and serving_model.py 
 SavedModels), histories.py (the users' stored histories they share), signatures.py
 (signatures over raw features) and artifact_files.py (the plain files).
 """
+import contextlib
 import dataclasses
-from typing import Mapping, Optional, Sequence
+from typing import ContextManager, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -68,9 +69,31 @@ class ExportInputs:
   ease_factor: Optional[ease_factor_lib.ServingFactor] = None
 
 
+def without_keras_traces() -> ContextManager[None]:
+  """A scope in which SavedModels are written without the Keras layers' call traces.
+
+  Keras's SavedModel serialization traces every layer's call functions so that
+  `tf.keras.models.load_model` can revive the layers; these SavedModels are loaded with
+  `tf.saved_model.load` and served by their signatures, so the traces only cost export
+  time. tf_keras offers the switch only as `Model.save(save_traces=False)`, for a Keras
+  model saved alone; this is the scope that option sets. Without it (another tf_keras
+  layout) the models are written with the traces, as before.
+  """
+  try:
+    from tf_keras.src.saving.legacy.saved_model import utils  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return contextlib.nullcontext()
+  return utils.keras_option_scope(save_traces=False)
+
+
 def export_all(inputs: ExportInputs) -> None:
   """Writes the candidate embeddings, the query model, the ranking model (with a ranker),
   the serving model and its seen-movies file."""
+  with without_keras_traces():
+    _export_all(inputs)
+
+
+def _export_all(inputs: ExportInputs) -> None:
   tft_output, retrieval_model, ranker = inputs.tft_output, inputs.retrieval_model, inputs.ranker
   raw_catalog, ease_factor = inputs.raw_catalog, inputs.ease_factor
   embeddings = candidate_embeddings(tft_output, retrieval_model, raw_catalog,
